@@ -1,0 +1,25 @@
+"""divweights: closed-form divergence-constrained instance and class weights for learning with noisy labels.
+
+The core is written once against the Python array API standard: the same call
+works on NumPy, PyTorch, JAX (also under ``jax.jit``), CuPy and
+array-api-strict arrays, and returns an array of the input's namespace, dtype
+and device.
+"""
+
+from ._api import class_weights, instance_weights, reweighted_class_losses
+from .divergences import KL, Alpha, ChiSquared, Divergence, ReverseKL, SquaredL2, TotalVariation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "instance_weights",
+    "class_weights",
+    "reweighted_class_losses",
+    "Divergence",
+    "KL",
+    "ReverseKL",
+    "Alpha",
+    "ChiSquared",
+    "TotalVariation",
+    "SquaredL2",
+]

@@ -1,0 +1,209 @@
+"""Public entry points: :func:`instance_weights`, :func:`class_weights`."""
+
+from __future__ import annotations
+
+import math
+
+from ._array import check_scalar, is_concrete, prepare, quiet, scalar
+from .divergences import Divergence
+
+__all__ = ["instance_weights", "class_weights", "reweighted_class_losses"]
+
+
+def _check_divergence(divergence):
+    if isinstance(divergence, type) and issubclass(divergence, Divergence):
+        raise TypeError(
+            f"pass a divergence instance such as {divergence.__name__}(), not the class itself"
+        )
+    if not isinstance(divergence, Divergence):
+        raise TypeError(
+            "divergence must be a divweights divergence (KL(), ReverseKL(), Alpha(a), ChiSquared(), "
+            f"TotalVariation(), SquaredL2()); got {divergence!r}"
+        )
+
+
+def _nan_rows(xp, x, out):
+    """Rows of ``x`` holding a NaN give all-NaN rows of ``out``."""
+    bad = xp.any(xp.isnan(x), axis=-1, keepdims=True)
+    return xp.where(bad, xp.full_like(out, math.nan), out)
+
+
+def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature=None):
+    r"""Weights over a mini-batch that minimise the weighted loss near uniform.
+
+    Solves, independently for every leading index, over the last axis
+    (the mini-batch, of size :math:`n`) and :math:`u = 1/n`:
+
+    * ``lam``: :math:`\min_{w\in\Delta_n} \langle w, \ell\rangle + \lambda D(w\|u)`;
+    * ``delta``: :math:`\min_{w\in\Delta_n} \langle w, \ell\rangle` s.t. :math:`D(w\|u) \le \delta`
+      (exact: the constraint is active whenever it binds, and the result is the
+      closest-to-uniform minimiser when it does not);
+    * ``temperature`` (Alpha family and KL): the published implementation's
+      weights, ``w ∝ exp(-l / T)`` for KL and
+      ``w ∝ max((1 - a) l + T, 0) ** (1 / (a - 1))`` for ``Alpha(a)``, normalised.
+      For KL ``T`` is exactly ``lam``; for other alphas ``T`` is the shift of
+      the power law, not the multiplier (see the docs for the map).
+
+    Parameters
+    ----------
+    losses : array, shape (..., n)
+        Per-example losses (any array-API library; integers are promoted).
+    divergence : Divergence
+        ``KL()``, ``ReverseKL()``, ``Alpha(a)``, ``ChiSquared()``,
+        ``TotalVariation()`` or ``SquaredL2()``.
+    lam, delta, temperature : float or 0-d array
+        Exactly one.  ``lam > 0`` and ``temperature > 0`` (``inf`` means
+        uniform weights); ``delta >= 0``.  Values may be traced (``jax.jit``).
+
+    Returns
+    -------
+    weights : array, shape (..., n)
+        Nonnegative, summing to one along the last axis, in the namespace,
+        dtype and device of ``losses`` (float16/bfloat16 are computed in
+        float32).  Higher losses never get more weight.
+
+    Notes
+    -----
+    * An example with loss ``+inf`` gets weight zero (for total variation:
+      once the radius allows it) and the divergence is measured on the others;
+      a row whose losses are all ``+inf`` gets uniform weights.
+    * A row containing NaN returns NaN weights for the whole row.
+    * The weights are meant to be held constant in the backward pass: by
+      Danskin's theorem the gradient of the optimal value is
+      :math:`\sum_i w^*_i \nabla \ell_i`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from divweights import KL, instance_weights
+    >>> losses = np.array([0.2, 0.3, 2.5, 0.1])
+    >>> np.round(instance_weights(losses, KL(), lam=0.5), 3)
+    array([0.328, 0.268, 0.003, 0.4  ])
+    >>> w = instance_weights(losses, KL(), delta=0.1)
+    >>> round(float(KL()(w, np.full(4, 0.25))), 6)
+    0.1
+    """
+    _check_divergence(divergence)
+    given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
+    if len(given) != 1:
+        names = " and ".join(given) if given else "none"
+        raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
+    (form, strength), = given.items()
+    l, work = prepare(losses, "losses")
+    xp = work.xp
+    if l.shape[-1] == 0:
+        raise ValueError("losses must hold at least one example along the last axis (empty batch)")
+    check_scalar(form, strength, positive=form != "delta")
+    s = scalar(work, strength)
+    all_inf = xp.all(xp.isinf(l) & (l > 0), axis=-1, keepdims=True)
+    l = xp.where(all_inf, xp.zeros_like(l), l)
+    with quiet(xp):
+        w = divergence.instance(l, form, s, work)
+        w = _nan_rows(xp, l, w)
+    return work.finish(w)
+
+
+def _targets_as_probabilities(targets, L, work):
+    """Return ``(y, onehot)`` with ``y`` of ``L``'s shape and dtype."""
+    xp = work.xp
+    k = L.shape[-1]
+    if not hasattr(targets, "dtype"):
+        raise TypeError(f"targets must be an array; got {type(targets).__name__}")
+    if xp.isdtype(targets.dtype, "integral"):
+        if tuple(targets.shape) != tuple(L.shape[:-1]):
+            raise ValueError(
+                f"integer targets must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; "
+                f"got {tuple(targets.shape)}"
+            )
+        if is_concrete(targets) and targets.size != 0:
+            lo, hi = int(xp.min(targets)), int(xp.max(targets))
+            if lo < 0 or hi >= k:
+                raise ValueError(f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}]")
+        classes = xp.arange(k, dtype=targets.dtype, device=work.device)
+        y = xp.astype(targets[..., None] == classes, work.dtype)
+        return y, True
+    if xp.isdtype(targets.dtype, "bool"):
+        raise TypeError("targets must be integer labels or floating probabilities, not bool")
+    if tuple(targets.shape) != tuple(L.shape):
+        raise ValueError(
+            f"probability targets must have the shape of class_losses {tuple(L.shape)}; got {tuple(targets.shape)}"
+        )
+    y = xp.astype(targets, work.dtype)
+    if is_concrete(y) and y.size != 0:
+        if bool(xp.any(y < 0)) or not bool(xp.all(xp.isfinite(y))):
+            raise ValueError("probability targets must be finite and nonnegative")
+        sums = xp.sum(y, axis=-1)
+        tol = 1e-3 if work.finfo.bits < 64 else 1e-6
+        if bool(xp.any(xp.abs(sums - 1.0) > tol)):
+            raise ValueError("probability targets must sum to 1 along the last axis")
+    y = y / xp.sum(y, axis=-1, keepdims=True)
+    return y, False
+
+
+def class_weights(class_losses, targets, divergence, /, *, gamma):
+    r"""Per-example weights over the classes, near the label.
+
+    For every row :math:`i`, solves
+    :math:`\min_{v\in\Delta_k}\langle v, \ell_{i\cdot}\rangle` s.t. :math:`D(v\|y_i) \le \gamma`.
+
+    Parameters
+    ----------
+    class_losses : array, shape (..., k)
+        Loss of each class, e.g. ``-log_softmax(logits)``.
+    targets : array
+        Integer labels of shape ``(...)`` or probabilities of shape ``(..., k)``.
+    divergence : Divergence
+        ``TotalVariation()`` (``gamma`` is half the L1 radius; one-hot labels
+        give hard bootstrapping), ``ReverseKL()`` (``KL(target || v) <= gamma``),
+        ``SquaredL2()``, or ``KL()`` (probability targets only:
+        ``v ∝ target * exp(-class_losses / lam)``, loss-adaptive label smoothing).
+    gamma : float or 0-d array
+        Radius, ``>= 0``.  ``0`` returns the targets.
+
+    Returns
+    -------
+    v : array, shape (..., k)
+        Rows on the simplex; namespace, dtype and device of ``class_losses``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from divweights import TotalVariation, class_weights
+    >>> L = np.array([[2.0, 0.1, 1.0]])
+    >>> class_weights(L, np.array([0]), TotalVariation(), gamma=0.3)
+    array([[0.7, 0.3, 0. ]])
+    """
+    _check_divergence(divergence)
+    L, work = prepare(class_losses, "class_losses")
+    xp = work.xp
+    if L.shape[-1] == 0:
+        raise ValueError("class_losses must have at least one class along the last axis")
+    check_scalar("gamma", gamma, positive=False)
+    g = scalar(work, gamma)
+    y, onehot = _targets_as_probabilities(targets, L, work)
+    with quiet(xp):
+        v = divergence.class_problem(L, y, onehot, g, work)
+        v = _nan_rows(xp, L, v)
+    return work.finish(v)
+
+
+def reweighted_class_losses(class_losses, targets, divergence, /, *, gamma):
+    r"""The class-reweighted loss :math:`\langle v^*, \ell\rangle` of every row.
+
+    Same arguments as :func:`class_weights`; classes with zero weight
+    contribute zero even when their loss is infinite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from divweights import TotalVariation, reweighted_class_losses
+    >>> L = np.array([[2.0, 0.1, 1.0]])
+    >>> np.round(reweighted_class_losses(L, np.array([0]), TotalVariation(), gamma=0.3), 6)
+    array([1.43])
+    """
+    v = class_weights(class_losses, targets, divergence, gamma=gamma)
+    L, work = prepare(class_losses, "class_losses")
+    xp = work.xp
+    v_w = xp.astype(v, work.dtype)
+    out = xp.sum(xp.where(v_w > 0, v_w * L, xp.zeros_like(L)), axis=-1)
+    return work.finish(out)

@@ -1,0 +1,197 @@
+"""Array-API plumbing shared by every solver.
+
+Everything here is written against the Python array API standard through
+``array_api_compat``; no array library is imported at import time.  The
+helpers keep three promises made by the public functions:
+
+* outputs live in the input's namespace and on its device;
+* integer inputs are promoted to the namespace's default floating dtype;
+* half-precision inputs (``float16``, ``bfloat16``) are computed in
+  ``float32`` and cast back at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat
+
+__all__ = [
+    "Work",
+    "prepare",
+    "scalar",
+    "logsumexp",
+    "softmax_or",
+    "check_scalar",
+    "is_concrete",
+]
+
+
+@dataclass(frozen=True)
+class Work:
+    """Context of one computation: namespace, device and dtypes."""
+
+    xp: Any
+    device: Any
+    dtype: Any  # working (compute) dtype
+    out_dtype: Any  # dtype returned to the caller
+
+    @property
+    def finfo(self):
+        return self.xp.finfo(self.dtype)
+
+    @property
+    def iterations(self) -> int:
+        """Fixed iteration budget of the safeguarded root finders."""
+        return 60 if self.finfo.bits >= 64 else 36
+
+    def const(self, value) -> Any:
+        return self.xp.asarray(value, dtype=self.dtype, device=self.device)
+
+    def finish(self, x):
+        xp = self.xp
+        if x.dtype != self.out_dtype:
+            x = xp.astype(x, self.out_dtype)
+        return x
+
+
+def _is_half(xp, dtype) -> bool:
+    try:
+        return xp.finfo(dtype).bits <= 16
+    except (TypeError, ValueError):  # pragma: no cover - exotic dtypes
+        return False
+
+
+def prepare(x, name: str, *, min_ndim: int = 1, xp=None):
+    """Validate ``x`` and return ``(x_in_working_dtype, Work)``.
+
+    Integer and boolean arrays are promoted to the namespace's default real
+    floating dtype; half precision is computed in float32.
+    """
+    if xp is None:
+        try:
+            xp = array_api_compat.array_namespace(x)
+        except TypeError as exc:
+            raise TypeError(
+                f"{name} must be an array of a library supported by array-api-compat "
+                f"(numpy, torch, jax, cupy, array-api-strict, ...); got {type(x).__name__}"
+            ) from exc
+    if x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s); got shape {tuple(x.shape)}")
+    device = array_api_compat.device(x)
+    dtype = x.dtype
+    if xp.isdtype(dtype, "real floating"):
+        out_dtype = dtype
+        work_dtype = xp.float32 if _is_half(xp, dtype) else dtype
+    elif xp.isdtype(dtype, ("integral", "bool")):
+        info = xp.__array_namespace_info__()
+        out_dtype = work_dtype = info.default_dtypes(device=device)["real floating"]
+    else:
+        raise TypeError(f"{name} must be real-valued (floating, integer or bool); got dtype {dtype}")
+    if x.dtype != work_dtype:
+        x = xp.astype(x, work_dtype)
+    return x, Work(xp=xp, device=device, dtype=work_dtype, out_dtype=out_dtype)
+
+
+@contextlib.contextmanager
+def quiet(xp):
+    """Silence NumPy's floating-point warnings: the solvers produce and mask
+    infinities on purpose (``log(0)``, ``0 * inf`` in discarded branches)."""
+    if array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_array_api_strict_namespace(xp):
+        import numpy as np
+
+        with np.errstate(all="ignore"):
+            yield
+    else:
+        yield
+
+
+def is_concrete(x) -> bool:
+    """True when ``x``'s values can be inspected eagerly (not a jit tracer)."""
+    try:
+        return not array_api_compat.is_lazy_array(x)
+    except Exception:  # pragma: no cover
+        return False
+
+
+def check_scalar(name: str, value, *, positive: bool, allow_inf: bool = True) -> None:
+    """Validate a hyperparameter when its value is known eagerly.
+
+    Python numbers and concrete 0-d arrays are checked; traced values (for
+    example under ``jax.jit``) pass through unchecked.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, not bool")
+    if isinstance(value, numbers.Real):
+        v = float(value)
+    else:
+        shape = getattr(value, "shape", None)
+        if shape is None:
+            raise TypeError(f"{name} must be a real number or a 0-d array; got {type(value).__name__}")
+        if tuple(shape) != ():
+            raise ValueError(f"{name} must be a scalar (0-d); got shape {tuple(shape)}")
+        if not is_concrete(value):
+            return
+        try:
+            v = float(value)
+        except Exception:  # pragma: no cover - traced by a framework we do not know
+            return
+    if v != v:
+        raise ValueError(f"{name} must not be NaN")
+    if not allow_inf and v == float("inf"):
+        raise ValueError(f"{name} must be finite; got inf")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0; got {v!r}")
+    if not positive and not v >= 0:
+        raise ValueError(f"{name} must be >= 0; got {v!r}")
+
+
+def scalar(work: Work, value):
+    """``value`` (Python number or 0-d array) as a 0-d array of the working dtype,
+    clipped to the largest finite value so that ``inf`` hyperparameters mean
+    "as large as representable"."""
+    xp = work.xp
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        big = float(work.finfo.max)
+        return work.const(min(v, big))
+    v = xp.asarray(value)
+    v = xp.astype(v, work.dtype)
+    if array_api_compat.device(v) != work.device:
+        v = xp.asarray(v, device=work.device)  # pragma: no cover - cross-device scalars
+    return xp.minimum(v, work.const(float(work.finfo.max)))
+
+
+def logsumexp(xp, x, *, axis: int = -1, keepdims: bool = True):
+    """Stable ``log(sum(exp(x)))``; all ``-inf`` gives ``-inf``."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = xp.squeeze(out, axis=axis)
+    return out
+
+
+def softmax_or(xp, logits, fallback_logits, *, axis: int = -1):
+    """Softmax along ``axis``; rows whose logits are all ``-inf`` use
+    ``fallback_logits`` instead (the limit the caller defines), never 0/0."""
+    m = xp.max(logits, axis=axis, keepdims=True)
+    dead = xp.isinf(m) & (m < 0)
+    logits = xp.where(dead, fallback_logits, logits)
+    m = xp.max(logits, axis=axis, keepdims=True)
+    e = xp.exp(logits - m)
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def argmin_mask(xp, x, *, axis: int = -1):
+    """Boolean mask of the minima of ``x`` along ``axis`` (ties all True)."""
+    return x == xp.min(x, axis=axis, keepdims=True)
+
+
+def uniform_on(xp, mask, dtype):
+    """Uniform distribution over ``mask`` along the last axis."""
+    m = xp.astype(mask, dtype)
+    return m / xp.sum(m, axis=-1, keepdims=True)
