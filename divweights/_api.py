@@ -95,7 +95,7 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
         raise ValueError("losses must hold at least one example along the last axis (empty batch)")
     check_scalar(form, strength, positive=form != "delta")
     s = scalar(work, strength)
-    all_inf = xp.all(xp.isinf(l) & (l > 0), axis=-1, keepdims=True)
+    all_inf = xp.min(l, axis=-1, keepdims=True) == math.inf
     l = xp.where(all_inf, xp.zeros_like(l), l)
     with quiet(xp):
         w = divergence.instance(l, form, s, work)

@@ -44,9 +44,9 @@ class Work:
         return self.xp.finfo(self.dtype)
 
     @property
-    def iterations(self) -> int:
-        """Fixed iteration budget of the safeguarded root finders."""
-        return 60 if self.finfo.bits >= 64 else 36
+    def polish(self) -> int:
+        """Newton steps after the grid stage of the root finders."""
+        return 6 if self.finfo.bits >= 64 else 4
 
     def const(self, value) -> Any:
         return self.xp.asarray(value, dtype=self.dtype, device=self.device)

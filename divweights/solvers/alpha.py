@@ -67,7 +67,7 @@ def alpha_temperature(l, a: float, temperature, work):
     if a > 1:
         base = xp.maximum(base, xp.zeros_like(base))
     else:
-        base = xp.maximum(base, xp.full_like(base, float(work.finfo.tiny)))
+        base = xp.maximum(base, xp.full_like(base, float(work.finfo.smallest_normal)))
     logits = p * xp.log(base)
     fallback = xp.log(alpha_limit(xp, l))
     return softmax_or(xp, logits, fallback)
@@ -76,18 +76,18 @@ def alpha_temperature(l, a: float, temperature, work):
 class _Family:
     """The power family on shifted losses, with infinite losses excluded."""
 
-    def __init__(self, l, a: float, work):
+    def __init__(self, lp, a: float, work):
+        """``lp``: losses minus their minimum, ``+inf`` for excluded examples."""
         xp = self.xp = work.xp
+        l = lp
         self.a = a
         self.p = 1.0 / (a - 1.0)
         self.work = work
-        support = ~(xp.isinf(l) & (l > 0))
-        # all-infinite rows were mapped to zeros by the caller
+        support = lp < math.inf
         self.support = support
         on = xp.astype(support, l.dtype)
         self.count = xp.sum(on, axis=-1, keepdims=True)
-        lp = shifted(xp, l, support)
-        self.lp = xp.where(support, lp, xp.full_like(lp, math.inf))
+        self.lp = lp
         self.y = (1.0 - a) * self.lp  # >= 0 for a < 1, <= 0 for a > 1
         self.minimisers = support & (lp == 0)
         self.m = xp.sum(xp.astype(self.minimisers, l.dtype), axis=-1, keepdims=True)
@@ -99,7 +99,8 @@ class _Family:
 
     def r(self, s):
         xp = self.xp
-        z = self.y * xp.exp(-s)
+        y = self.y
+        z = xp.where(y == 0, xp.zeros_like(y), y * xp.exp(-s))  # no 0 * inf
         z = xp.maximum(z, xp.full_like(z, -1.0))
         return xp.log1p(z)
 
@@ -119,27 +120,39 @@ class _Family:
         return mm / xp.sum(mm, axis=-1, keepdims=True)
 
 
+def _shifted_inf(xp, l):
+    """``l - min l`` with ``+inf`` kept for infinite losses."""
+    support = ~(xp.isinf(l) & (l > 0))
+    lp = shifted(xp, l, support)
+    return xp.where(support, lp, xp.full_like(lp, math.inf))
+
+
 def alpha_penalty(l, a: float, lam, work):
     """Exact solution of ``min <w, l> + lam * D_a(w || u)`` over the simplex."""
     xp = work.xp
-    fam = _Family(l, a, work)
+    lp = _shifted_inf(xp, l)
+    fam = _Family(lp, a, work)
     p = fam.p
     log_lam = xp.log(lam)
     span = (a - 1.0) * xp.log(fam.count)
     lo = log_lam + xp.minimum(span, xp.zeros_like(span))
     hi = log_lam + xp.maximum(span, xp.zeros_like(span))
 
-    def fun(s):
-        r = fam.r(s)
-        logits = p * r
-        lse = logsumexp(xp, logits)
-        w = xp.exp(logits - lse)
-        lmean1 = lse - xp.log(fam.count)
-        g = s + lmean1 / p - log_lam
-        dg = xp.sum(_mask_mul(xp, w, xp.exp(-r)), axis=-1, keepdims=True)
-        return g, dg
+    def make(lp_rows):
+        f = _Family(lp_rows, a, work)
 
-    s = solve_increasing(xp, fun, lo, hi, iterations=work.iterations)
+        def fun(s):
+            r = f.r(s)
+            logits = p * r
+            lse = logsumexp(xp, logits)
+            w = xp.exp(logits - lse)
+            g = s + (lse - xp.log(f.count)) / p - log_lam
+            dg = xp.sum(_mask_mul(xp, w, xp.exp(-r)), axis=-1, keepdims=True)
+            return g, dg
+
+        return fun
+
+    s = solve_increasing(xp, make, (lp,), lo, hi, polish=work.polish)
     return fam.weights(s)
 
 
@@ -184,10 +197,11 @@ def alpha_max_divergence(xp, a: float, count, m):
 def alpha_constrained(l, a: float, delta, work):
     """Exact solution of ``min <w, l>  s.t.  D_a(w || u) <= delta``."""
     xp = work.xp
-    fam = _Family(l, a, work)
+    lp = _shifted_inf(xp, l)
+    fam = _Family(lp, a, work)
     p = fam.p
     one = work.const(1.0)
-    tiny = work.const(float(work.finfo.tiny))
+    tiny = work.const(float(work.finfo.smallest_normal))
     d_max = alpha_max_divergence(xp, a, fam.count, fam.m)
     binding = (delta < d_max) & (delta > 0) & (fam.y_max > 0)
     delta_s = xp.maximum(delta, tiny)
@@ -204,11 +218,16 @@ def alpha_constrained(l, a: float, delta, work):
         lo = xp.log(gap) - k / abs(p)
     lo = xp.minimum(lo, hi)
 
-    def fun(s):
-        value, slope = _alpha_value_and_slope(fam, s)
-        return delta_s - value, -slope
+    def make(lp_rows):
+        f = _Family(lp_rows, a, work)
 
-    s = solve_increasing(xp, fun, lo, hi, iterations=work.iterations)
+        def fun(s):
+            value, slope = _alpha_value_and_slope(f, s)
+            return delta_s - value, -slope
+
+        return fun
+
+    s = solve_increasing(xp, make, (lp,), lo, hi, polish=work.polish)
     w = fam.weights(s)
     w = xp.where(binding, w, fam.limit())
     uniform = xp.astype(fam.support, l.dtype) / fam.count

@@ -26,13 +26,6 @@ from .._root import solve_increasing
 
 __all__ = ["kl_penalty", "kl_constrained"]
 
-# Above this batch size the exact-radius solve first runs on a strided
-# subsample, then polishes with a few Newton steps on the whole batch.
-_SUBSAMPLE_ABOVE = 8192
-_SUBSAMPLE_SIZE = 2048
-_POLISH_STEPS = 3
-
-
 def shifted(xp, l, support=None):
     """``l - min(l)`` over ``support`` with exact zeros at the minimisers (also
     for ``-inf`` minima) and zeros off the support."""
@@ -55,7 +48,13 @@ def kl_penalty(l, lam, work):
 
 
 def _moments_fun(xp, lp, logq, delta):
-    """``v -> (KL(exp(v)) - delta, d/dv)`` along the Gibbs path with prior ``q``."""
+    """``v -> (KL(exp(v)) - delta, d/dv)`` along the Gibbs path with prior ``q``
+    (``lp = +inf`` off the support of ``q``)."""
+    logq = logq - logsumexp(xp, logq)
+    support = logq > -math.inf
+    lp = xp.where(support, lp, xp.zeros_like(lp))
+    lp = lp - xp.min(xp.where(support, lp, xp.full_like(lp, math.inf)), axis=-1, keepdims=True)
+    lp = xp.where(support, lp, xp.zeros_like(lp))
 
     def fun(v):
         beta = xp.exp(v)
@@ -71,21 +70,25 @@ def _moments_fun(xp, lp, logq, delta):
     return fun
 
 
-def _uniform_moments_fun(xp, lp, support, delta):
-    """Same as :func:`_moments_fun` for a prior uniform on ``support``, with one
-    exponential and one matrix-vector product per evaluation (the hot path of
-    large-batch exact-radius KL)."""
-    on = xp.astype(support, lp.dtype)
-    powers = xp.stack([on, lp * on, lp * lp * on], axis=-1)  # (..., n, 3)
-    log_n = xp.log(xp.sum(on, axis=-1, keepdims=True))
+def _uniform_moments_fun(xp, lp, delta):
+    """KL along the Gibbs path for a uniform prior, ``lp = +inf`` marking
+    excluded examples: one exponential and one matrix-vector product per
+    evaluation (the hot path of large-batch exact-radius KL)."""
+    support = lp < math.inf
+    lp0 = xp.where(support, lp, xp.zeros_like(lp))
+    shift = xp.min(xp.where(support, lp0, xp.full_like(lp, math.inf)), axis=-1, keepdims=True)
+    lp = lp - shift
+    lp0 = xp.where(support, lp, xp.zeros_like(lp))
+    powers = xp.stack([lp0, lp0 * lp0], axis=-2)  # (..., 2, n), rows contiguous
+    log_n = xp.log(xp.sum(xp.astype(support, lp.dtype), axis=-1, keepdims=True))
 
     def fun(v):
         beta = xp.exp(v)
-        e = xp.exp(-beta * lp)  # max is 1 at the minimisers
-        mom = xp.matmul(e[..., None, :], powers)[..., 0, :]  # (..., 3)
-        s0, s1, s2 = mom[..., 0:1], mom[..., 1:2], mom[..., 2:3]
-        e1 = s1 / s0
-        var = xp.maximum(s2 / s0 - e1 * e1, xp.zeros_like(e1))
+        e = xp.exp(-beta * lp)  # 1 at the minimisers, 0 at +inf
+        s0 = xp.sum(e, axis=-1, keepdims=True)
+        mom = xp.matmul(powers, e[..., None])[..., 0]  # (..., 2)
+        e1 = mom[..., 0:1] / s0
+        var = xp.maximum(mom[..., 1:2] / s0 - e1 * e1, xp.zeros_like(e1))
         kl = log_n - beta * e1 - xp.log(s0)
         return kl - delta, beta * beta * var
 
@@ -98,51 +101,67 @@ def kl_constrained(l, delta, work, logq=None):
     ``logq`` is the log prior (``None``: uniform); entries with ``logq = -inf``
     or ``l = +inf`` get zero weight (the prior is renormalised on the rest).
     """
+    if logq is None:
+        return _kl_constrained_uniform(l, delta, work)
     xp = work.xp
-    n = l.shape[-1]
     neg_inf = xp.full_like(l, -math.inf)
     finite = ~(xp.isinf(l) & (l > 0))
-    uniform = logq is None
-    if uniform:
-        logq = xp.full_like(l, -math.log(n))
     support = finite & (logq > -math.inf)
     logq = xp.where(support, logq, neg_inf)
     logq = logq - logsumexp(xp, logq)
     lp = shifted(xp, l, support)
     minimisers = support & (lp == 0)
     log_qm = logsumexp(xp, xp.where(minimisers, logq, neg_inf))
-    w_lim = xp.exp(xp.where(minimisers, logq - log_qm, neg_inf))
-    prior = xp.exp(logq)
+    mean_q = xp.sum(xp.exp(logq) * lp, axis=-1, keepdims=True)
+    gap = xp.min(xp.where(lp > 0, lp, xp.full_like(l, math.inf)), axis=-1, keepdims=True)
+    lp_inf = xp.where(support, lp, xp.full_like(lp, math.inf))
+    beta = _solve_beta(
+        xp, work, delta, -log_qm, mean_q, gap, xp.exp(log_qm),
+        lambda a, b: _moments_fun(xp, a, b, work.const(1.0) * _delta_s(xp, work, delta)),
+        (lp_inf, logq),
+    )
+    logits = logq - beta * lp_inf
+    return xp.exp(logits - logsumexp(xp, logits))
 
-    tiny = work.const(float(work.finfo.tiny))
+
+def _delta_s(xp, work, delta):
+    return xp.maximum(delta, work.const(float(work.finfo.smallest_normal)))
+
+
+def _solve_beta(xp, work, delta, kl_max, mean_q, gap, q_m, make_fun, arrays):
+    """Solve for the Gibbs exponent; non-binding rows get ``beta = max`` (the
+    limit, uniform on the minimisers) and ``delta = 0`` gives ``beta ~ 0``."""
     one = work.const(1.0)
-    delta_s = xp.maximum(delta, tiny)
-    mean_q = xp.sum(prior * lp, axis=-1, keepdims=True)
-    inf = xp.full_like(l, math.inf)
-    gap = xp.min(xp.where(lp > 0, lp, inf), axis=-1, keepdims=True)
-    binding = (delta < -log_qm) & (mean_q > 0) & (delta > 0)
+    tiny = work.const(float(work.finfo.smallest_normal))
+    binding = (delta < kl_max) & (mean_q > 0) & (delta > 0)
     mean_q = xp.where(binding, mean_q, one)
     gap = xp.where(binding & xp.isfinite(gap), gap, one)
     # KL(beta) <= beta * E_q[l'] gives the lower end; at the upper end every
     # non-minimiser weighs at most exp(-50) relative to the minimisers.
-    q_m = xp.exp(log_qm)
     odds = xp.log(xp.maximum((1 - q_m) / xp.maximum(q_m, tiny), one))
     v_hi = xp.log(odds + 50.0) - xp.log(gap)
-    v_lo = xp.minimum(xp.log(delta_s) - xp.log(mean_q), v_hi)
+    v_lo = xp.minimum(xp.log(_delta_s(xp, work, delta)) - xp.log(mean_q), v_hi)
+    v = solve_increasing(xp, make_fun, arrays, v_lo, v_hi, polish=work.polish)
+    beta = xp.where(binding, xp.exp(v), work.const(float(work.finfo.max)))
+    return xp.where(delta <= 0, tiny, beta)
 
-    it = work.iterations
-    if uniform and n > _SUBSAMPLE_ABOVE:
-        stride = n // _SUBSAMPLE_SIZE
-        fun_sub = _uniform_moments_fun(xp, lp[..., ::stride], support[..., ::stride], delta_s)
-        v0 = solve_increasing(xp, fun_sub, v_lo, v_hi, iterations=it)
-        fun = _uniform_moments_fun(xp, lp, support, delta_s)
-        v = solve_increasing(xp, fun, v_lo, v_hi, iterations=_POLISH_STEPS, x0=v0)
-    else:
-        fun = _moments_fun(xp, lp, logq, delta_s)
-        v = solve_increasing(xp, fun, v_lo, v_hi, iterations=it)
-    beta = xp.exp(v)
-    logits = logq - beta * lp
-    w = xp.exp(logits - logsumexp(xp, logits))
-    w = xp.where(binding, w, w_lim)
-    return xp.where(delta <= 0, prior, w)
 
+def _kl_constrained_uniform(l, delta, work):
+    """Uniform prior, written for few passes over the batch (it is the
+    large-batch hot path)."""
+    xp = work.xp
+    lmin = xp.min(l, axis=-1, keepdims=True)
+    lp = xp.where(l == lmin, xp.zeros_like(l), l - lmin)  # +inf stays +inf
+    support = lp < math.inf
+    lp0 = xp.where(support, lp, xp.zeros_like(lp))
+    count = xp.sum(xp.astype(support, l.dtype), axis=-1, keepdims=True)
+    m = xp.sum(xp.astype(lp == 0, l.dtype), axis=-1, keepdims=True)
+    mean_q = xp.sum(lp0, axis=-1, keepdims=True) / count
+    gap = xp.min(xp.where(lp > 0, lp, xp.full_like(lp, math.inf)), axis=-1, keepdims=True)
+    q_m = m / count
+    beta = _solve_beta(
+        xp, work, delta, xp.log(count) - xp.log(m), mean_q, gap, q_m,
+        lambda a: _uniform_moments_fun(xp, a, _delta_s(xp, work, delta)), (lp,),
+    )
+    e = xp.exp(-beta * lp)
+    return e / xp.sum(e, axis=-1, keepdims=True)

@@ -49,7 +49,7 @@ def reverse_kl_class(L, y, gamma, work):
     neg_inf = xp.full_like(L, -math.inf)
     inf = xp.full_like(L, math.inf)
     one = work.const(1.0)
-    tiny = work.const(float(work.finfo.tiny))
+    tiny = work.const(float(work.finfo.smallest_normal))
     supp = y > 0
     lmin = xp.min(L, axis=-1, keepdims=True)
     d = xp.where(L == lmin, zeros, L - lmin)
@@ -99,7 +99,7 @@ def reverse_kl_class(L, y, gamma, work):
         dh = xp.sum(y0 * sigma, axis=-1, keepdims=True) - xp.sum(pi * sigma, axis=-1, keepdims=True)
         return gamma_s - h, -dh
 
-    t = solve_increasing(xp, fun, t_lo, t_hi, iterations=work.iterations)
+    t = solve_increasing(xp, lambda _: fun, (L,), t_lo, t_hi, polish=work.polish)
     a = log_y - xp.logaddexp(log_d, t)
     v_stay = xp.exp(a - logsumexp(xp, a))
     v_stay = xp.where(binding, v_stay, y0)

@@ -45,7 +45,7 @@ def squared_l2_class(L, y, gamma, work):
     xp = work.xp
     zeros = xp.zeros_like(L)
     one = work.const(1.0)
-    tiny = work.const(float(work.finfo.tiny))
+    tiny = work.const(float(work.finfo.smallest_normal))
     lmin = xp.min(L, axis=-1, keepdims=True)
     d = xp.where(L == lmin, zeros, L - lmin)
     minimisers = d == 0
@@ -84,7 +84,7 @@ def squared_l2_class(L, y, gamma, work):
         dg = 2.0 * xp.sum(diff * dv, axis=-1, keepdims=True) * t
         return g - gamma_s, dg
 
-    log_t = solve_increasing(xp, fun, lo, hi, iterations=work.iterations)
+    log_t = solve_increasing(xp, lambda _: fun, (L,), lo, hi, polish=work.polish)
     v = project_at(xp.exp(log_t))
     v = xp.where(binding, v, v_lim)
     return xp.where(gamma <= 0, y, v)
