@@ -37,8 +37,17 @@ GRID_SHRINK = 1e4
 def _newton(xp, fun, lo, hi, x, steps):
     eps = 8.0 * float(xp.finfo(x.dtype).eps)
     dx_old = hi - lo
+    best_x, best_f = x, None
+    ok = None
     for _ in range(steps):
         f, df = fun(x)
+        af = xp.abs(f)
+        if best_f is None:
+            best_x, best_f = x, xp.where(xp.isnan(af), xp.full_like(af, math.inf), af)
+        else:
+            better = af < best_f
+            best_x = xp.where(better, x, best_x)
+            best_f = xp.where(better, af, best_f)
         lo = xp.where(f <= 0, x, lo)
         hi = xp.where(f >= 0, x, hi)
         newton = x - f / df
@@ -49,7 +58,11 @@ def _newton(xp, fun, lo, hi, x, steps):
         x_new = xp.where(ok, newton, (lo + hi) / 2)
         dx_old = xp.where(ok, step, hi - lo)
         x = xp.where(f == 0, x, x_new)
-    return x
+    if ok is None:
+        return x
+    # A final Newton step improves on every evaluated point; a final bisection
+    # (rounding-level noise near the root) may not, so keep the best one then.
+    return xp.where(ok, x, best_x)
 
 
 def _grid(xp, fun, lo, hi, numel):
