@@ -64,9 +64,10 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
 
     Notes
     -----
-    * An example with loss ``+inf`` gets weight zero (for total variation:
-      once the radius allows it) and the divergence is measured on the others;
-      a row whose losses are all ``+inf`` gets uniform weights.
+    * An example with loss ``+inf`` is excluded: it gets weight zero and the
+      divergence is measured against the uniform distribution over the
+      others (masking an example by giving it an infinite loss is the same as
+      removing it).  A row whose losses are all ``+inf`` gets uniform weights.
     * A row containing NaN returns NaN weights for the whole row.
     * The weights are meant to be held constant in the backward pass: by
       Danskin's theorem the gradient of the optimal value is
@@ -205,5 +206,6 @@ def reweighted_class_losses(class_losses, targets, divergence, /, *, gamma):
     L, work = prepare(class_losses, "class_losses")
     xp = work.xp
     v_w = xp.astype(v, work.dtype)
-    out = xp.sum(xp.where(v_w > 0, v_w * L, xp.zeros_like(L)), axis=-1)
+    with quiet(xp):
+        out = xp.sum(xp.where(v_w > 0, v_w * L, xp.zeros_like(L)), axis=-1)
     return work.finish(out)

@@ -353,13 +353,17 @@ class SquaredL2(Divergence):
     def value(self, xp, p, q):
         return xp.sum((p - q) ** 2, axis=-1)
 
+    @staticmethod
+    def _count(l, work):
+        """Number of examples with finite loss (the others are excluded)."""
+        xp = work.xp
+        return xp.sum(xp.astype(l < math.inf, l.dtype), axis=-1, keepdims=True)
+
     def _instance_lam(self, l, lam, work):
-        n = l.shape[-1]
-        return alpha_penalty(l, 2.0, 2.0 * lam / n, work)
+        return alpha_penalty(l, 2.0, 2.0 * lam / self._count(l, work), work)
 
     def _instance_delta(self, l, delta, work):
-        n = l.shape[-1]
-        return alpha_constrained(l, 2.0, n * delta / 2.0, work)
+        return alpha_constrained(l, 2.0, self._count(l, work) * delta / 2.0, work)
 
     def class_problem(self, L, y, onehot, gamma, work):
         return squared_l2_class(L, y, gamma, work)

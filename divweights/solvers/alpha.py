@@ -100,7 +100,8 @@ class _Family:
     def r(self, s):
         xp = self.xp
         y = self.y
-        z = xp.where(y == 0, xp.zeros_like(y), y * xp.exp(-s))  # no 0 * inf
+        # no 0 * inf, and infinite y stays infinite even if exp(-s) flushes to zero
+        z = xp.where(y == 0, xp.zeros_like(y), xp.where(xp.isinf(y), y, y * xp.exp(-s)))
         z = xp.maximum(z, xp.full_like(z, -1.0))
         return xp.log1p(z)
 
@@ -175,7 +176,7 @@ def _alpha_value_and_slope(fam, s):
         value = lam1 - p * mean_r
         slope = p * (e1 - mean_rho)
         return value, slope
-    logits_a = a * logits1
+    logits_a = xp.where(fam.support, a * logits1, fam.neg_inf)
     lse_a = logsumexp(xp, logits_a)
     wa = xp.exp(logits_a - lse_a)
     lam_a = lse_a - xp.log(fam.count)

@@ -41,7 +41,9 @@ def shifted(xp, l, support=None):
 def kl_penalty(l, lam, work):
     """Softmin ``w ∝ exp(-(l - min l) / lam)`` over the last axis."""
     xp = work.xp
-    logits = -shifted(xp, l) / lam
+    lp = shifted(xp, l)
+    # explicit -inf: XLA may compute inf / lam as inf * (1 / lam) with 1 / lam flushed to 0
+    logits = xp.where(lp == math.inf, xp.full_like(lp, -math.inf), -lp / lam)
     m = xp.max(logits, axis=-1, keepdims=True)  # 0: the minimisers
     e = xp.exp(logits - m)
     return e / xp.sum(e, axis=-1, keepdims=True)

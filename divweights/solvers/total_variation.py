@@ -15,7 +15,8 @@ highest-loss coordinates to the lowest-loss ones:
   pays off exactly when :math:`\ell_i - \min\ell > \lambda`; those coordinates
   give all their mass.
 
-With the L1 convention :math:`\|w-q\|_1 \le \delta_1` use
+Instance weights exclude examples with infinite loss (zero weight, uniform
+prior over the rest), like every other divergence.  With the L1 convention :math:`\|w-q\|_1 \le \delta_1` use
 :math:`\delta = \delta_1/2`.
 """
 
@@ -34,17 +35,26 @@ def _receive(xp, base, removal, minimisers):
     return base - removal + mm * (moved / xp.sum(mm, axis=-1, keepdims=True))
 
 
+def _uniform_finite(xp, l):
+    """Uniform prior over the examples with finite loss (infinite ones are excluded)."""
+    finite = xp.astype(l < math.inf, l.dtype)
+    return finite / xp.sum(finite, axis=-1, keepdims=True)
+
+
 def tv_constrained(l, budget, work, prior=None):
-    """Solve ``min <w, l>  s.t.  1/2 ||w - prior||_1 <= budget`` (prior: uniform by default)."""
+    """Solve ``min <w, l>  s.t.  1/2 ||w - prior||_1 <= budget``.
+
+    The default prior is uniform over the examples with finite loss.
+    """
     xp = work.xp
-    n = l.shape[-1]
     zeros = xp.zeros_like(l)
     lmin = xp.min(l, axis=-1, keepdims=True)
     minimisers = l == lmin
     if prior is None:
-        base = xp.full_like(l, 1.0 / n)
+        base = _uniform_finite(xp, l)
         s = xp.sort(l, axis=-1, descending=True)
-        cap_sorted = xp.where(s == lmin, zeros, base)
+        finite_count = xp.sum(xp.astype(l < math.inf, l.dtype), axis=-1, keepdims=True)
+        cap_sorted = xp.where((s == lmin) | (s == math.inf), zeros, 1.0 / finite_count)
     else:
         base = prior
         order = xp.argsort(l, axis=-1, descending=True, stable=True)
@@ -67,8 +77,7 @@ def tv_constrained(l, budget, work, prior=None):
 def tv_penalty(l, lam, work, prior=None):
     """Solve ``min <w, l> + lam * 1/2 ||w - prior||_1`` (prior: uniform by default)."""
     xp = work.xp
-    n = l.shape[-1]
-    base = xp.full_like(l, 1.0 / n) if prior is None else prior
+    base = _uniform_finite(xp, l) if prior is None else prior
     lp = shifted(xp, l)
     minimisers = lp == 0
     removal = xp.where(lp > lam, base, xp.zeros_like(l))
