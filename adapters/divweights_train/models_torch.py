@@ -1,0 +1,257 @@
+"""Network architectures used by the training program (torch).
+
+* :class:`SmallCNN` -- two conv blocks and a linear head; fast on a CPU for
+  28x28 Fashion-MNIST.
+* :class:`MLP` -- fully connected network for two-moons and other tabular data.
+* :class:`PreActResNet18` -- pre-activation ResNet-18 for 32x32 CIFAR images.
+* :func:`build_model` -- construct one of them by name from an input shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["MLP", "MODEL_NAMES", "PreActBlock", "PreActResNet18", "SmallCNN", "build_model"]
+
+
+def _pair(size) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+class SmallCNN(nn.Module):
+    """Two convolutional blocks followed by a linear classifier.
+
+    Each block is ``conv3x3 -> BatchNorm -> ReLU -> maxpool2``; the first has
+    ``width`` channels and the second ``2 * width``. The pooled feature map is
+    flattened and fed to a dropout + linear layer.
+
+    Parameters
+    ----------
+    in_channels : int, default 1
+        Input channels.
+    num_classes : int, default 10
+        Number of output logits.
+    width : int, default 32
+        Channels of the first block.
+    input_size : int or (int, int), default 28
+        Spatial size of the inputs (needed to size the linear layer).
+    dropout : float, default 0.25
+        Dropout probability before the linear layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> SmallCNN(1, 10)(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        width: int = 32,
+        *,
+        input_size: int | Sequence[int] = 28,
+        dropout: float = 0.25,
+    ):
+        super().__init__()
+        h, w = _pair(input_size)
+        if h < 4 or w < 4:
+            raise ValueError(f"SmallCNN needs inputs of at least 4x4, got {h}x{w}")
+        if width < 1 or num_classes < 1 or in_channels < 1:
+            raise ValueError("in_channels, num_classes and width must be positive")
+        self.input_size = (h, w)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * width * (h // 4) * (w // 4), num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU network.
+
+    Parameters
+    ----------
+    in_features : int
+        Input dimension; inputs with more than two dimensions are flattened.
+    num_classes : int
+        Number of output logits.
+    hidden : sequence of int, default (64, 64)
+        Sizes of the hidden layers (may be empty for a linear model).
+
+    Examples
+    --------
+    >>> import torch
+    >>> MLP(2, 2)(torch.zeros(5, 2)).shape
+    torch.Size([5, 2])
+    """
+
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (64, 64)):
+        super().__init__()
+        sizes = [int(in_features), *(int(h) for h in hidden)]
+        if any(s < 1 for s in sizes) or num_classes < 1:
+            raise ValueError("in_features, num_classes and hidden sizes must be positive")
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+        layers.append(nn.Linear(sizes[-1], int(num_classes)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block: ``BN-ReLU-conv3x3-BN-ReLU-conv3x3``.
+
+    The shortcut is the identity, or a strided 1x1 convolution of the
+    pre-activated input when the shape changes.
+    """
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = torch.relu(self.bn1(x))
+        skip = self.shortcut(pre) if self.shortcut is not None else x
+        out = self.conv1(pre)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + skip
+
+
+class PreActResNet18(nn.Module):
+    """Pre-activation ResNet-18 for 32x32 images.
+
+    A 3x3 stem convolution with 64 channels, four stages of two
+    :class:`PreActBlock` each with 64, 128, 256 and 512 channels (stages 2-4
+    halve the resolution), a final BN-ReLU, global average pooling and a
+    linear classifier.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Number of output logits.
+    in_channels : int, default 3
+        Input channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> PreActResNet18(10)(torch.zeros(1, 3, 32, 32)).shape
+    torch.Size([1, 10])
+    """
+
+    widths = (64, 128, 256, 512)
+    blocks = (2, 2, 2, 2)
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError("num_classes and in_channels must be positive")
+        self.stem = nn.Conv2d(in_channels, self.widths[0], 3, padding=1, bias=False)
+        stages = []
+        in_planes = self.widths[0]
+        for i, (planes, count) in enumerate(zip(self.widths, self.blocks)):
+            stride = 1 if i == 0 else 2
+            layers = []
+            for j in range(count):
+                layers.append(PreActBlock(in_planes, planes, stride if j == 0 else 1))
+                in_planes = planes
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.linear = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stages(self.stem(x))
+        out = self.pool(torch.relu(self.bn(out)))
+        return self.linear(torch.flatten(out, 1))
+
+
+_ALIASES = {
+    "cnn": "cnn",
+    "small-cnn": "cnn",
+    "smallcnn": "cnn",
+    "mlp": "mlp",
+    "preact-resnet18": "preact-resnet18",
+    "preactresnet18": "preact-resnet18",
+    "preact-resnet-18": "preact-resnet18",
+}
+
+#: Canonical names accepted by :func:`build_model`.
+MODEL_NAMES = ("cnn", "mlp", "preact-resnet18")
+
+
+def build_model(name: str, in_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
+    """Build a network by name for inputs of shape ``in_shape``.
+
+    Parameters
+    ----------
+    name : {"cnn", "mlp", "preact-resnet18"}
+        Architecture (case-insensitive; ``_`` and ``-`` are interchangeable).
+    in_shape : sequence of int
+        Shape of one input without the batch axis: ``(C, H, W)`` for images,
+        ``(D,)`` for tabular data (an MLP also accepts images and flattens
+        them).
+    num_classes : int
+        Number of output logits.
+    **kwargs
+        Passed to the model's constructor (e.g. ``width`` or ``hidden``).
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Examples
+    --------
+    >>> build_model("mlp", (2,), 2, hidden=(16,))(__import__("torch").zeros(3, 2)).shape
+    torch.Size([3, 2])
+    """
+    key = _ALIASES.get(str(name).lower().replace("_", "-"))
+    if key is None:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    in_shape = tuple(int(d) for d in in_shape)
+    if not in_shape or any(d < 1 for d in in_shape):
+        raise ValueError(f"in_shape must be a non-empty shape of positive sizes, got {in_shape}")
+    if key == "mlp":
+        features = 1
+        for d in in_shape:
+            features *= d
+        return MLP(features, num_classes, **kwargs)
+    if len(in_shape) != 3:
+        raise ValueError(f"model {key!r} needs image inputs (C, H, W), got in_shape {in_shape}")
+    c, h, w = in_shape
+    if key == "cnn":
+        return SmallCNN(c, num_classes, input_size=(h, w), **kwargs)
+    return PreActResNet18(num_classes, in_channels=c, **kwargs)
