@@ -1,0 +1,185 @@
+r"""Weighted mixup for JAX (CIW-M and CICW-M).
+
+Mixup replaces each example :math:`(x_i, y_i)` by
+:math:`(r_i x_i + (1 - r_i) x_j,\; r_i y_i + (1 - r_i) y_j)` for a partner
+:math:`j = \pi(i)`.  The weighted variants use the instance weights of the
+batch to choose partners (heavier examples are picked more often) and/or to
+set the ratio (:math:`r_i = w_i / (w_i + w_j)`, so the mixed example leans
+towards the more trusted one).  Formulas come from :mod:`divweights.mixup`;
+this module adds the randomness, with an explicit PRNG key.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+
+from divweights.mixup import mixup_ratio, partner_probabilities
+
+__all__ = ["MIXUP_MODES", "weighted_mixup"]
+
+#: Accepted values of ``mode`` in :func:`weighted_mixup`.
+MIXUP_MODES = ("plain", "sample", "weight", "sample_weight", "label_smoothing")
+
+_SAMPLED = ("sample", "sample_weight")
+_WEIGHT_RATIO = ("weight", "sample_weight")
+
+
+def _labels(targets, n, num_classes, dtype):
+    targets = jnp.asarray(targets)
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        if num_classes is None:
+            raise ValueError("num_classes is required with integer targets")
+        if targets.shape != (n,):
+            raise ValueError(f"integer targets must have shape ({n},); got {targets.shape}")
+        return jax.nn.one_hot(targets, num_classes, dtype=dtype)
+    if jnp.issubdtype(targets.dtype, jnp.floating):
+        if targets.ndim != 2 or targets.shape[0] != n:
+            raise ValueError(f"probability targets must have shape ({n}, k); got {targets.shape}")
+        if num_classes is not None and targets.shape[1] != num_classes:
+            raise ValueError(f"targets have {targets.shape[1]} classes but num_classes={num_classes}")
+        return targets.astype(dtype)
+    raise TypeError(f"targets must be integer labels or floating probabilities; got dtype {targets.dtype}")
+
+
+def weighted_mixup(
+    key,
+    inputs,
+    targets,
+    weights,
+    *,
+    mode,
+    num_classes=None,
+    power=1.0,
+    alpha=1.0,
+    predictions=None,
+):
+    r"""Mix a batch with partners and ratios chosen from instance weights.
+
+    =====================  ===========================================  ====================================
+    ``mode``               partner :math:`j = \pi(i)`                    ratio :math:`r_i`
+    =====================  ===========================================  ====================================
+    ``"plain"``            random permutation                           :math:`\mathrm{Beta}(\alpha,\alpha)`
+    ``"sample"``           i.i.d., :math:`P(j) \propto w_j^{p}`         :math:`\mathrm{Beta}(\alpha,\alpha)`
+    ``"weight"``           random permutation                           :math:`w_i / (w_i + w_j)`
+    ``"sample_weight"``    i.i.d., :math:`P(j) \propto w_j^{p}`         :math:`w_i / (w_i + w_j)` (CICW-M)
+    ``"label_smoothing"``  random permutation                           :math:`\mathrm{Beta}(\alpha,\alpha)` (CIW-M)
+    =====================  ===========================================  ====================================
+
+    In ``"label_smoothing"`` mode each label is first pulled towards the
+    predicted class by its relative weight :math:`s_i = w_i / \max_j w_j`:
+    :math:`y_i \leftarrow s_i y_i + (1 - s_i)\,e_{\arg\max_c \hat p_{ic}}`,
+    then plain mixup is applied.  Inputs and labels always share the ratio;
+    :math:`r_i = 1/2` when both weights are zero (never 0/0).
+
+    Parameters
+    ----------
+    key : jax PRNG key
+        Source of randomness (split internally).
+    inputs : float array, shape (n, ...)
+    targets : array
+        Integer labels ``(n,)`` (``num_classes`` required) or probabilities
+        ``(n, k)``.
+    weights : array, shape (n,)
+        Nonnegative instance weights, e.g. ``aux["weights"]`` from
+        :func:`~divweights_jax.reweighted_loss`; only their ratios matter.
+        Treated as constants (no gradient).
+    mode : str
+        One of :data:`MIXUP_MODES`.
+    num_classes : int, optional
+        Number of classes for integer targets.
+    power : float, default 1.0
+        Exponent :math:`p` of the partner distribution (sampled modes).
+    alpha : float, default 1.0
+        Beta parameter for the ratio (modes with a Beta ratio).
+    predictions : array, shape (n, k), optional
+        Logits or probabilities of the model; required for
+        ``"label_smoothing"`` (only the argmax is used).
+
+    Returns
+    -------
+    mixed_inputs : array, shape and dtype of ``inputs``
+    mixed_targets : array, shape (n, k)
+        Probabilities.
+    info : dict
+        ``'partners'`` (n,) int indices :math:`\pi(i)`, ``'ratio'`` (n,)
+        :math:`r_i`, and for ``"label_smoothing"`` ``'smoothing'`` (n,)
+        :math:`s_i`.
+
+    Notes
+    -----
+    Padded rows (``mask`` in :func:`~divweights_jax.reweighted_loss`) have
+    weight zero, so the sampled modes never pick them as partners and the
+    weight ratio never mixes them in; the permutation modes with a Beta
+    ratio (``"plain"``, ``"label_smoothing"``) can, so drop padding first.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> from divweights_jax import weighted_mixup
+    >>> x = jnp.array([[1.0], [2.0], [3.0], [4.0]])
+    >>> y = jnp.array([0, 1, 0, 1])
+    >>> w = jnp.array([0.4, 0.4, 0.2, 0.0])
+    >>> xm, ym, info = weighted_mixup(jax.random.key(0), x, y, w,
+    ...                               mode="sample_weight", num_classes=2)
+    >>> bool(jnp.all(info["partners"] != 3))  # weight-0 examples are never partners
+    True
+    >>> bool(jnp.allclose(ym.sum(-1), 1.0)) and xm.shape == x.shape
+    True
+    >>> r = info["ratio"]
+    >>> bool(jnp.allclose(r, w / (w + w[info["partners"]])))
+    True
+    """
+    if mode not in MIXUP_MODES:
+        raise ValueError(f"mode must be one of {MIXUP_MODES}; got {mode!r}")
+    for name, value in (("power", power), ("alpha", alpha)):
+        if isinstance(value, numbers.Real) and not value > 0:
+            raise ValueError(f"{name} must be > 0; got {value!r}")
+    inputs = jnp.asarray(inputs)
+    if inputs.ndim < 1:
+        raise ValueError("inputs must have a leading batch axis")
+    if not jnp.issubdtype(inputs.dtype, jnp.floating):
+        raise TypeError(f"inputs must be floating (convert images to float first); got dtype {inputs.dtype}")
+    n = inputs.shape[0]
+    if n == 0:
+        raise ValueError("cannot mix an empty batch")
+    weights = jax.lax.stop_gradient(jnp.asarray(weights))
+    if weights.shape != (n,):
+        raise ValueError(f"weights must have shape ({n},); got {weights.shape}")
+    dtype = jnp.promote_types(inputs.dtype, jnp.float32)
+    weights = weights.astype(dtype)
+    y = _labels(targets, n, num_classes, dtype)
+
+    info = {}
+    if mode == "label_smoothing":
+        if predictions is None:
+            raise ValueError('mode="label_smoothing" needs predictions (logits or probabilities of shape (n, k))')
+        predictions = jnp.asarray(predictions)
+        if predictions.shape != y.shape:
+            raise ValueError(f"predictions must have shape {y.shape}; got {predictions.shape}")
+        top = jnp.max(weights)
+        s = jnp.where(top > 0, weights / jnp.where(top > 0, top, 1.0), jnp.ones_like(weights))
+        predicted = jax.nn.one_hot(jnp.argmax(jax.lax.stop_gradient(predictions), axis=-1), y.shape[1], dtype=dtype)
+        y = s[:, None] * y + (1 - s[:, None]) * predicted
+        info["smoothing"] = s
+
+    key_partner, key_ratio = jax.random.split(key)
+    if mode in _SAMPLED:
+        p = partner_probabilities(weights, power=power)
+        partners = jax.random.choice(key_partner, n, shape=(n,), replace=True, p=p)
+    else:
+        partners = jax.random.permutation(key_partner, n)
+
+    if mode in _WEIGHT_RATIO:
+        ratio = mixup_ratio(weights, weights[partners]).astype(dtype)
+    else:
+        ratio = jax.random.beta(key_ratio, alpha, alpha, shape=(n,), dtype=dtype)
+
+    r_x = ratio.reshape((n,) + (1,) * (inputs.ndim - 1)).astype(inputs.dtype)
+    mixed_inputs = r_x * inputs + (1 - r_x) * inputs[partners]
+    mixed_targets = ratio[:, None] * y + (1 - ratio[:, None]) * y[partners]
+    info["partners"] = partners
+    info["ratio"] = ratio
+    return mixed_inputs, mixed_targets, info

@@ -1,0 +1,136 @@
+r"""Burn-in and annealing of the reweighting strength, safe under ``jax.jit``.
+
+The published training recipe uses uniform weights (and no class
+reweighting) for a burn-in period, then starts the reweighting ``start_factor``
+times weaker than the target and anneals it linearly to the target strength.
+Both functions here return arrays computed with ``jnp.where``, so the step
+counter can be a traced value and a jitted training step compiles once.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax.numpy as jnp
+
+__all__ = ["anneal_factor", "scaled_strength"]
+
+# Strength standing for "infinitely weak" (uniform weights) during the burn-in.
+# Finite on purpose: a literal inf is clipped to float32's largest value, whose
+# reciprocal is subnormal and flushed to zero by XLA on CPU, so -inf / lam
+# turned into NaN for masked (+inf-loss) rows.  1e30 leaves every realistic
+# loss a relative perturbation below float32 resolution.
+_OFF = 1e30
+
+
+def _check_nonnegative(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0; got {value!r}")
+
+
+def anneal_factor(step, *, burnin_steps, anneal_steps, start_factor=10.0):
+    r"""Weakening factor of the reweighting at ``step``, and whether it is on.
+
+    ``active`` is ``False`` while ``step < burnin_steps``.  From
+    ``burnin_steps`` on, ``factor`` decreases linearly from ``start_factor`` to
+    ``1`` over ``anneal_steps`` steps, then stays at ``1``.  Apply it with
+    :func:`scaled_strength`: temperatures and ``lam`` are multiplied by the
+    factor, ``delta`` is divided by it.
+
+    Parameters
+    ----------
+    step : int or 0-d array
+        Current optimisation step (may be traced).
+    burnin_steps, anneal_steps : int
+        Lengths of the two phases, ``>= 0`` (``anneal_steps = 0``: no
+        annealing).
+    start_factor : float, default 10.0
+        Factor at the first active step, finite and ``> 0`` (``> 1`` for a
+        weaker start).
+
+    Returns
+    -------
+    factor : 0-d float32 array
+    active : 0-d bool array
+
+    Examples
+    --------
+    >>> from divweights_jax import anneal_factor
+    >>> for step in (0, 100, 150, 200, 300):
+    ...     f, on = anneal_factor(step, burnin_steps=100, anneal_steps=100)
+    ...     print(step, bool(on), round(float(f), 2))
+    0 False 10.0
+    100 True 10.0
+    150 True 5.5
+    200 True 1.0
+    300 True 1.0
+    """
+    _check_nonnegative("burnin_steps", burnin_steps)
+    _check_nonnegative("anneal_steps", anneal_steps)
+    _check_nonnegative("start_factor", start_factor)
+    if not 0 < start_factor < float("inf"):
+        raise ValueError(f"start_factor must be finite and > 0; got {start_factor!r}")
+    step = jnp.asarray(step, dtype=jnp.float32)
+    progress = jnp.clip((step - burnin_steps) / max(anneal_steps, 1), 0.0, 1.0)
+    if anneal_steps == 0:
+        progress = jnp.ones_like(progress)
+    factor = start_factor + (1.0 - start_factor) * progress
+    active = step >= burnin_steps
+    return factor.astype(jnp.float32), active
+
+
+def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=None, gamma=None):
+    r"""Keyword arguments for :func:`~divweights_jax.reweighted_loss` at a given factor.
+
+    Scales exactly one of ``temperature`` (``* factor``), ``lam``
+    (``* factor``) or ``delta`` (``/ factor``), the convention of the PyTorch
+    adapter.  Where ``active`` is ``False`` the strength is switched off,
+    giving uniform weights: ``temperature`` and ``lam`` become ``1e30``
+    (effectively infinite),
+    ``delta`` becomes ``0``, and ``gamma`` (if given; it is not annealed)
+    becomes ``0``.
+
+    Parameters
+    ----------
+    factor : float or 0-d array
+        From :func:`anneal_factor`.
+    active : bool or 0-d bool array, default True
+        From :func:`anneal_factor`.
+    lam, delta, temperature : float or 0-d array
+        Exactly one: the target strength.
+    gamma : float or 0-d array, optional
+        Radius of the class constraint, switched off during burn-in.
+
+    Returns
+    -------
+    dict
+        Traced-friendly 0-d arrays, to be passed as ``**kwargs``.
+
+    Examples
+    --------
+    >>> from divweights_jax import anneal_factor, scaled_strength
+    >>> factor, active = anneal_factor(150, burnin_steps=100, anneal_steps=100)
+    >>> kw = scaled_strength(factor, active, temperature=0.1, gamma=0.2)
+    >>> sorted(kw), round(float(kw["temperature"]), 3), round(float(kw["gamma"]), 3)
+    (['gamma', 'temperature'], 0.55, 0.2)
+    >>> kw = scaled_strength(*anneal_factor(0, burnin_steps=100, anneal_steps=100), delta=0.5)
+    >>> float(kw["delta"])
+    0.0
+    """
+    given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
+    if len(given) != 1:
+        names = " and ".join(given) if given else "none"
+        raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
+    (name, value), = given.items()
+    factor = jnp.asarray(factor, dtype=jnp.float32)
+    active = jnp.asarray(active, dtype=bool)
+    value = jnp.asarray(value, dtype=jnp.float32)
+    if name == "delta":
+        out = {name: jnp.where(active, value / factor, 0.0)}
+    else:
+        out = {name: jnp.where(active, value * factor, _OFF)}
+    if gamma is not None:
+        out["gamma"] = jnp.where(active, jnp.asarray(gamma, dtype=jnp.float32), 0.0)
+    return out
