@@ -66,7 +66,7 @@ def _newton(xp, fun, lo, hi, x, steps):
 
 
 def _grid(xp, fun, lo, hi, numel):
-    g = int(max(4, min(128, GRID_BUDGET // max(numel, 1))))
+    g = int(max(4, min(24, GRID_BUDGET // max(numel, 1))))
     rounds = int(math.ceil(math.log(GRID_SHRINK) / math.log(g - 1)))
     t = xp.arange(1, g, dtype=lo.dtype, device=_device(lo)) / g
     t = xp.reshape(t, (g - 1,) + (1,) * lo.ndim)
