@@ -46,7 +46,7 @@ class Work:
     @property
     def polish(self) -> int:
         """Newton steps after the grid stage of the root finders."""
-        return 6 if self.finfo.bits >= 64 else 4
+        return 8 if self.finfo.bits >= 64 else 5
 
     def const(self, value) -> Any:
         return self.xp.asarray(value, dtype=self.dtype, device=self.device)

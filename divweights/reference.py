@@ -13,8 +13,8 @@ cvxpy is an optional dependency, imported only when a solver is called::
 
     pip install divweights[reference]
 
-Problems
---------
+.. rubric:: Problems
+
 With :math:`u = 1/n` the uniform weights and :math:`\Delta_m` the simplex,
 
 * instance, ``lam``: :math:`\min_{w\in\Delta_n}\langle w,\ell\rangle + \lambda D(w\|u)`;
@@ -30,10 +30,10 @@ The divergences are written with cvxpy atoms, :math:`D(w\|q)` as
 ``KL()``                    ``sum(rel_entr(w, q))``
 ``ReverseKL()``             ``sum(rel_entr(q, w))``, i.e. :math:`\mathrm{KL}(q\|w)`
 ``Alpha(a)``                :math:`\frac{1}{a(a-1)}\sum_i \big(q_i^{1-a} w_i^a - q_i - a(w_i - q_i)\big)`
-                            with ``power(w, a)`` (power cones): convex for ``a > 1`` and ``a < 0``, concave for
-                            ``0 < a < 1`` where the negative factor :math:`1/(a(a-1))` makes the
-                            term convex.  ``|a - 1| < 1e-3`` is KL (as in the core), ``a = 0``
-                            reverse KL.
+                            with ``power(w, a)`` (power cones): convex for ``a > 1`` and
+                            ``a < 0``, concave for ``0 < a < 1`` where the negative factor
+                            :math:`1/(a(a-1))` makes the term convex.  ``|a - 1| < 1e-3``
+                            is KL (as in the core), ``a = 0`` reverse KL.
 ``ChiSquared()``            ``sum(square(w - q) / q)``
 ``TotalVariation()``        ``0.5 * norm1(w - q)``
 ``SquaredL2()``             ``sum_squares(w - q)``
@@ -54,8 +54,8 @@ finite only when :math:`v` vanishes off the support of :math:`y`, so the
 variable is restricted to that support (with an integer label the only
 feasible point is the label itself).
 
-The temperature form
---------------------
+.. rubric:: The temperature form
+
 For ``KL`` the published weights :math:`w\propto e^{-\ell/T}` are the penalty
 solution at :math:`\lambda = T`.  For ``Alpha(a)``, :math:`a \ne 1`, the
 stationarity conditions of the penalty problem read
@@ -75,8 +75,8 @@ the power mean of order :math:`p` (for ``a > 1`` the mean runs over all
 cvxpy, so agreement with the formula also checks the identity.
 ``ChiSquared`` is ``2 Alpha(2)``, hence solved at :math:`\lambda/2`.
 
-Guarantees and numerical conventions
-------------------------------------
+.. rubric:: Guarantees and numerical conventions
+
 * Returned weights lie exactly on the simplex (clipped at zero and
   renormalised) and satisfy the constraint as evaluated in float64: when the
   solver overshoots the radius, the answer is mixed with the prior
@@ -312,7 +312,8 @@ def _best(cp, candidates, what, *, every=True):
             if status == cp.OPTIMAL or status == cp.OPTIMAL_INACCURATE:
                 answers.append(extract())
             if status != cp.OPTIMAL:
-                attempts.append(f"{solver} ({'default tolerances' if solver == cp.CLARABEL else 'fallback'}): {status}")
+                tier = "default tolerances" if solver == cp.CLARABEL else "fallback"
+                attempts.append(f"{solver} ({tier}): {status}")
             if status == cp.OPTIMAL_INACCURATE:
                 warnings.warn(
                     f"reference solve of the {what} is only optimal_inaccurate ({'; '.join(attempts)})",
@@ -486,6 +487,8 @@ def _instance_row(cp, kind, alpha, l, form, s):
     lp, spread = _normalised(l)
     if form == "lam":
         s = s / spread if spread > 0 else 1.0
+        if not math.isfinite(s):  # lam beyond any loss difference: the limit is uniform
+            return u
     candidates = _instance_candidates(cp, kind, alpha, lp, form, s)
     # Power cones are the delicate ones: alpha problems always try both forms.
     return _best(cp, candidates, f"instance problem ({form} form, {kind})", every=kind == "alpha")
@@ -575,7 +578,9 @@ def _as_targets(targets, shape):
         raise TypeError("targets must be integer labels or floating probabilities, not bool")
     if np.issubdtype(t.dtype, np.integer):
         if t.shape != shape[:-1]:
-            raise ValueError(f"integer targets must have shape class_losses.shape[:-1] = {shape[:-1]}; got {t.shape}")
+            raise ValueError(
+                f"integer targets must have shape class_losses.shape[:-1] = {shape[:-1]}; got {t.shape}"
+            )
         if t.size and (t.min() < 0 or t.max() >= k):
             raise ValueError(f"integer targets must lie in [0, {k}) for {k} classes")
         return np.eye(k)[t]

@@ -211,7 +211,8 @@ def alpha_constrained(l, a: float, delta, work):
     # Upper end: the weights deviate from uniform by at most ~|p| y_max e^{-s},
     # so D <= delta / 8 there.  Lower end: every non-minimiser is clamped
     # (a > 1) or weighs less than exp(-60 - delta n) relative to a minimiser.
-    hi = xp.log(y_max) + math.log(2.0 * abs(p)) - 0.5 * xp.log(delta_s)
+    # also y_max e^{-s} <= e^{-2} / 2 there, so that no weight is clamped (a > 1)
+    hi = xp.log(y_max) + xp.maximum(math.log(2.0 * abs(p)) - 0.5 * xp.log(delta_s), work.const(math.log(2.0))) + 2.0
     if a > 1:
         lo = xp.log(gap) - 1.0
     else:

@@ -37,7 +37,9 @@ def reverse_kl_class_onehot(L, onehot, gamma, work):
     minimisers = xp.astype(L == lmin, L.dtype)
     minimisers = minimisers / xp.sum(minimisers, axis=-1, keepdims=True)
     l_y = xp.sum(onehot * L, axis=-1, keepdims=True)
-    keep = xp.exp(-gamma) * xp.ones_like(l_y)
+    # exp(-gamma) underflows for gamma > ~745 (float64): keep the smallest positive mass
+    tiny = work.const(float(work.finfo.smallest_normal))
+    keep = xp.maximum(xp.exp(-gamma), tiny) * xp.ones_like(l_y)
     keep = xp.where(l_y == lmin, xp.ones_like(keep), keep)
     return keep * onehot + (1.0 - keep) * minimisers
 
@@ -69,6 +71,7 @@ def reverse_kl_class(L, y, gamma, work):
     h_b = e_log + logsumexp(xp, log_y - log_db)
     leave = can_leave & (gamma >= h_b)
     v_in = xp.exp(e_log - gamma + log_y - log_db)
+    v_in = xp.where(supp, xp.maximum(v_in, tiny), v_in)  # no underflow to 0 on the support
     rest = xp.maximum(1.0 - xp.sum(v_in, axis=-1, keepdims=True), xp.zeros_like(lmin))
     ob = xp.astype(out_best, L.dtype)
     ob = ob / xp.maximum(xp.sum(ob, axis=-1, keepdims=True), one)
