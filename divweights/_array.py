@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,11 +111,25 @@ def quiet(xp):
 
 
 def is_concrete(x) -> bool:
-    """True when ``x``'s values can be inspected eagerly (not a jit tracer)."""
+    """True when ``x``'s values can be inspected eagerly and cheaply: not a jit
+    tracer, and in host memory (reading a GPU value would synchronise the
+    device on every training step, so value checks are skipped there)."""
+    if array_api_compat.is_jax_array(x):
+        jax = sys.modules["jax"]  # imported, since x is a jax array
+        if isinstance(x, jax.core.Tracer):
+            return False
+    else:
+        try:
+            if array_api_compat.is_lazy_array(x):
+                return False
+        except Exception:  # pragma: no cover
+            return False
     try:
-        return not array_api_compat.is_lazy_array(x)
+        device = array_api_compat.device(x)
     except Exception:  # pragma: no cover
-        return False
+        return True
+    name = str(getattr(device, "platform", getattr(device, "type", device))).lower()
+    return "cpu" in name or name in ("", "none")
 
 
 def check_scalar(name: str, value, *, positive: bool, allow_inf: bool = True) -> None:

@@ -119,3 +119,18 @@ def test_mixup_power_must_be_positive():
 
     with pytest.raises(ValueError, match="power must be > 0"):
         partner_probabilities(np.ones(3), power=0.0)
+
+
+def test_eager_jax_labels_are_validated_and_traced_ones_are_not():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    with pytest.raises(ValueError, match=r"must lie in \[0, 3\)"):
+        dw.class_weights(jnp.ones((2, 3)), jnp.array([0, 5]), dw.TotalVariation(), gamma=0.1)
+    # under jit the values are unknown: no error, no host round-trip
+    jax.jit(lambda L, y: dw.class_weights(L, y, dw.TotalVariation(), gamma=0.1))(jnp.ones((2, 3)), jnp.array([0, 1]))
+
+
+def test_torch_labels_are_validated():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"must lie in \[0, 3\)"):
+        dw.class_weights(torch.ones(2, 3), torch.tensor([0, 3]), dw.ReverseKL(), gamma=0.1)
