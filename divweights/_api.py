@@ -116,7 +116,7 @@ def _targets_as_probabilities(targets, L, work):
                 f"integer targets must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; "
                 f"got {tuple(targets.shape)}"
             )
-        if is_concrete(targets) and targets.size != 0:
+        if is_concrete(targets) and math.prod(targets.shape) != 0:
             lo, hi = int(xp.min(targets)), int(xp.max(targets))
             if lo < 0 or hi >= k:
                 raise ValueError(f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}]")
@@ -130,7 +130,7 @@ def _targets_as_probabilities(targets, L, work):
             f"probability targets must have the shape of class_losses {tuple(L.shape)}; got {tuple(targets.shape)}"
         )
     y = xp.astype(targets, work.dtype)
-    if is_concrete(y) and y.size != 0:
+    if is_concrete(y) and math.prod(y.shape) != 0:
         if bool(xp.any(y < 0)) or not bool(xp.all(xp.isfinite(y))):
             raise ValueError("probability targets must be finite and nonnegative")
         sums = xp.sum(y, axis=-1)

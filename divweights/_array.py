@@ -50,7 +50,9 @@ class Work:
         return 8 if self.finfo.bits >= 64 else 5
 
     def const(self, value) -> Any:
-        return self.xp.asarray(value, dtype=self.dtype, device=self.device)
+        # xp.full launches a fill on the device; xp.asarray(python_float, device=gpu)
+        # would be a blocking host-to-device copy
+        return self.xp.full((), value, dtype=self.dtype, device=self.device)
 
     def finish(self, x):
         xp = self.xp

@@ -1,0 +1,668 @@
+"""Tests of the PyTorch adapter ``divweights_torch`` (single process, CPU, fast)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+import divweights  # noqa: E402
+from divweights import KL, Alpha, ChiSquared, ReverseKL, SquaredL2, TotalVariation  # noqa: E402
+from divweights.mixup import mixup_ratio  # noqa: E402
+from divweights_torch import (  # noqa: E402
+    DEFAULT_DELTA,
+    AnnealSchedule,
+    ReweightedLoss,
+    weighted_mixup,
+)
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(16, 5, generator=g, dtype=torch.float64) * 2
+    labels = torch.randint(0, 5, (16,), generator=g)
+    return logits, labels
+
+
+def ce(logits, labels):
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+# -- instance weights and gradients ------------------------------------------------------------
+
+STRENGTHS = [
+    (KL(), {"delta": 0.3}),
+    (KL(), {"temperature": 0.7}),
+    (Alpha(0.1), {"temperature": 0.1}),
+    (ReverseKL(), {"lam": 0.5}),
+    (ChiSquared(), {"lam": 2.0}),
+    (TotalVariation(), {"delta": 0.25}),
+]
+
+
+@pytest.mark.parametrize(("div", "kw"), STRENGTHS, ids=lambda x: repr(x))
+def test_weights_equal_core_weights_on_the_same_losses(batch, div, kw):
+    logits, labels = batch
+    loss_fn = ReweightedLoss(div, **kw)
+    loss_fn(logits, labels)
+    expected = divweights.instance_weights(ce(logits, labels), div, **kw)
+    torch.testing.assert_close(loss_fn.last_weights, expected)
+
+
+@pytest.mark.parametrize(("div", "kw"), STRENGTHS, ids=lambda x: repr(x))
+def test_gradient_is_weighted_ce_with_weights_held_fixed(batch, div, kw):
+    logits, labels = batch
+    a = logits.clone().requires_grad_(True)
+    loss_fn = ReweightedLoss(div, **kw)
+    loss_fn(a, labels).backward()
+    b = logits.clone().requires_grad_(True)
+    w = loss_fn.last_weights
+    assert not w.requires_grad
+    (w * ce(b, labels)).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_loss_value_is_weighted_sum(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss(KL(), temperature=0.5)
+    loss = loss_fn(logits, labels)
+    torch.testing.assert_close(loss, (loss_fn.last_weights * ce(logits, labels)).sum())
+
+
+def test_default_is_exact_radius_kl_with_effective_size_n_exp_minus_delta(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss()
+    assert loss_fn.instance == KL()
+    loss_fn(logits, labels)
+    w = loss_fn.last_weights
+    kl = float(KL()(w, torch.full_like(w, 1 / w.numel())))
+    assert kl == pytest.approx(DEFAULT_DELTA, abs=1e-6)
+    entropy = -float((w * torch.log(w)).sum())
+    assert math.exp(entropy) == pytest.approx(16 * math.exp(-DEFAULT_DELTA), rel=1e-5)
+
+
+def test_default_delta_is_scale_free(batch):
+    logits, labels = batch
+    a, b = ReweightedLoss(), ReweightedLoss()
+    a(logits, labels)
+    b(logits * 3, labels)  # different loss scale, same radius
+    for w in (a.last_weights, b.last_weights):
+        assert float(KL()(w, torch.full_like(w, 1 / 16))) == pytest.approx(DEFAULT_DELTA, abs=1e-6)
+
+
+def test_instance_none_is_plain_cross_entropy(batch):
+    logits, labels = batch
+    for reduction in ("sum", "mean"):
+        loss = ReweightedLoss(None, reduction=reduction)(logits, labels)
+        torch.testing.assert_close(loss, F.cross_entropy(logits, labels))
+
+
+def test_instance_none_mean_with_class_weight_matches_torch(batch):
+    logits, labels = batch
+    weight = torch.linspace(0.5, 2.0, 5, dtype=torch.float64)
+    loss = ReweightedLoss(None, weight=weight, reduction="mean")(logits, labels)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, labels, weight=weight))
+
+
+def test_per_example_loss_with_class_weight_and_smoothing_follows_torch(batch):
+    logits, labels = batch
+    weight = torch.linspace(0.5, 2.0, 5, dtype=torch.float64)
+    loss_fn = ReweightedLoss(KL(), temperature=1.0, weight=weight, label_smoothing=0.1)
+    loss_fn(logits, labels)
+    expected = F.cross_entropy(logits, labels, weight=weight, label_smoothing=0.1, reduction="none")
+    torch.testing.assert_close(loss_fn.last_losses, expected)
+    torch.testing.assert_close(loss_fn.last_weights, divweights.instance_weights(expected, KL(), temperature=1.0))
+
+
+def test_probability_targets(batch):
+    logits, labels = batch
+    probs = torch.softmax(torch.randn(16, 5, dtype=torch.float64), dim=-1)
+    loss_fn = ReweightedLoss(KL(), temperature=1.0)
+    loss = loss_fn(logits, probs)
+    l = F.cross_entropy(logits, probs, reduction="none")
+    torch.testing.assert_close(loss, (divweights.instance_weights(l, KL(), temperature=1.0) * l).sum())
+
+
+# -- reductions --------------------------------------------------------------------------------
+
+
+def test_reduction_none_returns_weighted_terms_summing_to_sum(batch):
+    logits, labels = batch
+    per = ReweightedLoss(KL(), temperature=0.5, reduction="none")(logits, labels)
+    total = ReweightedLoss(KL(), temperature=0.5, reduction="sum")(logits, labels)
+    assert per.shape == (16,)
+    torch.testing.assert_close(per.sum(), total)
+
+
+def test_reduction_mean_equals_sum_without_class_weight(batch):
+    logits, labels = batch
+    mean = ReweightedLoss(KL(), temperature=0.5, reduction="mean")(logits, labels)
+    total = ReweightedLoss(KL(), temperature=0.5, reduction="sum")(logits, labels)
+    torch.testing.assert_close(mean, total)
+
+
+def test_reduction_mean_with_class_weight_divides_by_weighted_mass(batch):
+    logits, labels = batch
+    weight = torch.linspace(0.5, 2.0, 5, dtype=torch.float64)
+    loss_fn = ReweightedLoss(KL(), temperature=0.5, weight=weight, reduction="mean")
+    mean = loss_fn(logits, labels)
+    w = loss_fn.last_weights
+    l = F.cross_entropy(logits, labels, weight=weight, reduction="none")
+    torch.testing.assert_close(mean, (w * l).sum() / (w * weight[labels]).sum())
+
+
+def test_unknown_reduction_rejected():
+    with pytest.raises(ValueError, match="reduction"):
+        ReweightedLoss(reduction="average")
+
+
+# -- class reweighting -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("g", [0.0, 0.2, 0.7])
+def test_total_variation_class_loss_is_hard_bootstrapping(batch, g):
+    logits, labels = batch
+    loss_fn = ReweightedLoss(KL(), temperature=0.5, classes=TotalVariation(), gamma=g) if g else ReweightedLoss(
+        KL(), temperature=0.5
+    )
+    loss = loss_fn(logits, labels)
+    L = -torch.log_softmax(logits, dim=-1)
+    boot = (1 - g) * L.gather(1, labels[:, None])[:, 0] + g * L.min(dim=-1).values
+    w = divweights.instance_weights(boot, KL(), temperature=0.5)
+    torch.testing.assert_close(loss_fn.last_losses, boot)
+    torch.testing.assert_close(loss, (w * boot).sum())
+
+
+def test_class_weights_are_detached_in_the_gradient(batch):
+    logits, labels = batch
+    a = logits.clone().requires_grad_(True)
+    loss_fn = ReweightedLoss(KL(), temperature=0.5, classes=ReverseKL(), gamma=0.1)
+    loss_fn(a, labels).backward()
+    v, w = loss_fn.last_class_weights, loss_fn.last_weights
+    b = logits.clone().requires_grad_(True)
+    (w * (v * -torch.log_softmax(b, dim=-1)).sum(-1)).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    expected = divweights.class_weights(-torch.log_softmax(logits, -1), labels, ReverseKL(), gamma=0.1)
+    torch.testing.assert_close(v, expected)
+
+
+def test_class_reweighting_without_instance_weights(batch):
+    logits, labels = batch
+    loss = ReweightedLoss(None, classes=TotalVariation(), gamma=0.3)(logits, labels)
+    L = -torch.log_softmax(logits, dim=-1)
+    boot = 0.7 * L.gather(1, labels[:, None])[:, 0] + 0.3 * L.min(dim=-1).values
+    torch.testing.assert_close(loss, boot.mean())
+
+
+def test_kl_classes_with_soft_targets_from_label_smoothing(batch):
+    logits, labels = batch
+    loss = ReweightedLoss(None, classes=KL(), gamma=0.05, label_smoothing=0.1)(logits, labels)
+    assert torch.isfinite(loss)
+
+
+def test_gamma_without_classes_rejected():
+    with pytest.raises(ValueError, match="classes"):
+        ReweightedLoss(gamma=0.1)
+
+
+def test_unsupported_class_divergence_rejected_at_construction():
+    with pytest.raises(ValueError, match="class weights"):
+        ReweightedLoss(classes=ChiSquared(), gamma=0.1)
+
+
+# -- strengths and construction ----------------------------------------------------------------
+
+
+def test_default_strength_only_for_kl():
+    with pytest.raises(ValueError, match="delta"):
+        ReweightedLoss(Alpha(0.1))
+
+
+def test_two_strengths_rejected():
+    with pytest.raises(ValueError, match="at most one"):
+        ReweightedLoss(KL(), lam=1.0, delta=0.1)
+
+
+def test_strength_without_instance_rejected():
+    with pytest.raises(ValueError, match="instance=None"):
+        ReweightedLoss(None, temperature=1.0)
+
+
+def test_unsupported_form_rejected_at_construction():
+    with pytest.raises(ValueError, match="temperature"):
+        ReweightedLoss(TotalVariation(), temperature=1.0)
+
+
+def test_nonpositive_strength_rejected():
+    with pytest.raises(ValueError):
+        ReweightedLoss(KL(), temperature=0.0)
+
+
+def test_divergence_class_instead_of_instance_rejected():
+    with pytest.raises(TypeError):
+        ReweightedLoss(KL)
+
+
+# -- schedule ----------------------------------------------------------------------------------
+
+
+def test_schedule_factor_values():
+    s = AnnealSchedule(burnin_steps=3, anneal_steps=4, start_factor=5.0)
+    assert [s.factor(t) for t in range(9)] == [None, None, None, 5.0, 4.0, 3.0, 2.0, 1.0, 1.0]
+
+
+def test_schedule_without_anneal_jumps_to_one():
+    s = AnnealSchedule(burnin_steps=2)
+    assert [s.factor(t) for t in range(4)] == [None, None, 1.0, 1.0]
+
+
+def test_published_schedule():
+    s = AnnealSchedule.published()
+    assert (s.burnin_steps, s.anneal_steps, s.start_factor) == (4000, 3000, 10.0)
+    assert s.factor(3999) is None and s.factor(4000) == 10.0 and s.factor(5500) == 5.5 and s.factor(7000) == 1.0
+
+
+def test_schedule_state_dict_round_trip():
+    s = AnnealSchedule(10, 20, 3.0)
+    t = AnnealSchedule()
+    t.load_state_dict(s.state_dict())
+    assert t == s
+
+
+@pytest.mark.parametrize("kw", [{"burnin_steps": -1}, {"anneal_steps": 1.5}, {"start_factor": 0.0}])
+def test_schedule_rejects_bad_values(kw):
+    with pytest.raises((ValueError, TypeError)):
+        AnnealSchedule(**kw)
+
+
+def test_burnin_gives_uniform_weights_and_no_class_reweighting(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss(KL(), temperature=0.1, classes=TotalVariation(), gamma=0.5,
+                             schedule=AnnealSchedule(burnin_steps=2))
+    for _ in range(2):
+        loss = loss_fn(logits, labels)
+        torch.testing.assert_close(loss_fn.last_weights, torch.full((16,), 1 / 16, dtype=torch.float64))
+        torch.testing.assert_close(loss_fn.last_class_weights, F.one_hot(labels, 5).double())
+        torch.testing.assert_close(loss, F.cross_entropy(logits, labels))
+    loss_fn(logits, labels)  # step 2: reweighting on
+    assert not torch.allclose(loss_fn.last_weights, torch.full((16,), 1 / 16, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("form", "scale"), [("temperature", lambda s, f: s * f), ("lam", lambda s, f: s * f),
+                                              ("delta", lambda s, f: s / f)])
+def test_annealing_scales_the_strength(batch, form, scale):
+    logits, labels = batch
+    sched = AnnealSchedule(burnin_steps=1, anneal_steps=2, start_factor=4.0)
+    loss_fn = ReweightedLoss(KL(), **{form: 0.2}, schedule=sched)
+    l = ce(logits, labels)
+    for step, factor in enumerate([None, 4.0, 2.5, 1.0, 1.0]):
+        assert loss_fn.factor() == factor
+        loss_fn(logits, labels)
+        if factor is not None:
+            expected = divweights.instance_weights(l, KL(), **{form: scale(0.2, factor)})
+            torch.testing.assert_close(loss_fn.last_weights, expected)
+        assert loss_fn.step == step + 1
+
+
+def test_steps_buffer_is_saved_and_restored(batch):
+    logits, labels = batch
+    sched = AnnealSchedule(burnin_steps=3)
+    loss_fn = ReweightedLoss(KL(), temperature=0.5, schedule=sched)
+    for _ in range(4):
+        loss_fn(logits, labels)
+    state = loss_fn.state_dict()
+    assert int(state["steps"]) == 4
+    resumed = ReweightedLoss(KL(), temperature=0.5, schedule=sched)
+    assert resumed.factor() is None
+    resumed.load_state_dict(state)
+    assert resumed.step == 4 and resumed.factor() == 1.0
+
+
+def test_eval_mode_and_weights_do_not_advance_steps(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss(KL(), temperature=0.5)
+    loss_fn.weights(logits, labels)
+    loss_fn.eval()
+    loss_fn(logits, labels)
+    assert loss_fn.step == 0 and int(loss_fn.steps) == 0
+    loss_fn.train()
+    loss_fn(logits, labels)
+    assert loss_fn.step == 1 and int(loss_fn.steps) == 1
+
+
+def test_step_setter_updates_buffer():
+    loss_fn = ReweightedLoss(KL(), temperature=0.5)
+    loss_fn.step = 12
+    assert int(loss_fn.steps) == 12
+
+
+def test_weights_method_matches_forward(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss(KL(), delta=0.2)
+    w = loss_fn.weights(logits, labels)
+    loss_fn(logits, labels)
+    torch.testing.assert_close(w, loss_fn.last_weights)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_mismatched_batch_sizes_rejected(batch):
+    logits, labels = batch
+    with pytest.raises(ValueError, match=r"shape \(N,\)"):
+        ReweightedLoss()(logits, labels[:-1])
+
+
+def test_float_labels_of_shape_n_rejected(batch):
+    logits, labels = batch
+    with pytest.raises(TypeError, match="integer"):
+        ReweightedLoss()(logits, labels.double())
+
+
+def test_probability_targets_of_wrong_shape_rejected(batch):
+    logits, _ = batch
+    with pytest.raises(ValueError, match="probability targets"):
+        ReweightedLoss()(logits, torch.full((16, 4), 0.25, dtype=torch.float64))
+
+
+def test_logits_must_be_two_dimensional(batch):
+    logits, labels = batch
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        ReweightedLoss()(logits[0], labels[:1])
+
+
+def test_bool_targets_rejected(batch):
+    logits, labels = batch
+    with pytest.raises(TypeError):
+        ReweightedLoss()(logits, labels > 2)
+
+
+def test_out_of_range_label_raises(batch):
+    logits, labels = batch
+    bad = labels.clone()
+    bad[0] = 5
+    with pytest.raises((RuntimeError, IndexError, ValueError)):
+        ReweightedLoss()(logits, bad)
+
+
+def test_class_weight_of_wrong_length_rejected(batch):
+    logits, labels = batch
+    with pytest.raises(ValueError, match="weight"):
+        ReweightedLoss(weight=torch.ones(3, dtype=torch.float64))(logits, labels)
+
+
+# -- ignore_index ------------------------------------------------------------------------------
+
+
+def test_ignored_rows_get_zero_weight_and_are_excluded(batch):
+    logits, labels = batch
+    masked = labels.clone()
+    masked[[1, 4, 9]] = -100
+    keep = masked != -100
+    loss_fn = ReweightedLoss(KL(), delta=0.3)
+    loss = loss_fn(logits, masked)
+    w = loss_fn.last_weights
+    assert torch.all(w[~keep] == 0)
+    expected = divweights.instance_weights(ce(logits[keep], labels[keep]), KL(), delta=0.3)
+    torch.testing.assert_close(w[keep], expected)
+    torch.testing.assert_close(loss, ReweightedLoss(KL(), delta=0.3)(logits[keep], labels[keep]))
+
+
+def test_custom_ignore_index(batch):
+    logits, labels = batch
+    masked = labels.clone()
+    masked[0] = 99
+    loss_fn = ReweightedLoss(None, ignore_index=99)
+    torch.testing.assert_close(loss_fn(logits, masked), F.cross_entropy(logits, masked, ignore_index=99))
+
+
+@pytest.mark.parametrize("instance", [KL(), None])
+def test_all_ignored_batch_gives_zero_loss_and_zero_grad(batch, instance):
+    logits, labels = batch
+    a = logits.clone().requires_grad_(True)
+    kw = {"temperature": 0.5} if instance is not None else {}
+    loss = ReweightedLoss(instance, classes=TotalVariation(), gamma=0.2, **kw)(a, torch.full_like(labels, -100))
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+    assert torch.all(a.grad == 0)
+
+
+# -- non-finite --------------------------------------------------------------------------------
+
+
+def test_nan_logit_makes_the_batch_loss_nan(batch):
+    logits, labels = batch
+    bad = logits.clone()
+    bad[3, 2] = math.nan
+    loss_fn = ReweightedLoss(KL(), delta=0.3)
+    loss = loss_fn(bad, labels)
+    assert torch.isnan(loss)
+    assert torch.isnan(loss_fn.last_weights).all()
+
+
+# -- precision and autocast --------------------------------------------------------------------
+
+
+def test_autocast_bfloat16_smoke():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 4)
+    x, y = torch.randn(32, 6), torch.randint(0, 4, (32,))
+    loss_fn = ReweightedLoss(KL(), delta=0.3, classes=TotalVariation(), gamma=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+        assert logits.dtype == torch.bfloat16
+        loss = loss_fn(logits, y)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert loss_fn.last_weights.dtype == torch.float32
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    w_ref = ReweightedLoss(KL(), delta=0.3, classes=TotalVariation(), gamma=0.1).weights(logits.float(), y)
+    torch.testing.assert_close(loss_fn.last_weights, w_ref)
+
+
+def test_float32_logits_give_float32_loss(batch):
+    logits, labels = batch
+    loss = ReweightedLoss()(logits.float(), labels)
+    assert loss.dtype == torch.float32
+
+
+def test_module_moves_with_to():
+    loss_fn = ReweightedLoss(weight=torch.ones(3)).to(torch.float64)
+    assert loss_fn.weight.dtype == torch.float64 and loss_fn.steps.dtype == torch.int64
+
+
+# -- mixup -------------------------------------------------------------------------------------
+
+
+def _mix_batch(n=8, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, 3, generator=g, dtype=torch.float64), torch.randint(0, k, (n,), generator=g)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_sampled_partner_frequencies_follow_the_weights(power):
+    x, y = _mix_batch(n=6)
+    w = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.1, 0.0], dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    counts = torch.zeros(6, dtype=torch.float64)
+    draws = 600
+    for _ in range(draws):
+        _, _, info = weighted_mixup(x, y, w, mode="sample", num_classes=3, power=power, generator=g)
+        counts += torch.bincount(info["partners"], minlength=6)
+    total = draws * 6
+    p = w**power / (w**power).sum()
+    assert counts[5] == 0
+    expected = total * p[:5]
+    chi2 = float(((counts[:5] - expected) ** 2 / expected).sum())
+    assert chi2 < 18.5  # chi-square with 4 degrees of freedom: P(> 18.5) < 0.001
+
+
+def test_weight_ratios_are_core_mixup_ratios():
+    x, y = _mix_batch()
+    w = torch.rand(8, dtype=torch.float64)
+    _, _, info = weighted_mixup(x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0))
+    p = info["partners"]
+    assert sorted(p.tolist()) == list(range(8))  # a permutation
+    torch.testing.assert_close(info["ratios"], mixup_ratio(w, w[p]))
+    torch.testing.assert_close(info["ratios"], w / (w + w[p]))
+
+
+@pytest.mark.parametrize("mode", ["plain", "sample", "weight", "sample_weight", "label_smoothing"])
+def test_inputs_and_labels_mix_with_the_same_ratio(mode):
+    x, y = _mix_batch()
+    w = torch.rand(8, dtype=torch.float64)
+    pred = torch.randn(8, 3, dtype=torch.float64)
+    mx, my, info = weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=pred,
+                                  generator=torch.Generator().manual_seed(3))
+    r, p = info["ratios"], info["partners"]
+    assert mx.shape == x.shape and my.shape == (8, 3)
+    torch.testing.assert_close(mx, r[:, None, None] * x + (1 - r[:, None, None]) * x[p], rtol=0, atol=1e-15)
+    base = info.get("smoothed_targets", F.one_hot(y, 3).double())
+    torch.testing.assert_close(my, r[:, None] * base + (1 - r[:, None]) * base[p], rtol=0, atol=1e-15)
+    torch.testing.assert_close(my.sum(-1), torch.ones(8, dtype=torch.float64))
+
+
+def test_zero_weights_give_no_nan():
+    x, y = _mix_batch()
+    w = torch.tensor([0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    for mode in ("weight", "sample_weight", "label_smoothing"):
+        mx, my, info = weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=torch.randn(8, 3),
+                                      generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(mx).all() and torch.isfinite(my).all()
+    _, _, info = weighted_mixup(x, y, torch.zeros(8, dtype=torch.float64), mode="sample_weight", num_classes=3)
+    torch.testing.assert_close(info["ratios"], torch.full((8,), 0.5, dtype=torch.float64))
+
+
+def test_weight_ratio_half_when_both_partners_weigh_zero():
+    x, y = _mix_batch()
+    w = torch.zeros(8, dtype=torch.float64)
+    w[0] = 1.0
+    _, _, info = weighted_mixup(x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0))
+    both_zero = (w == 0) & (w[info["partners"]] == 0)
+    assert both_zero.any()
+    assert torch.all(info["ratios"][both_zero] == 0.5)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.2])
+def test_plain_mixup_uses_beta_ratios(alpha):
+    x, y = _mix_batch(n=4000, k=3)
+    _, _, info = weighted_mixup(x, y, None, mode="plain", num_classes=3, alpha=alpha,
+                                generator=torch.Generator().manual_seed(0))
+    r = info["ratios"]
+    assert torch.isfinite(r).all() and (r >= 0).all() and (r <= 1).all()
+    assert float(r.mean()) == pytest.approx(0.5, abs=0.03)
+    var = 1 / (4 * (2 * alpha + 1))  # variance of Beta(alpha, alpha)
+    assert float(r.var()) == pytest.approx(var, rel=0.1)
+    assert sorted(info["partners"].tolist()) == list(range(4000))
+
+
+def test_label_smoothing_mode_blends_labels_toward_predictions():
+    x, _ = _mix_batch(n=3)
+    y = torch.tensor([0, 1, 2])
+    w = torch.tensor([0.5, 0.25, 0.0], dtype=torch.float64)
+    pred = torch.tensor([[0.0, 5.0, 0.0], [0.0, 5.0, 0.0], [5.0, 0.0, 0.0]], dtype=torch.float64)
+    _, _, info = weighted_mixup(x, y, w, mode="label_smoothing", predictions=pred)
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    torch.testing.assert_close(info["smoothed_targets"], expected)
+    s = w / w.max()
+    torch.testing.assert_close(info["smoothed_targets"][0], s[0] * F.one_hot(y[0], 3).double()
+                               + (1 - s[0]) * F.one_hot(torch.tensor(1), 3).double())
+
+
+def test_mixup_is_reproducible_with_a_generator():
+    x, y = _mix_batch()
+    w = torch.rand(8, dtype=torch.float64)
+    a = weighted_mixup(x, y, w, mode="sample_weight", num_classes=3, generator=torch.Generator().manual_seed(5))
+    b = weighted_mixup(x, y, w, mode="sample_weight", num_classes=3, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[2]["partners"], b[2]["partners"])
+
+
+def test_mixup_with_probability_targets():
+    x, _ = _mix_batch()
+    probs = torch.softmax(torch.randn(8, 3, dtype=torch.float64), -1)
+    _, my, _ = weighted_mixup(x, probs, torch.rand(8, dtype=torch.float64), mode="sample_weight")
+    torch.testing.assert_close(my.sum(-1), torch.ones(8, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"mode": "mixup"}, ValueError),
+        ({"mode": "sample", "weights": None}, ValueError),
+        ({"mode": "weight", "weights": torch.ones(7)}, ValueError),
+        ({"mode": "plain", "num_classes": None}, ValueError),
+        ({"mode": "plain", "targets": torch.zeros(8)}, ValueError),
+        ({"mode": "label_smoothing"}, ValueError),
+        ({"mode": "plain", "alpha": 0.0}, ValueError),
+        ({"mode": "sample", "power": -1.0}, ValueError),
+    ],
+)
+def test_mixup_rejects_bad_input(kwargs, error):
+    x, y = _mix_batch()
+    args = {"targets": y, "weights": torch.ones(8), "num_classes": 3}
+    args.update(kwargs)
+    with pytest.raises(error):
+        weighted_mixup(x, args.pop("targets"), args.pop("weights"), **args)
+
+
+def test_cicw_m_pipeline_runs_under_autocast():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 4)
+    x, y = torch.randn(16, 6), torch.randint(0, 4, (16,))
+    loss_fn = ReweightedLoss(KL(), temperature=1.0, classes=ReverseKL(), gamma=0.01)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        w = loss_fn.weights(model(x), y)
+        mx, my, _ = weighted_mixup(x, y, w, mode="sample_weight", num_classes=4)
+        loss = loss_fn(model(mx), my)
+    loss.backward()
+    assert torch.isfinite(loss) and loss_fn.step == 1
+
+
+def test_other_class_divergences_run(batch):
+    logits, labels = batch
+    for div in (SquaredL2(), ReverseKL(), TotalVariation()):
+        assert torch.isfinite(ReweightedLoss(KL(), delta=0.3, classes=div, gamma=0.05)(logits, labels))
+
+
+# -- host synchronisation ----------------------------------------------------------------------
+
+
+def _host_reads(fn):
+    """Number of device-to-host scalar reads (``.item()``, ``float()``, ``bool()``) made by ``fn()``."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    count = 0
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            nonlocal count
+            if func is torch.ops.aten._local_scalar_dense.default:
+                count += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return count
+
+
+@pytest.mark.parametrize(("div", "kw"), [(KL(), {"delta": 0.3}), (Alpha(0.1), {"temperature": 0.1}), (None, {})])
+def test_instance_weight_path_reads_nothing_on_the_host(batch, div, kw):
+    logits, labels = batch
+    labels = labels.clone()
+    labels[0] = -100
+    a = logits.clone().requires_grad_(True)
+    loss_fn = ReweightedLoss(div, **kw, schedule=AnnealSchedule(burnin_steps=1, anneal_steps=2))
+    for _ in range(3):
+        assert _host_reads(lambda: loss_fn(a, labels).backward()) == 0
+
+
+@pytest.mark.parametrize("mode", ["plain", "sample", "weight", "sample_weight", "label_smoothing"])
+def test_mixup_reads_nothing_on_the_host(mode):
+    x, y = _mix_batch()
+    w = torch.rand(8, dtype=torch.float64)
+    pred = torch.randn(8, 3)
+    assert _host_reads(lambda: weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=pred)) == 0
