@@ -1035,20 +1035,20 @@ def apply_noise(spec, labels, num_classes, *, rng: RNGLike, dataset: Optional[st
 
     Dispatch:
 
-    ============================  ==============================================
-    kind                          generator
-    ============================  ==============================================
-    ``none``                      labels returned unchanged (copied)
-    ``symmetric``                 :func:`symmetric_noise`, ``variant="flip"``
-    ``symmetric-uniform``         :func:`symmetric_noise`, ``variant="uniform"``
-    ``asymmetric``                :func:`asymmetric_noise` with the mapping of
-                                  ``dataset`` (``"cifar10"`` or
-                                  ``"fashion-mnist"``)
-    ``pairflip``                  :func:`pair_flip_noise`
-    ``cifar100-next``/``-random`` :func:`cifar100_asymmetric_noise`
-    ``instance``                  :func:`instance_dependent_noise` (needs
-                                  ``confusion_scores``; always exact)
-    ============================  ==============================================
+    =============================  ==============================================
+    kind                           generator
+    =============================  ==============================================
+    ``none``                       labels returned unchanged (copied)
+    ``symmetric``                  :func:`symmetric_noise`, ``variant="flip"``
+    ``symmetric-uniform``          :func:`symmetric_noise`, ``variant="uniform"``
+    ``asymmetric``                 :func:`asymmetric_noise` with the mapping of
+                                   ``dataset`` (``"cifar10"`` or
+                                   ``"fashion-mnist"``)
+    ``pairflip``                   :func:`pair_flip_noise`
+    ``cifar100-next``/``-random``  :func:`cifar100_asymmetric_noise`
+    ``instance``                   :func:`instance_dependent_noise` (needs
+                                   ``confusion_scores``; always exact)
+    =============================  ==============================================
 
     Parameters
     ----------
