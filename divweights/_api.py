@@ -117,9 +117,12 @@ def _targets_as_probabilities(targets, L, work):
                 f"got {tuple(targets.shape)}"
             )
         if is_concrete(targets) and math.prod(targets.shape) != 0:
-            lo, hi = int(xp.min(targets)), int(xp.max(targets))
-            if lo < 0 or hi >= k:
-                raise ValueError(f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}]")
+            lo, hi = xp.min(targets), xp.max(targets)
+            # inside a jit trace even a constant's reduction is staged: check it is concrete
+            if is_concrete(lo) and (int(lo) < 0 or int(hi) >= k):
+                raise ValueError(
+                    f"integer targets must lie in [0, {k}) for {k} classes; got values in [{int(lo)}, {int(hi)}]"
+                )
         classes = xp.arange(k, dtype=targets.dtype, device=work.device)
         y = xp.astype(targets[..., None] == classes, work.dtype)
         return y, True
@@ -131,12 +134,14 @@ def _targets_as_probabilities(targets, L, work):
         )
     y = xp.astype(targets, work.dtype)
     if is_concrete(y) and math.prod(y.shape) != 0:
-        if bool(xp.any(y < 0)) or not bool(xp.all(xp.isfinite(y))):
-            raise ValueError("probability targets must be finite and nonnegative")
-        sums = xp.sum(y, axis=-1)
+        bad = xp.any(y < 0) | ~xp.all(xp.isfinite(y))
         tol = 1e-3 if work.finfo.bits < 64 else 1e-6
-        if bool(xp.any(xp.abs(sums - 1.0) > tol)):
-            raise ValueError("probability targets must sum to 1 along the last axis")
+        off = xp.any(xp.abs(xp.sum(y, axis=-1) - 1.0) > tol)
+        if is_concrete(bad):
+            if bool(bad):
+                raise ValueError("probability targets must be finite and nonnegative")
+            if bool(off):
+                raise ValueError("probability targets must sum to 1 along the last axis")
     y = y / xp.sum(y, axis=-1, keepdims=True)
     return y, False
 

@@ -134,3 +134,13 @@ def test_torch_labels_are_validated():
     torch = pytest.importorskip("torch")
     with pytest.raises(ValueError, match=r"must lie in \[0, 3\)"):
         dw.class_weights(torch.ones(2, 3), torch.tensor([0, 3]), dw.ReverseKL(), gamma=0.1)
+
+
+def test_constant_labels_closed_over_inside_jit_are_not_read_eagerly():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    labels = jnp.array([0, 2])
+    soft = jnp.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    f = jax.jit(lambda L: dw.class_weights(L, labels, dw.ReverseKL(), gamma=0.1))
+    g = jax.jit(lambda L: dw.class_weights(L, soft, dw.ReverseKL(), gamma=0.1))
+    assert f(jnp.ones((2, 3))).shape == g(jnp.ones((2, 3))).shape == (2, 3)
