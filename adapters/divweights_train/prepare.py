@@ -1,0 +1,225 @@
+"""Framework-neutral data preparation for a training run (NumPy only).
+
+:func:`prepare_data` turns a :class:`~divweights_train.config.TrainConfig`
+into the arrays a trainer needs: a (stratified) training subset with noisy
+labels and their flipped flags, a noisy validation split carved out of it, and
+the clean test set. :func:`derive_seed` gives independent, reproducible seeds
+for every random stream of a run (subset, noise, split, each epoch's data
+order, augmentation and mixup), so that an epoch can be replayed exactly
+after an interruption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets as ds_mod
+from .config import TrainConfig
+
+__all__ = ["PreparedData", "derive_seed", "epoch_permutation", "load_raw", "prepare_data"]
+
+_TAGS = {
+    "subset": 1,
+    "noise": 2,
+    "split": 3,
+    "moons-train": 4,
+    "moons-test": 5,
+    "digits-split": 6,
+    "init": 7,
+    "order": 8,
+    "augment": 9,
+    "mixup": 10,
+    "dropout": 11,
+    "clean-model": 12,
+}
+
+
+def derive_seed(seed: int, tag: str, *extra: int) -> int:
+    """A 63-bit seed for the random stream ``tag`` (and e.g. an epoch number).
+
+    Examples
+    --------
+    >>> derive_seed(0, "order", 3) == derive_seed(0, "order", 3)
+    True
+    >>> derive_seed(0, "order", 3) != derive_seed(0, "order", 4)
+    True
+    """
+    if tag not in _TAGS:
+        raise ValueError(f"unknown seed tag {tag!r}")
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, _TAGS[tag], *(int(e) for e in extra)])
+    return int(ss.generate_state(1, dtype=np.uint64)[0]) & ((1 << 63) - 1)
+
+
+def _rng(seed: int, tag: str, *extra: int) -> np.random.Generator:
+    return np.random.default_rng(derive_seed(seed, tag, *extra))
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order in which the ``n`` training examples are visited in ``epoch``.
+
+    Examples
+    --------
+    >>> sorted(epoch_permutation(0, 1, 5).tolist())
+    [0, 1, 2, 3, 4]
+    """
+    return _rng(seed, "order", epoch).permutation(int(n))
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """Everything a trainer needs, as NumPy arrays.
+
+    Attributes
+    ----------
+    train : ArrayDataset
+        Training examples with the *noisy* labels.
+    train_clean_labels, train_flipped : numpy.ndarray
+        Clean labels of the training examples and whether each was flipped.
+    val : ArrayDataset or None
+        Noisy validation split (labels noisy, as in the paper's protocol).
+    val_flipped : numpy.ndarray or None
+    test : ArrayDataset
+        Clean test set.
+    """
+
+    train: ds_mod.ArrayDataset
+    train_clean_labels: np.ndarray
+    train_flipped: np.ndarray
+    val: ds_mod.ArrayDataset | None
+    val_flipped: np.ndarray | None
+    test: ds_mod.ArrayDataset
+
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+    def describe(self) -> dict:
+        """Sizes and realised noise rate, for logs and ``run.json``."""
+        return {
+            "num_train": len(self.train),
+            "num_val": 0 if self.val is None else len(self.val),
+            "num_test": len(self.test),
+            "num_classes": self.num_classes,
+            "input_shape": list(self.train.input_shape),
+            "train_flip_rate": float(self.train_flipped.mean()) if len(self.train) else 0.0,
+            "val_flip_rate": None if self.val_flipped is None else float(self.val_flipped.mean()),
+        }
+
+
+def load_raw(config: TrainConfig) -> tuple[ds_mod.ArrayDataset, ds_mod.ArrayDataset]:
+    """Clean training and test sets of ``config.dataset`` (before subsetting).
+
+    two-moons draws 2000 training points (or ``subset``) and 1000 test points
+    with Gaussian jitter 0.1; digits splits scikit-learn's 1797 images into
+    2/3 training and 1/3 test, stratified, with the run's seed.
+    """
+    name = config.dataset
+    if name == "fashion-mnist":
+        return (
+            ds_mod.load_fashion_mnist(config.data_dir, "train"),
+            ds_mod.load_fashion_mnist(config.data_dir, "test"),
+        )
+    if name in ("cifar10", "cifar100"):
+        data_dir = config.data_dir if config.data_dir is not None else "data"
+        return ds_mod.load_cifar(data_dir, name, "train"), ds_mod.load_cifar(data_dir, name, "test")
+    if name == "two-moons":
+        n_train = config.subset if config.subset is not None else 2000
+        train = ds_mod.make_two_moons(n_train, 0.1, rng=_rng(config.seed, "moons-train"))
+        test = ds_mod.make_two_moons(1000, 0.1, rng=_rng(config.seed, "moons-test"))
+        return train, test
+    if name == "digits":
+        full = ds_mod.load_digits_dataset(flatten=config.model == "mlp")
+        test_idx = ds_mod.stratified_subset(full.y, len(full) // 3, rng=_rng(config.seed, "digits-split"),
+                                            num_classes=full.num_classes)
+        mask = np.ones(len(full), dtype=bool)
+        mask[test_idx] = False
+        return ds_mod.subset(full, np.flatnonzero(mask)), ds_mod.subset(full, test_idx)
+    raise ValueError(f"unknown dataset {name!r}")
+
+
+def _noise_dataset_name(name: str) -> str | None:
+    return {"fashion-mnist": "fashion-mnist", "cifar10": "cifar10"}.get(name)
+
+
+def _confusion_cache_path(config: TrainConfig, n: int) -> Path:
+    base = Path(config.cache_dir) if config.cache_dir else Path.home() / ".cache" / "divweights_train"
+    key = f"{config.dataset}|{config.data_dir}|{config.subset}|{n}|{config.seed}|{config.clean_model_epochs}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return base / f"confusion-{config.dataset}-{digest}.npy"
+
+
+def prepare_data(
+    config: TrainConfig,
+    *,
+    confusion_fn: Callable[[ds_mod.ArrayDataset], np.ndarray] | None = None,
+) -> PreparedData:
+    """Load, subset, corrupt and split the data of a run.
+
+    Order of operations: load the clean training set; take a stratified
+    subset of ``config.subset`` examples (if given); corrupt the labels with
+    ``config.noise``; split off ``config.val_fraction`` of the (noisy)
+    examples as the validation set. Each step has its own seed derived from
+    ``config.seed``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        A resolved config.
+    confusion_fn : callable, optional
+        ``confusion_fn(clean_train) -> (n, k)`` class probabilities of a model
+        trained on clean labels; needed only for ``instance`` noise. The
+        result is cached on disk (``config.cache_dir``, default
+        ``~/.cache/divweights_train``) keyed by dataset, subset and seed.
+
+    Returns
+    -------
+    PreparedData
+    """
+    from divweights.noise import apply_noise, parse_noise_spec
+
+    train, test = load_raw(config)
+    if config.subset is not None and config.dataset != "two-moons":
+        if config.subset > len(train):
+            raise ValueError(f"subset {config.subset} exceeds the {len(train)} training examples")
+        idx = ds_mod.stratified_subset(train.y, config.subset, rng=_rng(config.seed, "subset"),
+                                       num_classes=train.num_classes)
+        train = ds_mod.subset(train, idx)
+    spec = parse_noise_spec(config.noise)
+    scores = None
+    if spec.kind == "instance":
+        path = _confusion_cache_path(config, len(train))
+        if path.is_file():
+            scores = np.load(path)
+        else:
+            if confusion_fn is None:
+                raise ValueError("instance-dependent noise needs confusion scores from a clean model")
+            scores = np.asarray(confusion_fn(train), dtype=np.float64)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
+            np.save(tmp, scores)
+            os.replace(tmp, path)
+    noisy, flipped = apply_noise(spec, train.y, train.num_classes, rng=_rng(config.seed, "noise"),
+                                 dataset=_noise_dataset_name(config.dataset), confusion_scores=scores)
+    clean_labels = train.y.copy()
+    noisy_train = train.with_labels(noisy)
+    if config.val_fraction > 0:
+        tr_idx, va_idx = ds_mod.train_val_split(len(train), config.val_fraction, rng=_rng(config.seed, "split"))
+        val = ds_mod.subset(noisy_train, va_idx)
+        val_flipped = flipped[va_idx]
+    else:
+        tr_idx = np.arange(len(train))
+        val, val_flipped = None, None
+    return PreparedData(
+        train=ds_mod.subset(noisy_train, tr_idx),
+        train_clean_labels=clean_labels[tr_idx],
+        train_flipped=flipped[tr_idx],
+        val=val,
+        val_flipped=val_flipped,
+        test=test,
+    )
