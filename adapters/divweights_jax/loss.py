@@ -20,14 +20,9 @@ import numpy as np
 
 import divweights
 from divweights import KL, Divergence
+from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 
 __all__ = ["DEFAULT_DELTA", "reweighted_loss"]
-
-#: KL radius of the instance constraint ``KL(w || u) <= delta`` used when none
-#: of ``lam``, ``delta`` and ``temperature`` is given with ``instance=KL()``
-#: (the same default as the PyTorch adapter, checked by the tests).  Defined
-#: here only; every default in this package reads it.
-DEFAULT_DELTA = 0.5
 
 _KL = KL()
 

@@ -20,18 +20,12 @@ from torch import nn
 
 import divweights
 from divweights import KL, Divergence
+from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 
 from .distributed import gather_batch, is_distributed
 from .schedule import AnnealSchedule
 
 __all__ = ["ReweightedLoss", "DEFAULT_DELTA"]
-
-#: KL radius used when no strength is given: the weights then have an
-#: effective sample size (perplexity) of about ``n * exp(-DEFAULT_DELTA)``,
-#: whatever the scale of the losses.  Provisional value, to be set by
-#: measurement on noisy Fashion-MNIST with the training helper (numbers to be
-#: filled in here); retune it in this one place only.
-DEFAULT_DELTA = 0.5
 
 _REDUCTIONS = ("none", "sum", "mean")
 
