@@ -149,7 +149,8 @@ def _noise_dataset_name(name: str) -> str | None:
 
 def _confusion_cache_path(config: TrainConfig, n: int) -> Path:
     base = Path(config.cache_dir) if config.cache_dir else Path.home() / ".cache" / "divweights_train"
-    key = f"{config.dataset}|{config.data_dir}|{config.subset}|{n}|{config.seed}|{config.clean_model_epochs}"
+    key = (f"{config.dataset}|{config.data_dir}|{config.subset}|{n}|{config.seed}|{config.clean_model_epochs}|"
+           f"{config.model}|{config.width}|{config.lr}|{config.batch_size}")
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return base / f"confusion-{config.dataset}-{digest}.npy"
 
@@ -175,7 +176,8 @@ def prepare_data(
         ``confusion_fn(clean_train) -> (n, k)`` class probabilities of a model
         trained on clean labels; needed only for ``instance`` noise. The
         result is cached on disk (``config.cache_dir``, default
-        ``~/.cache/divweights_train``) keyed by dataset, subset and seed.
+        ``~/.cache/divweights_train``) keyed by dataset, subset, seed and the
+        clean model's settings.
 
     Returns
     -------
