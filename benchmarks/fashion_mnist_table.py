@@ -27,7 +27,6 @@ import argparse
 import concurrent.futures as cf
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path

@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
