@@ -71,6 +71,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     return path
 
 
+def save_epoch_weights(out: str | os.PathLike, epoch: int, arrays: dict) -> Path:
+    """Write one epoch's per-example weights (``WeightStats.arrays()``) to
+    ``OUT/weights/epoch_NNN.npz`` atomically."""
+    import numpy as np
+
+    wdir = Path(out) / "weights"
+    wdir.mkdir(parents=True, exist_ok=True)
+    return atomic_write(wdir / f"epoch_{epoch:03d}.npz", lambda fh: np.savez_compressed(fh, **arrays))
+
+
 def save_torch(path: str | os.PathLike, state: dict) -> Path:
     """``torch.save(state)`` to ``path`` atomically."""
     import torch

@@ -233,6 +233,21 @@ class EpochRecord:
 
     TIMING_FIELDS = ("epoch_time", "time")
 
+    @classmethod
+    def from_epoch(cls, *, epoch: int, step: int, lr: float, loss_sum: float, batches: int, correct: int,
+                   seen: int, test_acc: float, val_acc: float, weights: Mapping[str, float],
+                   reweighting: bool, epoch_time: float, elapsed: float) -> "EpochRecord":
+        """Build the record from a trainer's running sums and ``WeightStats.summary()``
+        (shared by the PyTorch and JAX trainers)."""
+        return cls(
+            epoch=epoch, step=step, lr=lr,
+            train_loss=loss_sum / max(batches, 1),
+            train_acc_noisy=correct / seen if seen else math.nan,
+            test_acc=test_acc, val_acc=val_acc,
+            auroc=weights["auroc"], ess=weights["ess"], flipped_mass=weights["flipped_mass"],
+            reweighting=bool(reweighting), epoch_time=epoch_time, time=elapsed,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -400,20 +400,14 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
         reweighting = (spec.instance or spec.classes) and step > burnin
         t1 = time.perf_counter()
         elapsed += t1 - t0
-        rec = EpochRecord(
-            epoch=epoch + 1, step=step, lr=lr,
-            train_loss=loss_sum / max(batches, 1),
-            train_acc_noisy=correct / seen if seen else math.nan,
-            test_acc=test_acc, val_acc=val_acc,
-            auroc=ws["auroc"], ess=ws["ess"], flipped_mass=ws["flipped_mass"],
-            reweighting=bool(reweighting), epoch_time=t1 - t0, time=elapsed,
+        rec = EpochRecord.from_epoch(
+            epoch=epoch + 1, step=step, lr=lr, loss_sum=loss_sum, batches=batches, correct=correct, seen=seen,
+            test_acc=test_acc, val_acc=val_acc, weights=ws, reweighting=reweighting,
+            epoch_time=t1 - t0, elapsed=elapsed,
         )
         records.append(rec)
         if cfg.save_weights:
-            wdir = out / "weights"
-            wdir.mkdir(exist_ok=True)
-            arrays = stats.arrays()
-            ckpt.atomic_write(wdir / f"epoch_{epoch + 1:03d}.npz", lambda fh: np.savez_compressed(fh, **arrays))
+            ckpt.save_epoch_weights(out, epoch + 1, stats.arrays())
         state = {
             "format": CHECKPOINT_FORMAT,
             "config": cfg.to_dict(),
