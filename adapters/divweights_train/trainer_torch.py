@@ -64,6 +64,9 @@ class TrainResult:
     out_dir: Path
 
 
+#: steps between progress-bar loss updates (each one reads a value from the device)
+_SYNC_EVERY = 50
+
 def _torch_api():
     try:
         import divweights_torch as dwt
@@ -340,7 +343,13 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
         gen_mix = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, "mixup", epoch))
         order = torch.as_tensor(epoch_permutation(cfg.seed, epoch, n), device=device)
         stats = WeightStats(n)
-        loss_sum, correct, seen, batches = 0.0, 0, 0, 0
+        # Running sums stay on the device and per-batch weights are kept as device
+        # tensors until the end of the epoch: no host synchronisation per step
+        # (the progress bar reads the loss every `_SYNC_EVERY` steps).
+        loss_acc = torch.zeros((), dtype=torch.float64, device=device)
+        correct_acc = torch.zeros((), dtype=torch.int64, device=device)
+        pending = []
+        seen, batches = 0, 0
         bar = _progress(cfg, progress, steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}")
         for b in range(steps_per_epoch):
             if cfg.max_steps is not None and step >= cfg.max_steps:
@@ -375,21 +384,25 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
             optimizer.step()
             step += 1
             batches += 1
-            loss_val = float(loss.detach())
-            if not math.isfinite(loss_val):
-                raise FloatingPointError(f"non-finite training loss {loss_val} at step {step}")
-            loss_sum += loss_val
+            loss_acc += loss.detach().double()
             if spec.mixup is None:
-                correct += int((logits.detach().argmax(-1) == y).sum())
+                correct_acc += (logits.detach().argmax(-1) == y).sum()
                 seen += len(idx)
             elif logits0 is not None:
-                correct += int((logits0.argmax(-1) == y).sum())
+                correct_acc += (logits0.argmax(-1) == y).sum()
                 seen += len(idx)
-            idx_np = idx.cpu().numpy()
-            stats.add(w.float().cpu().numpy(), idx_np, tensors.flipped[idx_np])
+            pending.append((w.detach().float(), idx))
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_val:.3f}")
+                if batches % _SYNC_EVERY == 0:
+                    bar.set_postfix(loss=f"{float(loss_acc) / batches:.3f}")
+        loss_sum = float(loss_acc)
+        correct = int(correct_acc)
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1} (step {step})")
+        for w_b, idx_b in pending:
+            idx_np = idx_b.cpu().numpy()
+            stats.add(w_b.cpu().numpy(), idx_np, tensors.flipped[idx_np])
         if bar is not None:
             bar.close()
         if cfg.max_steps is not None and step >= cfg.max_steps and batches < steps_per_epoch:
