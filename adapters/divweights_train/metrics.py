@@ -360,3 +360,31 @@ def summarize(records: Sequence[EpochRecord]) -> dict[str, Any]:
         "final_ess": float(last.ess),
         "time": float(last.time),
     }
+
+
+def epoch_line(rec: EpochRecord, lr: float) -> str:
+    """The one-line log of an epoch (shared by the trainers)."""
+    return (
+        f"epoch {rec.epoch:3d}  loss {rec.train_loss:.4f}  test {rec.test_acc:.4f}  val {rec.val_acc:.4f}  "
+        f"auroc {rec.auroc:.3f}  ess {rec.ess:.3f}  lr {lr:.3g}  {rec.epoch_time:.1f}s"
+    )
+
+
+def finish_run(config, records: Sequence[EpochRecord], completed: bool, out: str | os.PathLike) -> dict[str, Any]:
+    """Write ``summary.json`` and, if enabled, the accuracy and weight plots of a
+    finished (or stopped) run; return the summary.  Shared by the trainers."""
+    out = Path(out)
+    summary = summarize(records) if records else {}
+    summary["completed"] = bool(completed and records and records[-1].epoch == config.epochs)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    if config.plots and records:
+        from . import plots
+
+        plots.plot_accuracy_curves({config.method: records}, out / "accuracy.png",
+                                   title=f"{config.dataset}, noise {config.noise}")
+        last = out / "weights" / f"epoch_{records[-1].epoch:03d}.npz"
+        if last.is_file():
+            with np.load(last) as z:
+                plots.plot_weight_histograms({config.method: (z["scaled_weights"], z["flipped"])},
+                                             out / "weights.png", title=f"epoch {records[-1].epoch}")
+    return summary

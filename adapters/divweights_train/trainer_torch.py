@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, method_spec, parse_divergence, schedule_steps
-from .metrics import EpochRecord, MetricsWriter, WeightStats, summarize
+from .metrics import EpochRecord, MetricsWriter, WeightStats, epoch_line, finish_run, summarize
 from .prepare import PreparedData, derive_seed, epoch_permutation, prepare_data
 
 __all__ = ["TrainResult", "build_loss", "train"]
@@ -436,22 +436,7 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
         }
         ckpt.save_torch(ckpt_path, state)
         writer.append(rec)
-        log(
-            f"epoch {rec.epoch:3d}  loss {rec.train_loss:.4f}  test {rec.test_acc:.4f}  val {rec.val_acc:.4f}  "
-            f"auroc {rec.auroc:.3f}  ess {rec.ess:.3f}  lr {lr:.3g}  {rec.epoch_time:.1f}s"
-        )
+        log(epoch_line(rec, lr))
 
-    summary = summarize(records) if records else {}
-    summary["completed"] = bool(completed and records and records[-1].epoch == cfg.epochs)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-    if cfg.plots and records:
-        from . import plots
-
-        plots.plot_accuracy_curves({cfg.method: records}, out / "accuracy.png",
-                                   title=f"{cfg.dataset}, noise {cfg.noise}")
-        last = out / "weights" / f"epoch_{records[-1].epoch:03d}.npz"
-        if last.is_file():
-            with np.load(last) as z:
-                plots.plot_weight_histograms({cfg.method: (z["scaled_weights"], z["flipped"])},
-                                             out / "weights.png", title=f"epoch {records[-1].epoch}")
+    summary = finish_run(cfg, records, completed, out)
     return TrainResult(config=cfg, records=records, summary=summary, out_dir=out)
