@@ -11,7 +11,9 @@ test accuracy at the epoch of best noisy-validation accuracy, plus a JSON file
 with every run's summary.
 
 Runs are resumable: a finished cell (``summary.json`` with ``completed``) is
-reused, an interrupted one continues from its checkpoint.
+reused when the configuration saved beside it defines the same run, an
+interrupted one continues from its checkpoint. Every grid scale (subset,
+width, epochs) has its own folder under ``--out``, e.g. ``n10000-w16-e30``.
 
 Examples
 --------
@@ -40,10 +42,18 @@ LABELS = {"ce": "CE", "bootstrap": "Bootstrap", "mixup": "Mixup", "ciw": "CIW", 
 COST = {"ce": 1.0, "bootstrap": 1.05, "mixup": 1.05, "ciw": 1.05, "cicw": 1.1, "cicw-m": 1.45}
 
 
+def scale_tag(args) -> str:
+    """Folder name of a grid's scale: runs of different sizes never share a folder."""
+    from divweights_train.config import TrainConfig
+
+    epochs = args.epochs if args.epochs is not None else TrainConfig(dataset="fashion-mnist").resolved().epochs
+    return f"n{args.subset}-w{args.width}-e{epochs}"
+
+
 def _config(args, noise: str, method: str, seed: int):
     from divweights_train.config import TrainConfig
 
-    out = Path(args.out) / "runs" / noise.replace(":", "-") / method / f"s{seed}"
+    out = Path(args.out) / scale_tag(args) / "runs" / noise.replace(":", "-") / method / f"s{seed}"
     kw = dict(dataset="fashion-mnist", data_dir=args.data_dir, subset=args.subset, noise=noise, method=method,
               seed=seed, model="cnn", width=args.width, threads=args.threads, quiet=True, plots=False,
               save_weights=False, resume=True, out=str(out))
@@ -52,16 +62,41 @@ def _config(args, noise: str, method: str, seed: int):
     return TrainConfig(**kw)
 
 
+def finished_summary(config) -> dict | None:
+    """The summary of a finished cell of ``config``, or None when it must (still) run.
+
+    A cell is reused only when the configuration saved beside its summary
+    defines the same computation (:meth:`TrainConfig.run_identity`); a folder
+    holding a different run is an error rather than a silently wrong table.
+    """
+    from divweights_train.config import TrainConfig
+
+    folder = Path(config.out)
+    summary_path, config_path = folder / "summary.json", folder / "config.json"
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text())
+    if not summary.get("completed"):
+        return None
+    if not config_path.is_file():
+        raise ValueError(f"{folder} has a summary but no config.json; remove the folder to rerun the cell")
+    saved = TrainConfig.from_dict(json.loads(config_path.read_text())).run_identity()
+    wanted = config.resolved().run_identity()
+    if saved != wanted:
+        diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        raise ValueError(f"{folder} holds a different run (options differ: {', '.join(diff)}); "
+                         "use another --out or remove the folder")
+    return summary
+
+
 def _run_cell(config):
     import torch
 
     from divweights_train.trainer_torch import train
 
-    summary_path = Path(config.out) / "summary.json"
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("completed"):
-            return summary
+    summary = finished_summary(config)
+    if summary is not None:
+        return summary
     torch.set_num_threads(config.threads or 1)
     return train(config, progress=False, log=lambda s: None).summary
 
@@ -162,7 +197,7 @@ def main(argv=None) -> int:
     if args.estimate:
         return 0
 
-    out = Path(args.out)
+    out = Path(args.out) / scale_tag(args)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results = {}

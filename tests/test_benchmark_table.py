@@ -1,0 +1,62 @@
+"""The benchmark-of-record script reuses a finished cell only when it is the same run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from divweights_train.config import TrainConfig  # noqa: E402
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fashion_mnist_table.py"
+
+
+@pytest.fixture(scope="module")
+def table():
+    spec = importlib.util.spec_from_file_location("fashion_mnist_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _args(out, subset=10000, width=16, epochs=None):
+    return argparse.Namespace(out=str(out), data_dir=None, subset=subset, width=width, epochs=epochs, threads=1)
+
+
+def _finish(config: TrainConfig, accuracy: float = 0.5) -> None:
+    folder = Path(config.out)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(config.resolved().to_json())
+    (folder / "summary.json").write_text(json.dumps({"completed": True, "final_test_acc": accuracy}))
+
+
+def test_grid_scales_get_separate_folders(table, tmp_path):
+    full = table._config(_args(tmp_path), "symmetric:0.6", "ciw", 0)
+    quick = table._config(_args(tmp_path, subset=4000, width=8, epochs=12), "symmetric:0.6", "ciw", 0)
+    assert Path(full.out).parent.parent.parent.parent.name == "n10000-w16-e30"
+    assert Path(quick.out).parent.parent.parent.parent.name == "n4000-w8-e12"
+
+
+def test_finished_cell_of_the_same_run_is_reused(table, tmp_path):
+    config = table._config(_args(tmp_path), "symmetric:0.6", "ciw", 0)
+    _finish(config, accuracy=0.81)
+    assert table.finished_summary(config)["final_test_acc"] == 0.81
+
+
+def test_cell_of_a_different_run_is_refused(table, tmp_path):
+    config = table._config(_args(tmp_path), "symmetric:0.6", "ciw", 0)
+    _finish(TrainConfig(**{**config.to_dict(), "width": 8}))
+    with pytest.raises(ValueError, match="holds a different run.*width"):
+        table.finished_summary(config)
+
+
+def test_unfinished_cell_runs_again(table, tmp_path):
+    config = table._config(_args(tmp_path), "symmetric:0.6", "ciw", 0)
+    _finish(config)
+    (Path(config.out) / "summary.json").write_text(json.dumps({"completed": False}))
+    assert table.finished_summary(config) is None
