@@ -51,6 +51,17 @@ def test_two_moons_end_to_end_writes_metrics_checkpoint_and_plots(tmp_path):
         assert z["scaled_weights"].shape == z["flipped"].shape
 
 
+def test_oracle_puts_zero_weight_exactly_on_the_flipped_examples(tmp_path):
+    out = tmp_path / "oracle"
+    recs = _run([*MOONS, "--subset", "600", "--epochs", "2", "--method", "oracle", "--no-plots"], out)
+    assert all(r["reweighting"] and r["auroc"] == 1.0 and r["flipped_mass"] == 0.0 for r in recs)
+    with np.load(out / "weights" / "epoch_002.npz") as z:
+        seen = ~np.isnan(z["scaled_weights"])  # the last incomplete batch is dropped
+        assert seen.sum() > 500
+        assert np.all(z["scaled_weights"][z["flipped"] & seen] == 0.0)
+        assert np.all(z["scaled_weights"][~z["flipped"] & seen] > 0.0)
+
+
 @pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST idx files not installed")
 def test_fashion_mnist_two_epochs_cicw_m(tmp_path):
     out = tmp_path / "fmnist"

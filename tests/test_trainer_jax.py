@@ -153,7 +153,8 @@ def test_fashion_mnist_cnn_with_augmentation_resumes_exactly(tmp_path):
     _assert_trees_equal(a["model_state"], b["model_state"])  # batch-norm running statistics
 
 
-def test_matches_torch_trainer_given_the_same_initial_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["cicw", "oracle"])
+def test_matches_torch_trainer_given_the_same_initial_weights(tmp_path, monkeypatch, method):
     # Without mixup, dropout or augmentation the only randomness is the initialisation and the
     # example order (shared): with torch's initial weights both trainers follow the same path.
     torch = pytest.importorskip("torch")
@@ -163,7 +164,7 @@ def test_matches_torch_trainer_given_the_same_initial_weights(tmp_path, monkeypa
     from divweights_train.models_torch import build_model as build_torch
     from divweights_train.prepare import derive_seed
 
-    options = dict(dataset="two-moons", method="cicw", temperature=1.0, noise="symmetric:0.3", subset=600, epochs=3,
+    options = dict(dataset="two-moons", method=method, temperature=1.0 if method == "cicw" else None, noise="symmetric:0.3", subset=600, epochs=3,
                    burnin_steps=3, anneal_steps=5, quiet=True, plots=False, save_weights=False, threads=1)
     ref = trainer_torch.train(TrainConfig(framework="torch", out=str(tmp_path / "t"), **options)).records
     torch.manual_seed(derive_seed(0, "init"))  # as trainer_torch does
@@ -215,6 +216,30 @@ def test_train_step_traces_once_for_any_strength_lr_and_burnin_switch():
     np.testing.assert_allclose(weights[0], 1 / 64, rtol=1e-6)  # burn-in: uniform
     ess = [1 / (64 * np.sum(w**2)) for w in weights[1:]]
     assert ess[1] < ess[0] < 1.0  # a temperature of 5 keeps the weights closer to uniform than 0.1
+
+
+def test_oracle_loss_averages_over_kept_examples_and_matches_torch():
+    torch = pytest.importorskip("torch")
+    from divweights_train.trainer_torch import oracle_loss as torch_oracle_loss
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(6, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 6).astype(np.int32)
+    kept = np.array([1, 0, 1, 1, 0, 1], np.float32)
+    loss, w = trainer_jax.oracle_loss(jnp.asarray(logits), jnp.asarray(y), jnp.asarray(kept))
+    ce = -(logits - np.log(np.exp(logits).sum(-1, keepdims=True)))[np.arange(6), y]
+    assert float(loss) == pytest.approx(ce[kept == 1].mean(), rel=1e-6)
+    np.testing.assert_allclose(np.asarray(w), kept / 4)
+    t_loss, t_w = torch_oracle_loss(torch.as_tensor(logits), torch.as_tensor(y).long(), torch.as_tensor(kept))
+    assert float(t_loss) == pytest.approx(float(loss), rel=1e-6)
+    np.testing.assert_allclose(t_w.numpy(), np.asarray(w))
+
+
+def test_oracle_loss_of_an_all_flipped_batch_is_zero_with_zero_gradient():
+    logits = jnp.ones((3, 2))
+    grad = jax.grad(lambda z: trainer_jax.oracle_loss(z, jnp.zeros(3, jnp.int32), jnp.zeros(3))[0])(logits)
+    assert float(trainer_jax.oracle_loss(logits, jnp.zeros(3, jnp.int32), jnp.zeros(3))[0]) == 0.0
+    assert np.all(np.asarray(grad) == 0.0)
 
 
 def test_sgd_update_matches_torch_sgd():

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "none otherwise)")
 
     g = p.add_argument_group("method")
-    g.add_argument("--method", choices=METHODS, help=f"training method (default {_d('method')})")
+    g.add_argument("--method", choices=METHODS, help=f"training method (default {_d('method')}); 'oracle' is a "
+                   "reference: cross-entropy on the examples whose labels were not flipped (a perfect filter)")
     g.add_argument("--divergence", "--instance-divergence", dest="instance_divergence",
                    help="divergence of the instance weights from uniform: kl, reverse-kl, chi2, alpha:A "
                    f"(default {_d('instance_divergence')})")

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "two-moons", "digits")
-METHODS = ("ce", "bootstrap", "mixup", "ciw", "cicw", "ciw-m", "cicw-m")
+METHODS = ("ce", "bootstrap", "mixup", "ciw", "cicw", "ciw-m", "cicw-m", "oracle")
 MODELS = ("cnn", "mlp", "preact-resnet18")
 FRAMEWORKS = ("torch", "jax")
 AUGMENTATIONS = ("none", "flip", "crop", "crop-flip")
@@ -75,12 +75,17 @@ class MethodSpec:
     recompute_on_mixed : bool
         Weights for the loss are recomputed on the mixed batch (a second
         forward pass); the first pass (no gradient) gives the mixing weights.
+    oracle : bool
+        A reference, not a method: cross-entropy averaged over the examples
+        of each batch whose labels were *not* flipped (a perfect filter; it
+        reads the noise mask, so it only exists for synthetic noise).
     """
 
     instance: bool
     classes: bool
     mixup: str | None
     recompute_on_mixed: bool
+    oracle: bool = False
 
 
 _METHOD_SPECS = {
@@ -91,6 +96,7 @@ _METHOD_SPECS = {
     "cicw": MethodSpec(True, True, None, False),
     "ciw-m": MethodSpec(True, False, "label_smoothing", True),
     "cicw-m": MethodSpec(True, True, "sample_weight", True),
+    "oracle": MethodSpec(False, False, None, False, oracle=True),
 }
 
 
@@ -100,7 +106,7 @@ def method_spec(method: str) -> MethodSpec:
     Examples
     --------
     >>> method_spec("cicw-m")
-    MethodSpec(instance=True, classes=True, mixup='sample_weight', recompute_on_mixed=True)
+    MethodSpec(instance=True, classes=True, mixup='sample_weight', recompute_on_mixed=True, oracle=False)
     """
     try:
         return _METHOD_SPECS[method]
@@ -121,6 +127,7 @@ METHOD_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "cicw": {"delta": "auto", "class_divergence": "reverse-kl", "class_gamma": 0.3},
     "ciw-m": {"delta": "auto", "mixup_alpha": 0.2},
     "cicw-m": {"delta": 0.1, "class_divergence": "reverse-kl", "class_gamma": 0.3},
+    "oracle": {},
 }
 
 # Default epochs of burn-in (uniform weights) and annealing when steps are

@@ -211,6 +211,9 @@ class StepSpec:
         normalised once up front).
     weight_decay, momentum : float
     nesterov : bool
+    oracle : bool
+        The perfect-filter reference: cross-entropy averaged over the batch's
+        examples whose labels were not flipped (``kept_all`` of :func:`train_step`).
     """
 
     model: JaxModel
@@ -229,6 +232,7 @@ class StepSpec:
     weight_decay: float = 0.0
     momentum: float = 0.0
     nesterov: bool = False
+    oracle: bool = False
 
     @property
     def reweights(self) -> bool:
@@ -268,6 +272,18 @@ def sgd_update(params, grads, momentum_buf, lr, *, momentum: float, nesterov: bo
     return new_params, new_buf
 
 
+def oracle_loss(logits, targets, kept):
+    """Cross-entropy averaged over the examples with ``kept == 1`` (the perfect-filter reference).
+
+    Returns ``(loss, weights)`` with ``weights = kept / max(sum(kept), 1)``: a batch
+    whose labels are all flipped contributes a zero loss (and zero gradient).
+    """
+    w = kept / jnp.maximum(jnp.sum(kept), 1.0)
+    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    per_example = -jnp.take_along_axis(log_p, targets[:, None].astype(jnp.int32), axis=-1)[:, 0]
+    return jnp.sum(per_example * w), w
+
+
 def _method_loss(spec: StepSpec, logits, targets, strength, active):
     """The method's loss and instance weights; plain cross-entropy while ``active`` is False."""
     from divweights_jax import reweighted_loss
@@ -288,7 +304,7 @@ def _method_loss(spec: StepSpec, logits, targets, strength, active):
 
 @functools.partial(jax.jit, static_argnames=("spec",))
 def train_step(spec: StepSpec, params, state, momentum_buf, x_all, y_all, idx, epoch_keys, batch, lr,
-               strength, active):
+               strength, active, kept_all=None):
     """One optimisation step on the mini-batch ``idx`` of ``(x_all, y_all)``.
 
     Parameters
@@ -312,6 +328,9 @@ def train_step(spec: StepSpec, params, state, momentum_buf, x_all, y_all, idx, e
     active : bool scalar
         Reweighting on (False during burn-in: uniform weights, no class
         reweighting).
+    kept_all : float32 array, optional
+        1 for the training examples whose labels were not flipped; needed
+        (only) by the oracle reference (``spec.oracle``).
 
     Returns
     -------
@@ -360,7 +379,9 @@ def train_step(spec: StepSpec, params, state, momentum_buf, x_all, y_all, idx, e
 
     def objective(p):
         logits, new_state = model.apply(p, state_in, inputs, train=True, key=k_drop)
-        if uniform_mixed:
+        if spec.oracle:
+            loss, w = oracle_loss(logits, targets, kept_all[idx])
+        elif uniform_mixed:
             from divweights_jax import reweighted_loss
 
             loss, aux = reweighted_loss(logits, targets, instance=None)
@@ -484,7 +505,7 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         crop_pad=pad, flip=flip,
         mean=tuple(tr.mean) if aug else (), std=tuple(tr.std) if aug else (),
         weight_decay=float(cfg.weight_decay), momentum=float(cfg.momentum),
-        nesterov=bool(cfg.nesterov and cfg.momentum > 0),
+        nesterov=bool(cfg.nesterov and cfg.momentum > 0), oracle=bool(spec.oracle),
     )
 
 
@@ -630,6 +651,7 @@ def train(config: TrainConfig, *, progress: bool | None = None,
     x_train = jax.device_put(np.asarray(x_train, np.float32), device)
     y_train = jax.device_put(tr.y.astype(np.int32), device)
     flipped = data.train_flipped.copy()
+    kept = jax.device_put((~flipped).astype(np.float32), device) if step_spec.oracle else None
     norm = (lambda a: np.asarray(_normalize(a, tr.mean, tr.std), np.float32))
     test_set = _EvalSet(norm(data.test.x), data.test.y, cfg.eval_batch_size, device)
     val_set = None if data.val is None else _EvalSet(norm(data.val.x), data.val.y, cfg.eval_batch_size, device)
@@ -688,7 +710,7 @@ def train(config: TrainConfig, *, progress: bool | None = None,
                 step_spec, params, state, momentum_buf, x_train, y_train,
                 jax.device_put(idx.astype(np.int32), device), epoch_keys, np.int32(b),
                 np.float32(cfg.lr_at(epoch, step, steps_per_epoch)), np.float32(strength),
-                np.bool_(factor is not None))
+                np.bool_(factor is not None), kept)
             outputs.append((idx, loss, w, correct, seen))
             step += 1
             if bar is not None:
@@ -711,7 +733,7 @@ def train(config: TrainConfig, *, progress: bool | None = None,
         test_acc = test_set.accuracy(model, params, state)
         val_acc = math.nan if val_set is None else val_set.accuracy(model, params, state)
         ws = stats.summary()
-        reweighting = (spec.instance or spec.classes) and step > burnin
+        reweighting = spec.oracle or ((spec.instance or spec.classes) and step > burnin)
         t1 = time.perf_counter()
         elapsed += t1 - t0
         rec = EpochRecord.from_epoch(

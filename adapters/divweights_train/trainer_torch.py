@@ -147,6 +147,8 @@ class _Tensors:
         self.x_train = x if self.augment != "none" else self._norm(x)
         self.y_train = torch.as_tensor(tr.y, device=device)
         self.flipped = data.train_flipped.copy()
+        # 1 for the examples whose label was not flipped (the oracle filter's weights, up to normalisation)
+        self.kept = torch.as_tensor(~self.flipped, dtype=torch.float32, device=device)
         self.n = len(tr)
         self.x_val = None if data.val is None else self._norm(torch.as_tensor(data.val.x, device=device))
         self.y_val = None if data.val is None else torch.as_tensor(data.val.y, device=device)
@@ -169,6 +171,17 @@ class _Tensors:
             x = random_crop_flip(x, pad if crop else 0, generator=generator, flip=flip)
             x = self._norm(x)
         return x, self.y_train[idx]
+
+
+def oracle_loss(logits: torch.Tensor, targets: torch.Tensor, kept: torch.Tensor):
+    """Cross-entropy averaged over the examples with ``kept == 1`` (the perfect-filter reference).
+
+    Returns ``(loss, weights)`` with ``weights = kept / max(sum(kept), 1)``: a batch
+    whose labels are all flipped contributes a zero loss (and zero gradient).
+    """
+    w = kept / kept.sum().clamp_min(1.0)
+    per_example = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    return (per_example * w).sum(), w
 
 
 @torch.no_grad()
@@ -358,7 +371,10 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr_at(epoch, step, steps_per_epoch)
             x, y = tensors.batch(idx, gen_aug)
-            if spec.mixup is None:
+            if spec.oracle:
+                logits = model(x)
+                loss, w = oracle_loss(logits, y, tensors.kept[idx])
+            elif spec.mixup is None:
                 logits = model(x)
                 loss = loss_fn(logits, y)
                 w = loss_fn.last_weights.detach()
@@ -410,7 +426,7 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
         test_acc = _accuracy(model, tensors.x_test, tensors.y_test, cfg.eval_batch_size)
         val_acc = _accuracy(model, tensors.x_val, tensors.y_val, cfg.eval_batch_size)
         ws = stats.summary()
-        reweighting = (spec.instance or spec.classes) and step > burnin
+        reweighting = spec.oracle or ((spec.instance or spec.classes) and step > burnin)
         t1 = time.perf_counter()
         elapsed += t1 - t0
         rec = EpochRecord.from_epoch(
