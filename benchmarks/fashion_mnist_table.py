@@ -37,9 +37,12 @@ import numpy as np
 
 NOISES = ("symmetric:0.2", "symmetric:0.4", "symmetric:0.6", "symmetric:0.8", "asymmetric:0.4")
 METHODS = ("ce", "bootstrap", "mixup", "ciw", "cicw", "cicw-m")
-LABELS = {"ce": "CE", "bootstrap": "Bootstrap", "mixup": "Mixup", "ciw": "CIW", "cicw": "CICW", "cicw-m": "CICW-M"}
+#: Optional rows: the perfect filter (``oracle``, needs the flip mask) as a ceiling.
+EXTRA_METHODS = ("oracle",)
+LABELS = {"ce": "CE", "bootstrap": "Bootstrap", "mixup": "Mixup", "ciw": "CIW", "cicw": "CICW", "cicw-m": "CICW-M",
+          "oracle": "Oracle filter"}
 # Relative cost of a method's training step (mixup methods need a second forward pass).
-COST = {"ce": 1.0, "bootstrap": 1.05, "mixup": 1.05, "ciw": 1.05, "cicw": 1.1, "cicw-m": 1.45}
+COST = {"ce": 1.0, "bootstrap": 1.05, "mixup": 1.05, "ciw": 1.05, "cicw": 1.1, "cicw-m": 1.45, "oracle": 1.0}
 
 
 def scale_tag(args) -> str:
@@ -166,7 +169,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/benchmarks/fashion_mnist", help="output folder (default runs/benchmarks/fashion_mnist)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--noises", default=",".join(NOISES), help="comma-separated noise specs")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated methods (default {','.join(METHODS)}; also: {','.join(EXTRA_METHODS)})")
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds (at least two for a spread)")
     p.add_argument("--subset", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the library default)")
@@ -182,9 +186,9 @@ def main(argv=None) -> int:
     noises = [n.strip() for n in args.noises.split(",") if n.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
-    unknown = sorted(set(methods) - set(METHODS))
+    unknown = sorted(set(methods) - set(METHODS) - set(EXTRA_METHODS))
     if unknown:
-        p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS + EXTRA_METHODS)}")
     configs = {(n, m, s): _config(args, n, m, s) for n in noises for m in methods for s in seeds}
     epochs = next(iter(configs.values())).resolved().epochs
 

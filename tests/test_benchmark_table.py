@@ -60,3 +60,13 @@ def test_unfinished_cell_runs_again(table, tmp_path):
     _finish(config)
     (Path(config.out) / "summary.json").write_text(json.dumps({"completed": False}))
     assert table.finished_summary(config) is None
+
+
+def test_table_has_a_row_per_method_with_mean_and_spread(table):
+    results = {("symmetric:0.6", "ciw", 0): {"final_test_acc": 0.84, "test_at_best_val": 0.83},
+               ("symmetric:0.6", "ciw", 1): {"final_test_acc": 0.86, "test_at_best_val": 0.85},
+               ("symmetric:0.6", "oracle", 0): {"final_test_acc": 0.87, "test_at_best_val": 0.86}}
+    md = table.markdown(results, ["symmetric:0.6"], ["ciw", "oracle"], [0, 1],
+                        {"subset": 10000, "width": 16, "epochs": 30})
+    assert "| CIW | 85.0 ± 1.4 |" in md
+    assert "| Oracle filter | 87.0 |" in md  # one seed: no spread
