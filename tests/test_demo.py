@@ -24,7 +24,8 @@ def test_demo_compares_ce_reweighting_oracle_and_clean_on_the_same_data(tmp_path
     noisy = [c for label, c in configs.items() if label != "CE clean"]
     assert {c.noise for c in noisy} == {"symmetric:0.6"} and configs["CE clean"].noise == "none"
     # one model, subset and seed for every run: the comparison is like for like
-    assert len({(c.subset, c.width, c.seed, c.model) for c in configs.values()}) == 1
+    assert len({(c.subset, c.width, c.seed, c.model, c.weight_decay) for c in configs.values()}) == 1
+    assert configs["CIW"].weight_decay == demo.DEMO_WEIGHT_DECAY
     assert len({c.out for c in configs.values()}) == len(configs)
 
 

@@ -15,7 +15,9 @@ split) whose labels were flipped to a different class with probability 0.6
   ``--no-clean``.
 
 Every run uses the library's defaults for its method (chosen from the
-measurements in ``benchmarks/demo_tuning.md``). It prints a table of the final
+measurements in ``benchmarks/demo_tuning.md``) and the same weight decay,
+``DEMO_WEIGHT_DECAY`` (5e-3, which measured better than the default 5e-4
+for the reweighted runs and equal for clean training). It prints a table of the final
 clean test accuracy, the test accuracy at the best noisy-validation epoch (the
 paper's protocol), the AUROC of the instance weights for telling clean from
 flipped examples and the effective sample size, and writes
@@ -61,17 +63,22 @@ TARGET_GAP = 0.03
 #: Channels of the demo CNN's first block (SmallCNN; 16 keeps the demo within minutes on two cores).
 DEMO_WIDTH = 16
 
+#: Weight decay of every demo run (the library default is 5e-4). Measured at 60% noise
+#: (benchmarks/demo_tuning.md): CIW 0.8425 -> 0.8533 with 5e-3, clean training unchanged (0.892).
+DEMO_WEIGHT_DECAY = 5e-3
+
 
 def demo_configs(out: Path, *, epochs: int | None = None, subset: int = 10000, threads: int = 2,
                  seed: int = 0, clean: bool = True, oracle: bool = True, quiet: bool = True,
-                 width: int = DEMO_WIDTH) -> dict[str, TrainConfig]:
+                 width: int = DEMO_WIDTH, weight_decay: float = DEMO_WEIGHT_DECAY) -> dict[str, TrainConfig]:
     """The demo's run configurations, keyed by label."""
     configs = {}
     for label, method, noise in DEMO_RUNS:
         if (noise == "none" and not clean) or (method == "oracle" and not oracle):
             continue
         kw = dict(dataset="fashion-mnist", subset=subset, noise=noise, method=method, seed=seed, model="cnn",
-                  width=width, threads=threads, quiet=quiet, out=str(out / label.lower().replace(" ", "-")))
+                  width=width, weight_decay=weight_decay, threads=threads, quiet=quiet,
+                  out=str(out / label.lower().replace(" ", "-")))
         if epochs is not None:
             kw["epochs"] = epochs
         configs[label] = TrainConfig(**kw)
@@ -114,6 +121,8 @@ def main(argv=None) -> int:
                    help="runs trained in parallel processes (default 1; with --jobs J use --threads 2/J)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, default=DEMO_WIDTH, help=f"CNN width (default {DEMO_WIDTH})")
+    p.add_argument("--weight-decay", type=float, default=DEMO_WEIGHT_DECAY,
+                   help=f"weight decay of every run (default {DEMO_WEIGHT_DECAY})")
     p.add_argument("--no-clean", dest="clean", action="store_false", help="skip the clean-label reference run")
     p.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the perfect-filter reference run")
     p.add_argument("--quick", action="store_true", help="smoke test: 2000 examples, 3 epochs")
@@ -132,12 +141,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     configs = demo_configs(out, epochs=args.epochs, subset=args.subset, threads=args.threads, seed=args.seed,
-                           clean=args.clean, oracle=args.oracle, width=args.width)
+                           clean=args.clean, oracle=args.oracle, width=args.width, weight_decay=args.weight_decay)
     first = next(iter(configs.values())).resolved()
     print(f"Fashion-MNIST, {args.subset} stratified training examples ({1 - first.val_fraction:.0%} train, "
           f"{first.val_fraction:.0%} noisy validation), 60% symmetric label noise, clean 10k test set.")
     print(f"model {first.model} (width {first.width}), {first.epochs} epochs, batch {first.batch_size}, "
-          f"lr {first.lr} (milestones {list(first.lr_milestones)}), {args.jobs} job(s) x {args.threads} thread(s)")
+          f"lr {first.lr} (milestones {list(first.lr_milestones)}), weight decay {first.weight_decay}, "
+          f"{args.jobs} job(s) x {args.threads} thread(s)")
     for label, cfg in configs.items():
         r = cfg.resolved()
         strength = ", ".join(f"{k}={v:.3g}" for k, v in r.strength().items()) \
