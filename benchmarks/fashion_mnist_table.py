@@ -69,7 +69,7 @@ def finished_summary(config) -> dict | None:
     """The summary of a finished cell of ``config``, or None when it must (still) run.
 
     A cell is reused only when the configuration saved beside its summary
-    defines the same computation (:meth:`TrainConfig.run_identity`); a folder
+    defines the same computation (:meth:`TrainConfig.identity_diff`); a folder
     holding a different run is an error rather than a silently wrong table.
     """
     from divweights_train.config import TrainConfig
@@ -83,10 +83,8 @@ def finished_summary(config) -> dict | None:
         return None
     if not config_path.is_file():
         raise ValueError(f"{folder} has a summary but no config.json; remove the folder to rerun the cell")
-    saved = TrainConfig.from_dict(json.loads(config_path.read_text())).run_identity()
-    wanted = config.resolved().run_identity()
-    if saved != wanted:
-        diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    diff = config.resolved().identity_diff(TrainConfig.from_dict(json.loads(config_path.read_text())))
+    if diff:
         raise ValueError(f"{folder} holds a different run (options differ: {', '.join(diff)}); "
                          "use another --out or remove the folder")
     return summary

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["CHECKPOINT_NAME", "atomic_write", "load_torch", "save_torch"]
+__all__ = ["CHECKPOINT_NAME", "atomic_write", "load_torch", "save_torch", "write_run_description"]
 
 #: File name of a run's checkpoint inside its output folder.
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -93,3 +93,15 @@ def load_torch(path: str | os.PathLike, map_location="cpu") -> dict:
     import torch
 
     return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def write_run_description(out: Path, config, data, **schedule: int) -> None:
+    """Write ``config.json`` (the resolved options) and ``data.json`` (the data and the schedule in steps).
+
+    ``config.json`` is what ``--resume`` and the benchmark script compare a
+    folder against (:meth:`TrainConfig.identity_diff`).
+    """
+    import json
+
+    (Path(out) / "config.json").write_text(config.to_json())
+    (Path(out) / "data.json").write_text(json.dumps({**data.describe(), **schedule}, indent=1))

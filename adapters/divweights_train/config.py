@@ -496,6 +496,18 @@ class TrainConfig:
             d.pop(name, None)
         return d
 
+    def identity_diff(self, other: TrainConfig) -> list[str]:
+        """Names of the options that make ``other`` a different run (empty: the same run).
+
+        Examples
+        --------
+        >>> a = TrainConfig(dataset="two-moons", width=8, out="x")
+        >>> a.identity_diff(TrainConfig(dataset="two-moons", width=16, out="y"))
+        ['width']
+        """
+        mine, theirs = self.run_identity(), other.run_identity()
+        return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+
     def lr_at_epoch(self, epoch: int) -> float:
         """Learning rate during ``epoch`` (0-based) under step decay.
 

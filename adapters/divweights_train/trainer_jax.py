@@ -33,7 +33,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import json
 import math
 import pickle
 import sys
@@ -665,8 +664,8 @@ def train(config: TrainConfig, *, progress: bool | None = None,
     if cfg.resume and ckpt_path.is_file():
         saved_state = load_checkpoint(ckpt_path)
         saved = TrainConfig.from_dict(saved_state["config"])
-        if saved.run_identity() != cfg.run_identity():
-            diff = sorted(k2 for k2, v in cfg.run_identity().items() if saved.run_identity().get(k2) != v)
+        diff = cfg.identity_diff(saved)
+        if diff:
             raise ValueError(f"cannot resume {ckpt_path}: the options differ from the checkpoint's ({', '.join(diff)})")
         start_epoch, step, elapsed = int(saved_state["epoch"]), int(saved_state["step"]), float(saved_state["elapsed"])
         if not np.array_equal(saved_state["rng"]["next_epoch_keys"], _epoch_key_data(cfg.seed, start_epoch)):
@@ -679,10 +678,8 @@ def train(config: TrainConfig, *, progress: bool | None = None,
     elif cfg.resume:
         log(f"--resume: no checkpoint in {out}; starting from scratch")
     writer.rewrite(records)
-    (out / "config.json").write_text(cfg.to_json())
-    (out / "data.json").write_text(json.dumps(
-        {**data.describe(), "steps_per_epoch": steps_per_epoch, "burnin_steps": burnin, "anneal_steps": anneal},
-        indent=1))
+    ckpt.write_run_description(out, cfg, data, steps_per_epoch=steps_per_epoch, burnin_steps=burnin,
+                               anneal_steps=anneal)
 
     completed = True
     for epoch in range(start_epoch, cfg.epochs):

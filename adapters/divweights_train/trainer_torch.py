@@ -19,7 +19,6 @@ number of threads).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
@@ -322,8 +321,8 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
     if cfg.resume and ckpt_path.is_file():
         state = ckpt.load_torch(ckpt_path, map_location=device)
         saved = TrainConfig.from_dict(state["config"])
-        if saved.run_identity() != cfg.run_identity():
-            diff = sorted(k2 for k2, v in cfg.run_identity().items() if saved.run_identity().get(k2) != v)
+        diff = cfg.identity_diff(saved)
+        if diff:
             raise ValueError(f"cannot resume {ckpt_path}: the options differ from the checkpoint's ({', '.join(diff)})")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -335,10 +334,8 @@ def train(config: TrainConfig, *, progress: bool | None = None, log: Callable[[s
     elif cfg.resume:
         log(f"--resume: no checkpoint in {out}; starting from scratch")
     writer.rewrite(records)
-    (out / "config.json").write_text(cfg.to_json())
-    (out / "data.json").write_text(json.dumps(
-        {**data.describe(), "steps_per_epoch": steps_per_epoch, "burnin_steps": burnin, "anneal_steps": anneal},
-        indent=1))
+    ckpt.write_run_description(out, cfg, data, steps_per_epoch=steps_per_epoch, burnin_steps=burnin,
+                               anneal_steps=anneal)
 
     completed = True
     for epoch in range(start_epoch, cfg.epochs):
