@@ -274,13 +274,14 @@ def sgd_update(params, grads, momentum_buf, lr, *, momentum: float, nesterov: bo
 def oracle_loss(logits, targets, kept):
     """Cross-entropy averaged over the examples with ``kept == 1`` (the perfect-filter reference).
 
-    Returns ``(loss, weights)`` with ``weights = kept / max(sum(kept), 1)``: a batch
-    whose labels are all flipped contributes a zero loss (and zero gradient).
+    The adapter's uniform loss with the flipped rows masked out. Returns
+    ``(loss, weights)`` with ``weights = kept / sum(kept)``; a batch whose labels
+    are all flipped contributes a zero loss (and zero gradient).
     """
-    w = kept / jnp.maximum(jnp.sum(kept), 1.0)
-    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    per_example = -jnp.take_along_axis(log_p, targets[:, None].astype(jnp.int32), axis=-1)[:, 0]
-    return jnp.sum(per_example * w), w
+    from divweights_jax import reweighted_loss
+
+    loss, aux = reweighted_loss(logits, targets, instance=None, mask=kept > 0)
+    return loss, aux["weights"]
 
 
 def _method_loss(spec: StepSpec, logits, targets, strength, active):

@@ -175,12 +175,13 @@ class _Tensors:
 def oracle_loss(logits: torch.Tensor, targets: torch.Tensor, kept: torch.Tensor):
     """Cross-entropy averaged over the examples with ``kept == 1`` (the perfect-filter reference).
 
-    Returns ``(loss, weights)`` with ``weights = kept / max(sum(kept), 1)``: a batch
-    whose labels are all flipped contributes a zero loss (and zero gradient).
+    The adapter's uniform loss with the flipped rows set to ``ignore_index``.
+    Returns ``(loss, weights)`` with ``weights = kept / sum(kept)``; a batch whose
+    labels are all flipped contributes a zero loss (and zero gradient).
     """
-    w = kept / kept.sum().clamp_min(1.0)
-    per_example = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    return (per_example * w).sum(), w
+    loss_fn = _torch_api().ReweightedLoss(None, reduction="sum")
+    loss = loss_fn(logits, torch.where(kept > 0, targets, torch.full_like(targets, loss_fn.ignore_index)))
+    return loss, loss_fn.last_weights
 
 
 @torch.no_grad()
