@@ -25,9 +25,9 @@ from .schedule import anneal_factor, scaled_strength
 
 __all__ = [
     "DEFAULT_DELTA",
-    "reweighted_loss",
     "MIXUP_MODES",
-    "weighted_mixup",
     "anneal_factor",
+    "reweighted_loss",
     "scaled_strength",
+    "weighted_mixup",
 ]

@@ -123,7 +123,7 @@ def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=No
     if len(given) != 1:
         names = " and ".join(given) if given else "none"
         raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
-    (name, value), = given.items()
+    ((name, value),) = given.items()
     factor = jnp.asarray(factor, dtype=jnp.float32)
     active = jnp.asarray(active, dtype=bool)
     value = jnp.asarray(value, dtype=jnp.float32)
