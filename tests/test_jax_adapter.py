@@ -354,7 +354,7 @@ def test_weight_ratio_and_same_ratio_for_labels():
     y = jnp.array([0, 1, 2, 0])
     w = jnp.array([0.6, 0.4, 0.0, 0.0])
     xm, ym, info = weighted_mixup(jax.random.key(1), x, y, w, mode="weight", num_classes=3)
-    j, r = info["partners"], info["ratio"]
+    j, r = info["partners"], info["ratios"]
     assert sorted(np.asarray(j).tolist()) == [0, 1, 2, 3]  # a permutation
     close(r, mixup_ratio(w, w[j]))
     both_zero = np.asarray((w == 0) & (w[j] == 0))
@@ -372,7 +372,7 @@ def test_beta_ratio_modes_share_the_ratio(rng, mode):
     xm, ym, info = weighted_mixup(
         jax.random.key(3), x, y, w, mode=mode, num_classes=4, alpha=0.4, predictions=preds
     )
-    j, r = info["partners"], info["ratio"]
+    j, r = info["partners"], info["ratios"]
     assert np.all((np.asarray(r) >= 0) & (np.asarray(r) <= 1))
     close(xm, r[:, None, None] * x + (1 - r[:, None, None]) * x[j])
     close(ym.sum(-1), jnp.ones(16))
@@ -385,7 +385,7 @@ def test_beta_ratio_has_the_beta_mean_and_variance():
     x = jnp.zeros((4000, 1))
     _, _, info = weighted_mixup(jax.random.key(0), x, jnp.zeros(4000, jnp.int32), jnp.ones(4000),
                                 mode="plain", num_classes=2, alpha=a)
-    r = np.asarray(info["ratio"])
+    r = np.asarray(info["ratios"])
     var = 1 / (4 * (2 * a + 1))
     assert abs(r.mean() - 0.5) < 5 * math.sqrt(var / r.size)
     assert abs(r.var() - var) < 0.1 * var
@@ -400,9 +400,27 @@ def test_label_smoothing_mode_pulls_labels_towards_predictions():
     s = np.array([1.0, 0.5, 0.0, 0.5])
     close(info["smoothing"], s)
     smoothed = s[:, None] * np.eye(3)[[0, 1, 2, 0]] + (1 - s[:, None]) * np.eye(3)[[1, 1, 0, 2]]
-    j, r = np.asarray(info["partners"]), np.asarray(info["ratio"])
+    close(info["smoothed_targets"], smoothed)
+    j, r = np.asarray(info["partners"]), np.asarray(info["ratios"])
     close(ym, r[:, None] * smoothed + (1 - r[:, None]) * smoothed[j])
     close(xm, r[:, None] * np.eye(4) + (1 - r[:, None]) * np.eye(4)[j])
+
+
+@pytest.mark.parametrize("mode", MIXUP_MODES)
+def test_info_keys_are_those_of_the_torch_adapter(mode):
+    x, y, w = jnp.eye(4), jnp.array([0, 1, 2, 0]), jnp.array([0.4, 0.3, 0.2, 0.1])
+    _, _, info = weighted_mixup(jax.random.key(0), x, y, w, mode=mode, num_classes=3, predictions=jnp.zeros((4, 3)))
+    smoothing = {"smoothing", "smoothed_targets"} if mode == "label_smoothing" else set()
+    assert set(info) == {"partners", "ratios", "ratio"} | smoothing
+    assert info["ratio"] is info["ratios"]  # deprecated alias, the same array
+    torch = pytest.importorskip("torch")
+    torch_mixup = pytest.importorskip("divweights_torch").weighted_mixup
+    _, _, t_info = torch_mixup(
+        torch.eye(4), torch.tensor([0, 1, 2, 0]), torch.tensor([0.4, 0.3, 0.2, 0.1]), mode=mode, num_classes=3,
+        predictions=torch.zeros((4, 3)),
+    )
+    assert set(t_info) <= set(info)  # every torch key exists here with the same meaning
+    assert {"partners", "ratios"} <= set(t_info)
 
 
 def test_all_zero_weights_do_not_divide_by_zero():

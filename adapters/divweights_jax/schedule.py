@@ -4,7 +4,32 @@ The published training recipe uses uniform weights (and no class
 reweighting) for a burn-in period, then starts the reweighting ``start_factor``
 times weaker than the target and anneals it linearly to the target strength.
 Both functions here return arrays computed with ``jnp.where``, so the step
-counter can be a traced value and a jitted training step compiles once.
+counter can be a traced value and a jitted training step compiles once for
+the whole run (burn-in, annealing and after): no Python number that changes
+from step to step is baked into the compiled graph.
+
+This is the single JAX implementation of the schedule: JAX training loops
+(the training program's JAX backend included) call
+``scaled_strength(*anneal_factor(step, ...), lam=...)`` inside their jitted
+step.  The names and signatures of :func:`anneal_factor` and
+:func:`scaled_strength` are stable.  The factor is the one of the PyTorch
+adapter's ``AnnealSchedule`` (tested against it).
+
+Examples
+--------
+A jitted step that takes the step counter as an argument traces once:
+
+>>> import jax, jax.numpy as jnp
+>>> from divweights_jax import anneal_factor, reweighted_loss, scaled_strength
+>>> @jax.jit
+... def loss_at(step, logits, labels):
+...     kw = scaled_strength(*anneal_factor(step, burnin_steps=2, anneal_steps=3), temperature=0.5)
+...     return reweighted_loss(logits, labels, **kw)[0]
+>>> z, y = jnp.zeros((4, 3)), jnp.array([0, 1, 2, 0])
+>>> [round(float(loss_at(t, z, y)), 4) for t in range(6)]
+[1.0986, 1.0986, 1.0986, 1.0986, 1.0986, 1.0986]
+>>> loss_at._cache_size()
+1
 """
 
 from __future__ import annotations
@@ -42,7 +67,8 @@ def anneal_factor(step, *, burnin_steps, anneal_steps, start_factor=10.0):
     Parameters
     ----------
     step : int or 0-d array
-        Current optimisation step (may be traced).
+        Current optimisation step (may be traced: pass it as an argument of
+        the jitted step, not as a closure constant).
     burnin_steps, anneal_steps : int
         Lengths of the two phases, ``>= 0`` (``anneal_steps = 0``: no
         annealing).
@@ -72,12 +98,13 @@ def anneal_factor(step, *, burnin_steps, anneal_steps, start_factor=10.0):
     _check_nonnegative("start_factor", start_factor)
     if not 0 < start_factor < float("inf"):
         raise ValueError(f"start_factor must be finite and > 0; got {start_factor!r}")
-    step = jnp.asarray(step, dtype=jnp.float32)
-    progress = jnp.clip((step - burnin_steps) / max(anneal_steps, 1), 0.0, 1.0)
-    if anneal_steps == 0:
-        progress = jnp.ones_like(progress)
-    factor = start_factor + (1.0 - start_factor) * progress
+    step = jnp.asarray(step)
     active = step >= burnin_steps
+    if anneal_steps == 0:
+        return jnp.ones((), jnp.float32), active
+    # clip before converting: an integer step stays exact however long the run
+    since = jnp.clip(step - burnin_steps, 0, anneal_steps).astype(jnp.float32)
+    factor = start_factor + (1.0 - start_factor) * (since / anneal_steps)
     return factor.astype(jnp.float32), active
 
 
