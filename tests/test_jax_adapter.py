@@ -340,7 +340,9 @@ def test_sampled_partners_follow_the_weights():
     n, draws, power = w.shape[0], 4000, 2.0
     x = jnp.arange(n, dtype=jnp.float32)[:, None]
     keys = jax.random.split(jax.random.key(7), draws)
-    mix = jax.jit(jax.vmap(lambda k: weighted_mixup(k, x, jnp.arange(n), w, mode="sample", num_classes=n, power=power)[2]))
+    mix = jax.jit(
+        jax.vmap(lambda k: weighted_mixup(k, x, jnp.arange(n), w, mode="sample", num_classes=n, power=power)[2])
+    )
     partners = np.asarray(mix(keys)["partners"]).ravel()
     freq = np.bincount(partners, minlength=n) / partners.size
     p = np.asarray(partner_probabilities(w, power=power))
@@ -369,9 +371,7 @@ def test_beta_ratio_modes_share_the_ratio(rng, mode):
     y = jnp.asarray(rng.integers(0, 4, size=16).astype(np.int32))
     w = jnp.asarray(rng.random(16).astype(np.float32))
     preds = jnp.asarray(rng.normal(size=(16, 4)).astype(np.float32))
-    xm, ym, info = weighted_mixup(
-        jax.random.key(3), x, y, w, mode=mode, num_classes=4, alpha=0.4, predictions=preds
-    )
+    xm, ym, info = weighted_mixup(jax.random.key(3), x, y, w, mode=mode, num_classes=4, alpha=0.4, predictions=preds)
     j, r = info["partners"], info["ratios"]
     assert np.all((np.asarray(r) >= 0) & (np.asarray(r) <= 1))
     close(xm, r[:, None, None] * x + (1 - r[:, None, None]) * x[j])
@@ -383,8 +383,9 @@ def test_beta_ratio_modes_share_the_ratio(rng, mode):
 def test_beta_ratio_has_the_beta_mean_and_variance():
     a = 0.4
     x = jnp.zeros((4000, 1))
-    _, _, info = weighted_mixup(jax.random.key(0), x, jnp.zeros(4000, jnp.int32), jnp.ones(4000),
-                                mode="plain", num_classes=2, alpha=a)
+    _, _, info = weighted_mixup(
+        jax.random.key(0), x, jnp.zeros(4000, jnp.int32), jnp.ones(4000), mode="plain", num_classes=2, alpha=a
+    )
     r = np.asarray(info["ratios"])
     var = 1 / (4 * (2 * a + 1))
     assert abs(r.mean() - 0.5) < 5 * math.sqrt(var / r.size)
@@ -416,7 +417,11 @@ def test_info_keys_are_those_of_the_torch_adapter(mode):
     torch = pytest.importorskip("torch")
     torch_mixup = pytest.importorskip("divweights_torch").weighted_mixup
     _, _, t_info = torch_mixup(
-        torch.eye(4), torch.tensor([0, 1, 2, 0]), torch.tensor([0.4, 0.3, 0.2, 0.1]), mode=mode, num_classes=3,
+        torch.eye(4),
+        torch.tensor([0, 1, 2, 0]),
+        torch.tensor([0.4, 0.3, 0.2, 0.1]),
+        mode=mode,
+        num_classes=3,
         predictions=torch.zeros((4, 3)),
     )
     assert set(t_info) <= set(info)  # every torch key exists here with the same meaning
@@ -426,8 +431,15 @@ def test_info_keys_are_those_of_the_torch_adapter(mode):
 def test_all_zero_weights_do_not_divide_by_zero():
     x = jnp.ones((5, 2))
     for mode in MIXUP_MODES:
-        xm, ym, info = weighted_mixup(jax.random.key(0), x, jnp.arange(5) % 2, jnp.zeros(5), mode=mode,
-                                      num_classes=2, predictions=jnp.zeros((5, 2)))
+        xm, ym, info = weighted_mixup(
+            jax.random.key(0),
+            x,
+            jnp.arange(5) % 2,
+            jnp.zeros(5),
+            mode=mode,
+            num_classes=2,
+            predictions=jnp.zeros((5, 2)),
+        )
         assert np.all(np.isfinite(np.asarray(xm))) and np.all(np.isfinite(np.asarray(ym)))
 
 
@@ -471,8 +483,12 @@ def test_torch_and_jax_adapters_agree(rng):
     t_loss = criterion(torch.asarray(logits), torch.asarray(labels))
     t_weights = criterion.last_weights.detach().cpu().numpy()
     j_loss, aux = reweighted_loss(
-        jnp.asarray(logits), jnp.asarray(labels.astype(np.int32)),
-        instance=KL(), temperature=0.5, classes=TotalVariation(), gamma=0.2,
+        jnp.asarray(logits),
+        jnp.asarray(labels.astype(np.int32)),
+        instance=KL(),
+        temperature=0.5,
+        classes=TotalVariation(),
+        gamma=0.2,
     )
     close(float(t_loss), float(j_loss), tol=1e-5)
     close(t_weights, aux["weights"], tol=1e-5)

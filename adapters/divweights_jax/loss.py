@@ -22,11 +22,11 @@ from jax.experimental import checkify
 import divweights
 from divweights import KL, Divergence
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
+from divweights.strength import KINDS, Strength
 
 __all__ = ["DEFAULT_DELTA", "reweighted_loss"]
 
 _KL = KL()
-_FORMS = ("lam", "delta", "temperature")
 
 
 def _is_traced(x) -> bool:
@@ -77,10 +77,6 @@ def _check_label_smoothing(value):
             raise ValueError(f"label_smoothing must lie in [0, 1]; got {v!r}")
 
 
-def _given_strengths(lam, delta, temperature) -> dict:
-    return {k: v for k, v in zip(_FORMS, (lam, delta, temperature)) if v is not None}
-
-
 def _check_divergence(name, value):
     if value is None or isinstance(value, Divergence):
         return
@@ -89,25 +85,14 @@ def _check_divergence(name, value):
     raise TypeError(f"{name} must be a divweights Divergence or None; got {value!r}")
 
 
-def _instance_strength(instance, lam, delta, temperature):
-    """``(form, value)`` of the instance strength, ``(None, None)`` for ``instance=None``."""
-    strength = _given_strengths(lam, delta, temperature)
-    if len(strength) > 1:
-        raise ValueError(f"give at most one of lam, delta, temperature; got {' and '.join(strength)}")
+def _instance_strength(instance, lam, delta, temperature) -> Strength | None:
+    """The instance strength, parsed once by the core (``None`` for ``instance=None``)."""
     if instance is None:
-        if strength:
-            raise ValueError(f"{' and '.join(strength)} given but instance=None (uniform weights); pass a divergence")
-        return None, None
-    if not strength:
-        if type(instance) is not KL:
-            raise ValueError(
-                f"give one of lam=, delta=, temperature= for {instance!r}: the default "
-                f"delta={DEFAULT_DELTA} is a KL radius and only applies to instance=KL()"
-            )
-        return "delta", DEFAULT_DELTA
-    ((form, value),) = strength.items()
-    _check_real_scalar(form, value)
-    return form, value
+        given = [k for k, v in zip(KINDS, (lam, delta, temperature)) if v is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} given but instance=None (uniform weights); pass a divergence")
+        return None
+    return Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
 
 
 def _pick(L, labels):
@@ -148,7 +133,7 @@ def _dot_rows(p, L):
     return jnp.sum(jnp.where(p > 0, p * L, jnp.zeros_like(L)), axis=-1)
 
 
-def _run_checks(*, targets, integer, k, valid, form, strength, gamma, classes, label_smoothing, losses):
+def _run_checks(*, targets, integer, k, valid, strength, gamma, classes, label_smoothing, losses):
     """The value checks of ``checked=True``, as :func:`jax.experimental.checkify.check` calls."""
     check = checkify.check
     if valid is None:
@@ -174,12 +159,12 @@ def _run_checks(*, targets, integer, k, valid, form, strength, gamma, classes, l
             f"probability targets must sum to 1 along the last axis (to {tol:g}); a row is off by {{err}}",
             err=err,
         )
-    if form is not None:
-        s = jnp.asarray(strength)
-        if form == "delta":
+    if strength is not None:
+        s = jnp.asarray(strength.value)
+        if strength.kind == "delta":
             check(s >= 0, "delta must be >= 0; got {s}", s=s)
         else:
-            check(s > 0, f"{form} must be > 0; got {{s}}", s=s)
+            check(s > 0, f"{strength.kind} must be > 0; got {{s}}", s=s)
     if classes is not None:
         g = jnp.asarray(gamma)
         check(g >= 0, "gamma must be >= 0; got {g}", g=g)
@@ -359,7 +344,7 @@ def reweighted_loss(
     """
     _check_divergence("instance", instance)
     _check_divergence("classes", classes)
-    form, strength = _instance_strength(instance, lam, delta, temperature)
+    strength = _instance_strength(instance, lam, delta, temperature)
     _check_label_smoothing(label_smoothing)
     _check_real_scalar("gamma", gamma)
 
@@ -420,7 +405,6 @@ def reweighted_loss(
             integer=integer,
             k=k,
             valid=valid,
-            form=form,
             strength=strength,
             gamma=gamma,
             classes=classes,
@@ -436,7 +420,7 @@ def reweighted_loss(
             keep = gathered != jnp.inf  # masked rows out; NaN rows stay in and propagate
             w_all = jnp.where(keep, 1.0 / jnp.maximum(jnp.sum(keep), 1), 0.0).astype(dtype)
     else:
-        w_all = divweights.instance_weights(gathered, instance, **{form: strength})
+        w_all = divweights.instance_weights(gathered, instance, **strength.as_kwargs())
 
     if axis_name is None:
         w = w_all

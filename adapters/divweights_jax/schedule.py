@@ -38,14 +38,11 @@ import numbers
 
 import jax.numpy as jnp
 
+from divweights.strength import KINDS, OFF, Strength
+
 __all__ = ["anneal_factor", "scaled_strength"]
 
-# Strength standing for "infinitely weak" (uniform weights) during the burn-in.
-# Finite on purpose: a literal inf is clipped to float32's largest value, whose
-# reciprocal is subnormal and flushed to zero by XLA on CPU, so -inf / lam
-# turned into NaN for masked (+inf-loss) rows.  1e30 leaves every realistic
-# loss a relative perturbation below float32 resolution.
-_OFF = 1e30
+_OFF = OFF  # "infinitely weak" lam / temperature during the burn-in (see divweights.strength.OFF)
 
 
 def _check_nonnegative(name, value):
@@ -112,7 +109,8 @@ def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=No
     r"""Keyword arguments for :func:`~divweights_jax.reweighted_loss` at a given factor.
 
     Scales exactly one of ``temperature`` (``* factor``), ``lam``
-    (``* factor``) or ``delta`` (``/ factor``), the convention of the PyTorch
+    (``* factor``) or ``delta`` (``/ factor``) with
+    :meth:`divweights.Strength.scaled`, the rule shared with the PyTorch
     adapter.  Where ``active`` is ``False`` the strength is switched off,
     giving uniform weights: ``temperature`` and ``lam`` become ``1e30``
     (effectively infinite),
@@ -133,7 +131,14 @@ def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=No
     Returns
     -------
     dict
-        Traced-friendly 0-d arrays, to be passed as ``**kwargs``.
+        Float32 0-d arrays (traced under ``jit``), to be passed as
+        ``**kwargs`` to :func:`~divweights_jax.reweighted_loss`.
+
+    Raises
+    ------
+    ValueError
+        Not exactly one strength, or a strength out of range (checked when
+        its value is known, as in :class:`divweights.Strength`).
 
     Examples
     --------
@@ -146,18 +151,15 @@ def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=No
     >>> float(kw["delta"])
     0.0
     """
-    given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
+    given = {k: v for k, v in zip(KINDS, (lam, delta, temperature)) if v is not None}
     if len(given) != 1:
         names = " and ".join(given) if given else "none"
         raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
-    ((name, value),) = given.items()
+    ((kind, value),) = given.items()
     factor = jnp.asarray(factor, dtype=jnp.float32)
     active = jnp.asarray(active, dtype=bool)
-    value = jnp.asarray(value, dtype=jnp.float32)
-    if name == "delta":
-        out = {name: jnp.where(active, value / factor, 0.0)}
-    else:
-        out = {name: jnp.where(active, value * factor, _OFF)}
+    # the core's Strength holds the rule (lam, temperature * factor; delta / factor; "off" values)
+    out = Strength(kind, jnp.asarray(value, dtype=jnp.float32)).scaled(factor, active).as_kwargs()
     if gamma is not None:
         out["gamma"] = jnp.where(active, jnp.asarray(gamma, dtype=jnp.float32), 0.0)
     return out
