@@ -407,6 +407,19 @@ def test_label_smoothing_mode_pulls_labels_towards_predictions():
     close(xm, r[:, None] * np.eye(4) + (1 - r[:, None]) * np.eye(4)[j])
 
 
+def test_mixup_modes_and_smoothing_rule_come_from_the_core():
+    import divweights.mixup as core
+
+    assert MIXUP_MODES is core.MIXUP_MODES
+    w = jnp.array([0.1, 0.6, 0.0, 0.3])
+    y, preds = jnp.array([0, 1, 2, 0]), jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
+    _, _, info = weighted_mixup(
+        jax.random.key(0), jnp.eye(4), y, w, mode="label_smoothing", num_classes=3, predictions=preds
+    )
+    close(info["smoothing"], core.smoothing_factors(w))
+    close(info["smoothed_targets"], core.smooth_targets(jax.nn.one_hot(y, 3), w, preds))
+
+
 @pytest.mark.parametrize("mode", MIXUP_MODES)
 def test_info_keys_are_those_of_the_torch_adapter(mode):
     x, y, w = jnp.eye(4), jnp.array([0, 1, 2, 0]), jnp.array([0.4, 0.3, 0.2, 0.1])

@@ -18,14 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from divweights.mixup import mixup_ratio, partner_probabilities
+from divweights.mixup import MIXUP_MODES, mixup_ratio, partner_probabilities, smooth_targets, smoothing_factors
 
 from .loss import _is_concrete
 
 __all__ = ["MIXUP_MODES", "weighted_mixup"]
-
-#: Accepted values of ``mode`` in :func:`weighted_mixup`.
-MIXUP_MODES = ("plain", "sample", "weight", "sample_weight", "label_smoothing")
 
 _SAMPLED = ("sample", "sample_weight")
 _WEIGHT_RATIO = ("weight", "sample_weight")
@@ -115,7 +112,7 @@ def weighted_mixup(
         :func:`~divweights_jax.reweighted_loss`; only their ratios matter.
         Treated as constants (no gradient).
     mode : str
-        One of :data:`MIXUP_MODES`.
+        One of :data:`divweights.mixup.MIXUP_MODES` (re-exported here).
     num_classes : int, optional
         Number of classes for integer targets.
     power : float, default 1.0
@@ -203,11 +200,9 @@ def weighted_mixup(
         predictions = jnp.asarray(predictions)
         if predictions.shape != y.shape:
             raise ValueError(f"predictions must have shape {y.shape}; got {predictions.shape}")
-        top = jnp.max(weights)
-        s = jnp.where(top > 0, weights / jnp.where(top > 0, top, 1.0), jnp.ones_like(weights))
-        predicted = jax.nn.one_hot(jnp.argmax(jax.lax.stop_gradient(predictions), axis=-1), y.shape[1], dtype=dtype)
-        y = s[:, None] * y + (1 - s[:, None]) * predicted
-        info["smoothing"] = s
+        # the CIW-M rule lives in the core (divweights.mixup), shared with the torch adapter
+        info["smoothing"] = smoothing_factors(weights)
+        y = smooth_targets(y, weights, predictions)
         info["smoothed_targets"] = y
 
     key_partner, key_ratio = jax.random.split(key)
