@@ -33,6 +33,7 @@ from typing import Any, Literal, overload
 import array_api_compat
 
 from ._array import check_scalar
+from ._inputs import detach
 from .defaults import DEFAULT_DELTA
 from .divergences import KL, Divergence, _check_divergence
 
@@ -132,7 +133,7 @@ class Strength:
         if self.kind not in _SPECS:
             raise ValueError(f"unknown strength kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         spec = _SPECS[self.kind]
-        check_scalar(self.kind, self.value, positive=spec.positive)
+        check_scalar(self.kind, detach(self.value), positive=spec.positive)
         if isinstance(self.value, numbers.Real) and not isinstance(self.value, float):
             object.__setattr__(self, "value", float(self.value))
 
@@ -276,7 +277,7 @@ class Strength:
         >>> Strength("lam", 0.5).scaled(np.asarray(2.0), active=np.asarray(True)).value
         array(1.)
         """
-        _check_factor("factor", factor)
+        _check_factor("factor", detach(factor))
         spec = _SPECS[self.kind]
         value = self.value / factor if spec.divide else self.value * factor
         if isinstance(active, bool):
