@@ -372,12 +372,13 @@ def reweighted_loss(
         # the loss nor its gradient can see a NaN or an infinity there.
         logits = jnp.where(valid[:, None], logits, jnp.zeros_like(logits))
 
-    L = -jax.nn.log_softmax(logits, axis=-1)
+    log_p = jax.nn.log_softmax(logits, axis=-1)
     smoothed = not _is_zero(label_smoothing)
     v = None
     if integer and not smoothed and classes is None:
-        per_example = _pick(L, targets)  # plain cross-entropy: one gather
+        per_example = -_pick(log_p, targets)  # plain cross-entropy: one gather
     else:
+        L = -log_p
         y = _target_probabilities(targets, n, k, dtype)
         if smoothed:
             s = jnp.asarray(label_smoothing, dtype=dtype)
