@@ -1,15 +1,19 @@
-"""Tests for divweights.noise (synthetic label-noise generators)."""
+"""Tests for divweights_train.noise (synthetic label-noise generators)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from divweights import noise
-from divweights.noise import (
+from divweights_train import noise
+from divweights_train.noise import (
     CIFAR10_ASYMMETRIC,
     CIFAR100_FINE_TO_COARSE,
     CIFAR100_NEXT_IN_SUPERCLASS,
@@ -694,8 +698,19 @@ def test_parse_noise_spec_errors(text, exc, match):
         parse_noise_spec(text)
 
 
+@pytest.mark.parametrize("alias, kind", sorted(noise.NOISE_KIND_ALIASES.items()))
+def test_every_accepted_alias_is_listed_in_the_error(alias, kind):
+    # Regression (issue 15): "sym:0.6" parsed, but the error for an unknown kind listed only the canonical kinds.
+    assert parse_noise_spec(f"{alias}:0.25" if kind != "none" else alias).kind == kind
+    with pytest.raises(ValueError, match="unknown noise kind") as info:
+        parse_noise_spec("bogus:0.1")
+    assert f"{alias} -> {kind}" in str(info.value)
+
+
 def test_noise_spec_constructor_validates():
     with pytest.raises(ValueError, match="unknown noise kind"):
+        NoiseSpec("bogus", 0.1)
+    with pytest.raises(ValueError, match="'sym' is an alias of 'symmetric'"):
         NoiseSpec("sym", 0.1)  # aliases are for the parser only
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         NoiseSpec("symmetric", 2.0)
@@ -773,3 +788,44 @@ def test_apply_noise_errors(kwargs, match):
     k = kwargs.pop("num_classes", 10)
     with pytest.raises(ValueError, match=match):
         apply_noise(spec, np.array([0, 1, 2, 3]), k, rng=0, **kwargs)
+
+
+
+# ---------------------------------------------------------------- the old path
+
+
+def test_package_is_framework_free():
+    code = "import sys, divweights_train.noise; print(sorted({'torch', 'jax', 'divweights'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env())
+    assert out.stdout.strip() == "[]"
+
+
+def test_old_path_is_a_deprecated_alias(monkeypatch):
+    import divweights
+
+    monkeypatch.delitem(sys.modules, "divweights.noise", raising=False)
+    monkeypatch.delattr(divweights, "noise", raising=False)
+    with pytest.warns(DeprecationWarning, match="divweights_train.noise") as record:
+        exec(compile("import divweights.noise", __file__, "exec"), {})  # an import statement in this file
+    assert record[0].filename == __file__  # attributed to the importer, so users see it
+    old = sys.modules["divweights.noise"]
+    assert sorted(old.__all__) == sorted(noise.__all__)
+    assert all(getattr(old, name) is getattr(noise, name) for name in noise.__all__)
+    with pytest.raises(AttributeError, match="moved to divweights_train.noise"):
+        old.not_a_name  # noqa: B018
+
+
+def test_importing_the_old_path_does_not_load_the_training_program():
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore')\n"
+        "import divweights.noise\n"
+        "print('divweights_train' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env())
+    assert out.stdout.strip() == "False"
+
+
+def _env():
+    root = Path(__file__).resolve().parents[1]
+    paths = [str(root), str(root / "adapters"), os.environ.get("PYTHONPATH", "")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))

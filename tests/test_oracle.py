@@ -1,4 +1,4 @@
-"""The closed forms of divweights against the cvxpy oracle in :mod:`divweights.reference`.
+"""The closed forms of divweights against the cvxpy oracle in :mod:`divweights.testing`.
 
 Quality is measured by objective gap and constraint excess, not by weight
 equality: the reference is accurate to about 1e-7 and its answers are always
@@ -19,13 +19,17 @@ definition (checked against the core's own ``D(p, q)`` below).
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import divweights as dw
-from divweights import reference as ref
+from divweights import testing as ref
+from divweights.testing import _solve
 
 try:
     import cvxpy  # noqa: F401
@@ -700,6 +704,40 @@ def test_reference_without_cvxpy_explains_the_extra(monkeypatch):
 
 @requires_cvxpy
 def test_reference_solver_failure_names_the_status(monkeypatch):
-    monkeypatch.setattr(ref, "_solve_with", lambda cp, problem, solver, options: "infeasible")
+    monkeypatch.setattr(_solve, "_solve_with", lambda cp, problem, solver, options: "infeasible")
     with pytest.raises(ref.ReferenceSolverError, match="infeasible"):
         ref.instance_weights(np.array([0.1, 0.2, 0.5]), dw.KL(), delta=0.1)
+
+
+# -- where the oracle lives ------------------------------------------------------------------------
+
+
+def test_import_divweights_loads_no_framework_no_cvxpy_and_no_oracle():
+    code = (
+        "import sys, divweights\n"
+        "heavy = {'torch', 'jax', 'cvxpy', 'divweights_train', 'divweights.testing', 'divweights.noise'}\n"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "[]"
+
+
+def test_import_oracle_does_not_load_cvxpy_until_a_solve():
+    code = "import sys, divweights.testing; print('cvxpy' in sys.modules)"
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "False"
+
+
+def test_old_reference_path_is_a_deprecated_alias(monkeypatch):
+    monkeypatch.delitem(sys.modules, "divweights.reference", raising=False)
+    monkeypatch.delattr(dw, "reference", raising=False)
+    with pytest.warns(DeprecationWarning, match="divweights.testing") as record:
+        exec(compile("import divweights.reference", __file__, "exec"), {})  # an import statement in this file
+    assert record[0].filename == __file__
+    old = sys.modules["divweights.reference"]
+    assert old.__all__ == ref.__all__
+    assert all(getattr(old, name) is getattr(ref, name) for name in ref.__all__)
