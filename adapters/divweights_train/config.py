@@ -326,7 +326,13 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError/TypeError for inconsistent or out-of-range options."""
         if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+            from .datasets import is_user_dataset
+
+            if not is_user_dataset(self.dataset):
+                raise ValueError(
+                    f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}, "
+                    "or give a .npz file (arrays x, y) or a folder of class-named image folders"
+                )
         method_spec(self.method)
         if self.model is not None and self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
