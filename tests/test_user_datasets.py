@@ -70,6 +70,12 @@ def test_npz_separate_test_set(tmp_path):
     assert test.y.tolist() == [1, 0] and np.all(test.x == 1)
 
 
+def test_npz_splits_share_the_class_count(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)), y=[0, 1, 0, 1], x_test=np.ones((2, 2)), y_test=[0, 3])
+    train, test = (load_user_dataset(tmp_path / "d.npz", split) for split in ("train", "test"))
+    assert train.num_classes == test.num_classes == 4
+
+
 def test_npz_without_test_set(tmp_path):
     np.savez(tmp_path / "d.npz", x=np.zeros((4, 2)), y=[0, 1, 0, 1])
     assert not user_dataset_has_test_split(tmp_path / "d.npz")

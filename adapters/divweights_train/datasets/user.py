@@ -135,8 +135,8 @@ def _existing(path: str | os.PathLike) -> Path:
     return path
 
 
-def _labels(y, where: str, num_classes: int | None) -> tuple[np.ndarray, int]:
-    """Integer labels from ``y``; ``(labels as int64, number of classes)``."""
+def _labels(y, where: str) -> np.ndarray:
+    """Integer class indices from ``y``, as ``int64``."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise DatasetFormatError(f"{where}: labels must be one-dimensional, got shape {y.shape}")
@@ -153,15 +153,19 @@ def _labels(y, where: str, num_classes: int | None) -> tuple[np.ndarray, int]:
             )
     if y.size and y.min() < 0:
         raise DatasetFormatError(f"{where}: labels must be >= 0, found {y.min().item()!r}")
-    y = y.astype(np.int64)
-    k = int(y.max()) + 1 if y.size else 0
-    if num_classes is not None:
-        if k > num_classes:
-            raise DatasetFormatError(f"{where}: label {k - 1} is out of range for {num_classes} class names")
-        k = num_classes
-    if k < 2:
-        raise DatasetFormatError(f"{where}: need at least 2 classes, found labels in [0, {max(k - 1, 0)}]")
-    return y, k
+    return y.astype(np.int64)
+
+
+def _num_classes(where: str, names: tuple[str, ...], *label_sets: np.ndarray) -> int:
+    """The number of classes: the class names' count, or one more than the largest label of any split."""
+    top = max((int(y.max()) for y in label_sets if y.size), default=-1)
+    if names:
+        if top >= len(names):
+            raise DatasetFormatError(f"{where}: label {top} is out of range for {len(names)} class names")
+        return len(names)
+    if top < 1:
+        raise DatasetFormatError(f"{where}: need at least 2 classes, found labels in [0, {max(top, 0)}]")
+    return top + 1
 
 
 def _stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -227,9 +231,11 @@ def _load_npz(path: Path, split: str) -> ArrayDataset:
             raise DatasetFormatError(
                 f"{path}: missing array {' and '.join(missing)} (the file holds {', '.join(sorted(files)) or 'nothing'})"
             )
+        other_key = "y_test" if split == "train" else "y"
         try:
             x_raw, y_raw = z[x_key], z[y_key]
             names = z["classes"] if "classes" in files else None
+            other = z[other_key] if other_key in files else None
         except ValueError as exc:  # object arrays need pickle, which is refused
             raise DatasetFormatError(f"{path}: {exc} (store plain numeric and string arrays)") from exc
     classes: tuple[str, ...] = ()
@@ -244,7 +250,10 @@ def _load_npz(path: Path, split: str) -> ArrayDataset:
     if len(x_raw) != len(y_raw):
         raise DatasetFormatError(f"{where}: {len(x_raw)} inputs but {len(y_raw)} labels")
     x = _inputs(x_raw, where)
-    y, k = _labels(y_raw, where, len(classes) if classes else None)
+    y = _labels(y_raw, where)
+    # Both splits share the class numbering, so the count covers the labels of both.
+    others = () if other is None else (_labels(other, f"{path} [{other_key}]"),)
+    k = _num_classes(where, classes, y, *others)
     return _dataset(x, y, k, path.stem, classes)
 
 
