@@ -144,6 +144,24 @@ def test_load_fashion_mnist_count_mismatch(tmp_path):
         load_fashion_mnist(tmp_path, split="train")
 
 
+@pytest.mark.parametrize(
+    "which, array, match",
+    [
+        ("images", np.full((6, 28, 28), 300.7), "unsigned bytes"),
+        ("images", np.full((6, 28, 28), -1, np.int16), "unsigned bytes"),
+        ("labels", np.full(6, 0.7, np.float32), "labels must be integers"),
+    ],
+    ids=["float-pixels", "signed-pixels", "float-labels"],
+)
+def test_load_fashion_mnist_rejects_values_it_would_misread(tmp_path, which, array, match):
+    # Before: float images were divided by 255 and float labels truncated, with no error.
+    _write_fake_fmnist(tmp_path)
+    path = write_idx(tmp_path / f"t10k-{which}-idx{3 if which == 'images' else 1}-ubyte.gz", array)
+    with pytest.raises(IdxFormatError, match=match) as info:
+        load_fashion_mnist(tmp_path, split="test")
+    assert str(path) in str(info.value)
+
+
 def test_load_fashion_mnist_missing_gives_instructions(tmp_path):
     with pytest.raises(DatasetNotFoundError) as info:
         load_fashion_mnist(tmp_path)
@@ -425,3 +443,34 @@ def test_stratified_subset_redistributes_short_classes():
 def test_stratified_subset_rejects_too_large():
     with pytest.raises(ValueError, match="size"):
         stratified_subset(np.array([0, 1]), 3, rng=0)
+
+
+# --------------------------------------------------------------------------- #
+# The package layout
+# --------------------------------------------------------------------------- #
+OLD_PUBLIC_NAMES = [
+    "ArrayDataset", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD", "DatasetNotFoundError",
+    "DEFAULT_FASHION_MNIST_DIR", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "IdxFormatError", "load_cifar",
+    "load_digits_dataset", "load_fashion_mnist", "make_two_moons", "read_idx", "stratified_subset", "subset",
+    "train_val_split",
+]
+
+
+def test_public_names_still_come_from_the_package():
+    assert set(OLD_PUBLIC_NAMES) <= set(D.__all__)
+    assert all(hasattr(D, name) for name in D.__all__)
+
+
+@pytest.mark.parametrize("name", ["write_idx", "write_cifar_like"])
+def test_test_only_writers_left_the_package(name):
+    with pytest.raises(AttributeError, match="tests/_writers.py"):
+        getattr(D, name)
+
+
+def test_package_is_framework_free():
+    import subprocess
+    import sys
+
+    code = "import sys, divweights_train.datasets; print(sorted({'torch', 'jax', 'PIL'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
