@@ -260,7 +260,7 @@ def test_old_reference_path_is_a_deprecated_alias(monkeypatch):
     monkeypatch.delitem(sys.modules, "divweights.reference", raising=False)
     monkeypatch.delattr(dw, "reference", raising=False)
     with pytest.warns(DeprecationWarning, match="divweights.testing") as record:
-        exec(compile("import divweights.reference", __file__, "exec"), {})  # an import statement in this file
+        exec(compile("import divweights.reference", __file__, "exec"), {})  # noqa: S102 - an import statement in this file
     assert record[0].filename == __file__
     old = sys.modules["divweights.reference"]
     assert old.__all__ == ref.__all__

@@ -7,9 +7,13 @@ import json
 
 import numpy as np
 import pytest
-
 from divweights_train.config import TrainConfig
-from divweights_train.prepare import NoiseCacheError, clean_model_recipe, load_raw, prepare_data
+from divweights_train.prepare import (
+    NoiseCacheError,
+    clean_model_recipe,
+    load_raw,
+    prepare_data,
+)
 
 
 class FakeCleanModel:
@@ -25,7 +29,7 @@ class FakeCleanModel:
 
 
 def _config(tmp_path, **changes):
-    base = dict(dataset="two-moons", subset=200, noise="instance:0.3", cache_dir=str(tmp_path / "cache"))
+    base = {"dataset": "two-moons", "subset": 200, "noise": "instance:0.3", "cache_dir": str(tmp_path / "cache")}
     return TrainConfig(**{**base, **changes}).resolved()
 
 
@@ -46,8 +50,16 @@ def test_cache_is_reused_for_the_same_recipe(tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [{"weight_decay": 0.0}, {"momentum": 0.5}, {"nesterov": False}, {"framework": "jax"}, {"lr": 0.01},
-     {"clean_model_epochs": 3}, {"batch_size": 64}, {"width": 16}],
+    [
+        {"weight_decay": 0.0},
+        {"momentum": 0.5},
+        {"nesterov": False},
+        {"framework": "jax"},
+        {"lr": 0.01},
+        {"clean_model_epochs": 3},
+        {"batch_size": 64},
+        {"width": 16},
+    ],
     ids=lambda c: next(iter(c)),
 )
 def test_cache_key_covers_every_input_of_the_clean_model(tmp_path, change):

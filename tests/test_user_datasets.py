@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from divweights_train.datasets import (
     DatasetFormatError,
     DatasetNotFoundError,
@@ -58,7 +57,9 @@ def test_npz_integer_images_are_scaled_and_channels_first(tmp_path, layout):
 
 
 def test_npz_whole_float_labels_and_class_names(tmp_path):
-    np.savez(tmp_path / "d.npz", x=np.zeros((3, 2)), y=np.array([0.0, 2.0, 1.0]), classes=np.array(["a", "b", "c", "d"]))
+    np.savez(
+        tmp_path / "d.npz", x=np.zeros((3, 2)), y=np.array([0.0, 2.0, 1.0]), classes=np.array(["a", "b", "c", "d"])
+    )
     ds = load_user_dataset(tmp_path / "d.npz")
     assert ds.y.tolist() == [0, 2, 1] and ds.num_classes == 4 and ds.class_names == ("a", "b", "c", "d")
 
