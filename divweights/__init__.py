@@ -13,15 +13,15 @@ from .strength import Strength
 __version__ = "0.1.0"
 
 __all__ = [
-    "instance_weights",
-    "class_weights",
-    "reweighted_class_losses",
-    "Strength",
-    "Divergence",
     "KL",
-    "ReverseKL",
     "Alpha",
     "ChiSquared",
-    "TotalVariation",
+    "Divergence",
+    "ReverseKL",
     "SquaredL2",
+    "Strength",
+    "TotalVariation",
+    "class_weights",
+    "instance_weights",
+    "reweighted_class_losses",
 ]

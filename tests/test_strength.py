@@ -1,17 +1,17 @@
 """divweights.Strength: one parse of lam / delta / temperature, scaling by a schedule factor;
 divergences are immutable values."""
 
+import copy
 import dataclasses
 import pickle
 
 import numpy as np
 import pytest
+from helpers import INSTANCE_CASES, case_id
 
 import divweights as dw
 from divweights.defaults import DEFAULT_DELTA
 from divweights.strength import KINDS, OFF, Strength
-
-from helpers import INSTANCE_CASES, case_id
 
 # ------------------------------------------------------------------ parse
 
@@ -243,8 +243,9 @@ def test_equal_divergences_are_equal_and_distinct_ones_are_not():
 
 
 @pytest.mark.parametrize("d", [dw.Alpha(0.5), dw.ReverseKL(), dw.KL(), dw.SquaredL2()], ids=repr)
-def test_divergences_survive_pickling(d):
+def test_divergences_survive_pickling_and_copying(d):
     e = pickle.loads(pickle.dumps(d))
     assert e == d and hash(e) == hash(d)
+    assert copy.deepcopy(d) == d and copy.copy(d) == d
     with pytest.raises(AttributeError, match="immutable"):
         e.alpha = 3.0
