@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
-
-from divweights import KL, Alpha, ReverseKL, TotalVariation, class_weights, instance_weights  # noqa: E402
-from divweights.mixup import mixup_ratio, partner_probabilities  # noqa: E402
-from divweights_jax import (  # noqa: E402
+import jax.numpy as jnp
+from divweights_jax import (
     DEFAULT_DELTA,
     MIXUP_MODES,
     anneal_factor,
@@ -20,6 +17,9 @@ from divweights_jax import (  # noqa: E402
     scaled_strength,
     weighted_mixup,
 )
+
+from divweights import KL, Alpha, ReverseKL, TotalVariation, class_weights, instance_weights
+from divweights.mixup import mixup_ratio, partner_probabilities
 
 N, K = 8, 5
 
@@ -95,7 +95,7 @@ def test_gradient_holds_weights_constant(batch):
 
 def test_gradient_holds_class_weights_constant(batch):
     logits, labels = batch
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.3)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.3}
     _, aux = reweighted_loss(logits, labels, **kw)
     w, v = aux["weights"], aux["class_weights"]
     g = jax.grad(lambda z: reweighted_loss(z, labels, **kw)[0])(logits)
@@ -148,7 +148,7 @@ def test_half_precision_logits_are_computed_in_float32(batch):
 
 def test_jit_matches_eager(batch):
     logits, labels = batch
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.2)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.2}
     eager, _ = reweighted_loss(logits, labels, **kw)
     jitted, _ = jax.jit(lambda z, y: reweighted_loss(z, y, **kw))(logits, labels)
     close(eager, jitted)
@@ -182,7 +182,7 @@ def test_traced_hyperparameters_compile_once(batch):
     g2 = step(logits, jnp.float32(0.5), jnp.float32(0.2))
     assert len(traces) == 1
     assert not np.allclose(np.asarray(g1), np.asarray(g2))
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.2)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.2}
     close(g2, jax.grad(lambda z: reweighted_loss(z, labels, **kw)[0])(logits))
 
 
@@ -212,7 +212,7 @@ def test_mask_excludes_rows(batch):
 def test_all_masked_gives_zero_loss_and_finite_gradients(batch):
     logits, labels = batch
     mask = jnp.zeros(N, dtype=bool)
-    f = lambda z: reweighted_loss(z, labels, delta=0.5, classes=TotalVariation(), gamma=0.2, mask=mask)[0]  # noqa
+    f = lambda z: reweighted_loss(z, labels, delta=0.5, classes=TotalVariation(), gamma=0.2, mask=mask)[0]
     assert float(f(logits)) == 0.0
     g = jax.jit(jax.grad(f))(logits)
     assert np.all(np.asarray(g) == 0)
@@ -225,7 +225,7 @@ def test_axis_name_gathers_the_global_batch(rng):
     D, n = 2, 4
     logits = jnp.asarray(rng.normal(scale=2.0, size=(D * n, K)).astype(np.float32))
     labels = jnp.asarray(rng.integers(0, K, size=D * n).astype(np.int32))
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.2)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.2}
     single, single_aux = reweighted_loss(logits, labels, **kw)
     per_device = jax.vmap(lambda z, y: reweighted_loss(z, y, axis_name="d", **kw), axis_name="d")
     local, aux = per_device(logits.reshape(D, n, K), labels.reshape(D, n))
@@ -444,7 +444,7 @@ def test_info_keys_are_those_of_the_torch_adapter(mode):
 def test_all_zero_weights_do_not_divide_by_zero():
     x = jnp.ones((5, 2))
     for mode in MIXUP_MODES:
-        xm, ym, info = weighted_mixup(
+        xm, ym, _info = weighted_mixup(
             jax.random.key(0),
             x,
             jnp.arange(5) % 2,

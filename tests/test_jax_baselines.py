@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
-
-from divweights_jax.baselines import (  # noqa: E402
+import jax.numpy as jnp
+from divweights_jax.baselines import (
     bi_tempered_logistic_loss,
     generalized_cross_entropy,
     nce_rce_loss,

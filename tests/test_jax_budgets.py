@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
+import jax.numpy as jnp
+from divweights_jax import anneal_factor, reweighted_loss, scaled_strength
 
-from divweights import TotalVariation  # noqa: E402
-from divweights_jax import anneal_factor, reweighted_loss, scaled_strength  # noqa: E402
+from divweights import TotalVariation
 
 N, K = 128, 10
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
-from jax.experimental import checkify  # noqa: E402
+import jax.numpy as jnp
+from divweights_jax import reweighted_loss, weighted_mixup
+from jax.experimental import checkify
 
-from divweights import Alpha, ReverseKL, TotalVariation  # noqa: E402
-from divweights_jax import reweighted_loss, weighted_mixup  # noqa: E402
+from divweights import Alpha, ReverseKL, TotalVariation
 
 LOGITS = jnp.array([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -3.0], [1.0, 0.0, 0.5]])
 LABELS = jnp.array([0, 1, 2, 0])
@@ -149,7 +149,7 @@ def test_checked_works_with_gradients():
         return reweighted_loss(z, y, temperature=1.0, classes=TotalVariation(), gamma=0.2, checked=True)[0]
 
     fn = checkify.checkify(jax.jit(jax.value_and_grad(f)))
-    err, (value, grad) = fn(LOGITS, LABELS)
+    err, (_value, grad) = fn(LOGITS, LABELS)
     assert err.get() is None
     np.testing.assert_allclose(np.asarray(grad), np.asarray(jax.grad(f)(LOGITS, LABELS)), rtol=1e-6)
     err, _ = fn(LOGITS, LABELS.at[0].set(4))
