@@ -305,6 +305,7 @@ class TrainConfig:
     seed: int = 0
     out: str | None = None
     resume: bool = False
+    overwrite: bool = False
     framework: str = "torch"
     device: str = "cpu"
     max_steps: int | None = None
@@ -317,7 +318,7 @@ class TrainConfig:
     cache_dir: str | None = None
 
     # Fields that may differ between an interrupted run and its resumption.
-    RUN_CONTROL_FIELDS = ("out", "resume", "quiet", "stop_after_epochs", "threads", "device", "plots")
+    RUN_CONTROL_FIELDS = ("out", "resume", "overwrite", "quiet", "stop_after_epochs", "threads", "device", "plots")
 
     def __post_init__(self):
         self.validate()
@@ -354,6 +355,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and int(v) < (0 if name == "stop_after_epochs" else 1):
                 raise ValueError(f"{name} must be positive, got {v}")
+        if self.resume and self.overwrite:
+            raise ValueError("give resume (continue the run in out) or overwrite (delete it first), not both")
         strengths = [n for n in ("delta", "temperature", "lam") if getattr(self, n) is not None]
         if len(strengths) > 1:
             raise ValueError(f"give at most one of delta, temperature, lam; got {' and '.join(strengths)}")
