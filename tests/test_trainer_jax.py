@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,7 @@ def _run(args, out):
 
 
 def _checkpoint(out):
-    with open(Path(out) / trainer_jax.CHECKPOINT_NAME, "rb") as fh:
-        return pickle.load(fh)
+    return trainer_jax.load_checkpoint(Path(out) / trainer_jax.CHECKPOINT_NAME)
 
 
 def _assert_trees_equal(a, b):
