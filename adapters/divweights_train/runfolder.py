@@ -120,8 +120,11 @@ class RunFolder:
             present = folder.holds_run()
             if present and not resume:
                 if not overwrite:
+                    files = [n for n in present if not n.startswith(_WEIGHTS)]
+                    if len(files) < len(present):
+                        files.append(f"{len(present) - len(files)} weight files")
                     raise RunFolderError(
-                        f"{folder.path} already holds a run ({', '.join(present)}); add --resume to continue it, "
+                        f"{folder.path} already holds a run ({', '.join(files)}); add --resume to continue it, "
                         "--overwrite to delete it and start again, or choose another --out")
                 folder.clear()
         except BaseException:

@@ -187,8 +187,8 @@ class Backend:
         raise NotImplementedError
 
 
-def _out_dir(cfg: TrainConfig) -> Path:
-    return Path(cfg.out) if cfg.out is not None else Path("runs") / f"{cfg.dataset}-{cfg.method}-s{cfg.seed}"
+def _out_dir(cfg: TrainConfig) -> str | Path:
+    return cfg.out if cfg.out is not None else Path("runs") / f"{cfg.dataset}-{cfg.method}-s{cfg.seed}"
 
 
 def _read_checkpoint(folder: RunFolder, backend: Backend, cfg: TrainConfig, say) -> tuple[dict, dict] | None:
