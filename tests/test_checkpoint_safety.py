@@ -13,11 +13,29 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from divweights_train import cli, runloop  # noqa: E402
-from divweights_train.metrics import read_summary  # noqa: E402
+from divweights_train import cli
+from divweights_train.metrics import read_summary
+from train_helpers import forbid_training, refused
 
-MOONS = ["--dataset", "two-moons", "--noise", "symmetric:0.3", "--threads", "1", "--quiet", "--subset", "200",
-         "--batch-size", "32", "--epochs", "2", "--method", "ciw", "--no-plots", "--no-save-weights"]
+MOONS = [
+    "--dataset",
+    "two-moons",
+    "--noise",
+    "symmetric:0.3",
+    "--threads",
+    "1",
+    "--quiet",
+    "--subset",
+    "200",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "2",
+    "--method",
+    "ciw",
+    "--no-plots",
+    "--no-save-weights",
+]
 
 
 class _Payload:
@@ -32,20 +50,13 @@ class _Payload:
 
 @pytest.fixture
 def no_training(monkeypatch):
-    """Fail the test if the run gets as far as preparing data (errors must come before training)."""
-    monkeypatch.setattr(runloop, "prepare_data", lambda *a, **k: pytest.fail("training started"))
+    forbid_training(monkeypatch)
 
 
 def _stopped_run(out: Path, *extra: str) -> None:
-    assert cli.main([*MOONS, *extra, "--stop-after-epochs", "1", "--out", str(out)]) == 0
-
-
-def _refused(args, capsys) -> str:
-    capsys.readouterr()
-    assert cli.main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
+    assert (
+        cli.main([*MOONS, *extra, "--stop-after-epochs", "1", "--out", str(out)]) == 0
+    )
 
 
 def test_torch_checkpoint_loads_with_weights_only(tmp_path):
@@ -55,38 +66,52 @@ def test_torch_checkpoint_loads_with_weights_only(tmp_path):
     assert set(payload["state"]) == {"model", "optimizer", "loss", "rng"}
 
 
-def test_crafted_torch_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, no_training):
+def test_crafted_torch_checkpoint_is_refused_and_runs_nothing(
+    tmp_path, capsys, no_training
+):
     out, marker = tmp_path / "r", tmp_path / "PWNED"
     out.mkdir()
     torch.save({"format": _Payload(marker)}, out / "checkpoint.pt")
-    err = _refused([*MOONS, "--resume", "--out", str(out)], capsys)
+    err = refused([*MOONS, "--resume", "--out", str(out)], capsys)
     assert not marker.exists()
-    assert "checkpoint.pt was not loaded" in err and "could run code" in err and "posix.system" in err
+    assert (
+        "checkpoint.pt was not loaded" in err
+        and "could run code" in err
+        and "posix.system" in err
+    )
 
 
-def test_checkpoint_of_the_pickled_format_is_refused(tmp_path, capsys, monkeypatch):
+def test_checkpoint_of_the_pickled_format_isrefused(tmp_path, capsys, monkeypatch):
     out = tmp_path / "r"
     _stopped_run(out)
-    monkeypatch.setattr(runloop, "prepare_data", lambda *a, **k: pytest.fail("training started"))
+    forbid_training(monkeypatch)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     legacy = {**json.loads(state["meta"]), **state["state"], "format": 1}
-    legacy["rng"]["numpy"] = np.random.get_state()  # what format 1 stored: a pickled NumPy state
+    legacy["rng"]["numpy"] = (
+        np.random.get_state()
+    )  # what format 1 stored: a pickled NumPy state
     torch.save(legacy, out / "checkpoint.pt")
-    err = _refused([*MOONS, "--resume", "--out", str(out)], capsys)
+    err = refused([*MOONS, "--resume", "--out", str(out)], capsys)
     assert "before checkpoint format 2" in err and "--overwrite" in err
 
 
-def test_crafted_jax_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, no_training):
+def test_crafted_jax_pickle_checkpoint_is_refused_and_runs_nothing(
+    tmp_path, capsys, no_training
+):
     out, marker = tmp_path / "r", tmp_path / "PWNED"
     out.mkdir()
-    (out / "checkpoint_jax.pkl").write_bytes(pickle.dumps({"format": _Payload(marker)}, protocol=4))
-    err = _refused([*MOONS, "--framework", "jax", "--resume", "--out", str(out)], capsys)
+    (out / "checkpoint_jax.pkl").write_bytes(
+        pickle.dumps({"format": _Payload(marker)}, protocol=4)
+    )
+    err = refused([*MOONS, "--framework", "jax", "--resume", "--out", str(out)], capsys)
     assert not marker.exists()
     assert "checkpoint_jax.pkl was not loaded" in err and "pickle" in err
 
 
 @pytest.mark.parametrize("how", ["object-array", "pickle-named-npz"])
-def test_crafted_jax_npz_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, no_training, how):
+def test_crafted_jax_npz_checkpoint_is_refused_and_runs_nothing(
+    tmp_path, capsys, no_training, how
+):
     out, marker = tmp_path / "r", tmp_path / "PWNED"
     out.mkdir()
     path = out / "checkpoint_jax.npz"
@@ -95,7 +120,7 @@ def test_crafted_jax_npz_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys
             np.savez(fh, meta=np.array([_Payload(marker)], dtype=object))
     else:
         path.write_bytes(pickle.dumps(_Payload(marker)))
-    err = _refused([*MOONS, "--framework", "jax", "--resume", "--out", str(out)], capsys)
+    err = refused([*MOONS, "--framework", "jax", "--resume", "--out", str(out)], capsys)
     assert not marker.exists()
     assert "checkpoint_jax.npz was not loaded" in err and "could run code" in err
 
@@ -110,20 +135,31 @@ def test_jax_checkpoint_is_npz_and_json(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
-def test_damaged_checkpoint_is_a_one_line_error_before_training(tmp_path, capsys, damage, monkeypatch):
+def test_damaged_checkpoint_is_a_one_line_error_before_training(
+    tmp_path, capsys, damage, monkeypatch
+):
     out = tmp_path / "r"
     _stopped_run(out)
     ckpt = out / "checkpoint.pt"
     data = ckpt.read_bytes()
-    ckpt.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"not a checkpoint" * 10}[damage])
-    monkeypatch.setattr(runloop, "prepare_data", lambda *a, **k: pytest.fail("training started"))
-    err = _refused([*MOONS, "--resume", "--out", str(out)], capsys)
+    ckpt.write_bytes(
+        {
+            "empty": b"",
+            "truncated": data[: len(data) // 2],
+            "garbage": b"not a checkpoint" * 10,
+        }[damage]
+    )
+    forbid_training(monkeypatch)
+    err = refused([*MOONS, "--resume", "--out", str(out)], capsys)
     assert str(ckpt) in err and "--overwrite" in err
 
 
 def test_summary_and_data_json_are_standard_json(tmp_path):
     out = tmp_path / "r"
-    assert cli.main([*MOONS, "--noise", "none", "--val-fraction", "0", "--out", str(out)]) == 0
+    assert (
+        cli.main([*MOONS, "--noise", "none", "--val-fraction", "0", "--out", str(out)])
+        == 0
+    )
 
     def reject(constant):
         raise ValueError(f"non-standard JSON constant {constant}")
@@ -131,5 +167,7 @@ def test_summary_and_data_json_are_standard_json(tmp_path):
     for name in ("summary.json", "data.json", "config.json"):
         json.loads((out / name).read_text(), parse_constant=reject)
     summary = read_summary(out / "summary.json")
-    assert math.isnan(summary["best_val_acc"]) and math.isnan(summary["final_auroc"])  # no val split, no noise
+    assert math.isnan(summary["best_val_acc"]) and math.isnan(
+        summary["final_auroc"]
+    )  # no val split, no noise
     assert summary["completed"] is True

@@ -8,12 +8,21 @@ import pytest
 
 pytest.importorskip("torch")
 
-from divweights_train.config import TrainConfig  # noqa: E402
-from divweights_train.progress import SYNC_EVERY, RunProgress  # noqa: E402
-from divweights_train.trainer_torch import train  # noqa: E402
+from divweights_train.config import TrainConfig
+from divweights_train.progress import SYNC_EVERY, RunProgress
+from divweights_train.trainer_torch import train
 
-OPTIONS = dict(dataset="two-moons", noise="symmetric:0.3", threads=1, subset=200, batch_size=32, epochs=3,
-               method="ciw", plots=False, save_weights=False)
+OPTIONS = {
+    "dataset": "two-moons",
+    "noise": "symmetric:0.3",
+    "threads": 1,
+    "subset": 200,
+    "batch_size": 32,
+    "epochs": 3,
+    "method": "ciw",
+    "plots": False,
+    "save_weights": False,
+}
 
 
 def test_plain_lines_with_time_left_when_stdout_is_not_a_terminal(tmp_path, capsys):
@@ -47,7 +56,9 @@ def test_bar_shows_run_epoch_running_accuracy_and_time_left():
 
 
 def test_train_draws_the_bar_when_asked(tmp_path, capsys):
-    train(TrainConfig(out=str(tmp_path / "r"), **{**OPTIONS, "epochs": 1}), progress=True)
+    train(
+        TrainConfig(out=str(tmp_path / "r"), **{**OPTIONS, "epochs": 1}), progress=True
+    )
     out = capsys.readouterr().out
     assert "two-moons/ciw s0" in out and "step" in out
 

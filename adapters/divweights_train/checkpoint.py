@@ -36,6 +36,7 @@ import functools
 import json
 import math
 import os
+import pickle
 import re
 import tempfile
 import zipfile
@@ -97,10 +98,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     Returns
     -------
     pathlib.Path
+        ``path``, now holding what ``write`` wrote.
 
     Examples
     --------
-    >>> import tempfile, os
+    >>> import os, tempfile
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = atomic_write(os.path.join(d, "x.bin"), lambda fh: fh.write(b"abc"))
     ...     print(p.read_bytes(), sorted(os.listdir(d)))
@@ -171,7 +173,9 @@ def save_epoch_weights(out: str | os.PathLike, epoch: int, arrays: dict) -> Path
 
     wdir = Path(out) / "weights"
     wdir.mkdir(parents=True, exist_ok=True)
-    return atomic_write(wdir / f"epoch_{epoch:03d}.npz", lambda fh: np.savez_compressed(fh, **arrays))
+    return atomic_write(
+        wdir / f"epoch_{epoch:03d}.npz", lambda fh: np.savez_compressed(fh, **arrays)
+    )
 
 
 def write_run_description(out: Path, config, data, **schedule: int) -> None:
@@ -198,7 +202,9 @@ def _unsafe(path: Path, what: str) -> CheckpointError:
 def _sniff(path: Path) -> None:
     """Refuse what is not a zip archive (torch and npz checkpoints both are) before any reader sees it."""
     if not path.is_file():
-        raise CheckpointError(f"{path} is not a file; remove it, or choose another --out")
+        raise CheckpointError(
+            f"{path} is not a file; remove it, or choose another --out"
+        )
     with open(path, "rb") as fh:
         head = fh.read(4)
     if not head:
@@ -206,8 +212,10 @@ def _sniff(path: Path) -> None:
     if head[:1] == b"\x80":
         raise _unsafe(path, "a Python pickle")
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not a checkpoint of divweights-train (not a zip archive, or "
-                              f"truncated); {_HOW}")
+        raise CheckpointError(
+            f"{path} is not a checkpoint of divweights-train (not a zip archive, or "
+            f"truncated); {_HOW}"
+        )
 
 
 def save_torch(path: str | os.PathLike, state: dict) -> Path:
@@ -236,11 +244,21 @@ def load_torch(path: str | os.PathLike, map_location="cpu") -> Any:
     _sniff(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        KeyError,
+        TypeError,
+    ) as err:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         if found:
             raise _unsafe(path, f"a reference to {found.group(1)}") from None
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = (
+            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        )
         raise CheckpointError(f"{path} is damaged ({first}); {_HOW}") from None
 
 
@@ -267,7 +285,9 @@ def _save_npz(path: Path, meta: dict, state: dict) -> Path:
     skeleton = _flatten(state, leaves)
     arrays = {f"a{i}": np.asarray(a) for i, a in enumerate(leaves)}
     if any(a.dtype.hasobject for a in arrays.values()):
-        raise TypeError("checkpoint arrays must be numeric (object arrays would need pickle)")
+        raise TypeError(
+            "checkpoint arrays must be numeric (object arrays would need pickle)"
+        )
     arrays["meta"] = np.asarray(dumps_json(meta))
     arrays["tree"] = np.asarray(json.dumps(skeleton))
     return atomic_write(path, lambda fh: np.savez(fh, **arrays))
@@ -280,17 +300,24 @@ def _load_npz(path: Path) -> tuple[dict, dict]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-        meta, skeleton = json.loads(str(arrays.pop("meta"))), json.loads(str(arrays.pop("tree")))
+        meta, skeleton = (
+            json.loads(str(arrays.pop("meta"))),
+            json.loads(str(arrays.pop("tree"))),
+        )
         return meta, _unflatten(skeleton, arrays)
     except ValueError as err:
         if "pickle" in str(err):
             raise _unsafe(path, "object arrays (pickled Python objects)") from None
         raise CheckpointError(f"{path} is damaged ({err}); {_HOW}") from None
     except (KeyError, OSError, EOFError, zipfile.BadZipFile, TypeError) as err:
-        raise CheckpointError(f"{path} is damaged ({type(err).__name__}: {err}); {_HOW}") from None
+        raise CheckpointError(
+            f"{path} is damaged ({type(err).__name__}: {err}); {_HOW}"
+        ) from None
 
 
-def save_checkpoint(path: str | os.PathLike, meta: dict, state: dict, *, kind: str) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, meta: dict, state: dict, *, kind: str
+) -> Path:
     """Write a checkpoint atomically: ``meta`` (JSON-able) and ``state`` (arrays).
 
     Parameters
@@ -306,13 +333,17 @@ def save_checkpoint(path: str | os.PathLike, meta: dict, state: dict, *, kind: s
     """
     meta = {**meta, "format": FORMAT}
     if kind == "torch":
-        return save_torch(path, {"format": FORMAT, "meta": dumps_json(meta), "state": state})
+        return save_torch(
+            path, {"format": FORMAT, "meta": dumps_json(meta), "state": state}
+        )
     if kind == "npz":
         return _save_npz(Path(path), meta, state)
     raise ValueError(f"unknown checkpoint kind {kind!r}")
 
 
-def load_checkpoint(path: str | os.PathLike, *, kind: str, framework: str, map_location="cpu") -> tuple[dict, dict]:
+def load_checkpoint(
+    path: str | os.PathLike, *, kind: str, framework: str, map_location="cpu"
+) -> tuple[dict, dict]:
     """Read a checkpoint written by :func:`save_checkpoint`; never runs code from the file.
 
     Returns
@@ -328,17 +359,27 @@ def load_checkpoint(path: str | os.PathLike, *, kind: str, framework: str, map_l
     path = Path(path)
     if kind == "torch":
         payload = load_torch(path, map_location=map_location)
-        if not (isinstance(payload, dict) and isinstance(payload.get("meta"), str) and "state" in payload):
-            raise CheckpointError(f"{path} is not a checkpoint of divweights-train; {_HOW}")
+        if not (
+            isinstance(payload, dict)
+            and isinstance(payload.get("meta"), str)
+            and "state" in payload
+        ):
+            raise CheckpointError(
+                f"{path} is not a checkpoint of divweights-train; {_HOW}"
+            )
         meta, state = json.loads(payload["meta"]), payload["state"]
     elif kind == "npz":
         meta, state = _load_npz(path)
     else:
         raise ValueError(f"unknown checkpoint kind {kind!r}")
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has checkpoint format {meta.get('format')!r}, this version reads "
-                              f"{FORMAT}; {_HOW}")
+        raise CheckpointError(
+            f"{path} has checkpoint format {meta.get('format')!r}, this version reads "
+            f"{FORMAT}; {_HOW}"
+        )
     if meta.get("framework") != framework:
-        raise CheckpointError(f"{path} is a checkpoint of the {meta.get('framework')} trainer, not of "
-                              f"--framework {framework}; resume with the framework that wrote it")
+        raise CheckpointError(
+            f"{path} is a checkpoint of the {meta.get('framework')} trainer, not of "
+            f"--framework {framework}; resume with the framework that wrote it"
+        )
     return meta, state

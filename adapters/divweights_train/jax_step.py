@@ -33,8 +33,16 @@ from .config import parse_divergence
 from .models_jax import JaxModel
 from .prepare import derive_seed
 
-__all__ = ["STREAMS", "StepSpec", "TRACE_COUNTS", "oracle_loss", "random_crop_flip", "scheduled_strength",
-           "sgd_update", "train_step"]
+__all__ = [
+    "STREAMS",
+    "TRACE_COUNTS",
+    "StepSpec",
+    "oracle_loss",
+    "random_crop_flip",
+    "scheduled_strength",
+    "sgd_update",
+    "train_step",
+]
 
 #: How many times :func:`train_step` was traced, per :class:`StepSpec`
 #: (a Python side effect that runs only while tracing).
@@ -105,7 +113,9 @@ def random_crop_flip(key, x, pad: int = 4, *, flip: bool = True):
     if pad > 0:
         offsets = jax.random.randint(k_crop, (n, 2), 0, 2 * pad + 1)
         padded = jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-        x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (0, o[0], o[1]), (c, h, w)))(padded, offsets)
+        x = jax.vmap(
+            lambda img, o: jax.lax.dynamic_slice(img, (0, o[0], o[1]), (c, h, w))
+        )(padded, offsets)
     if flip:
         flips = jax.random.bernoulli(k_flip, 0.5, (n,))
         x = jnp.where(flips[:, None, None, None], x[..., ::-1], x)
@@ -189,7 +199,16 @@ class StepSpec:
         return self.crop_pad > 0 or self.flip
 
 
-def sgd_update(params, grads, momentum_buf, lr, *, momentum: float, nesterov: bool, weight_decay: float):
+def sgd_update(
+    params,
+    grads,
+    momentum_buf,
+    lr,
+    *,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+):
     """One step of :class:`torch.optim.SGD` (dampening 0, coupled weight decay).
 
     ``d = g + weight_decay * p``; ``b = momentum * b + d``; the step is
@@ -208,7 +227,11 @@ def sgd_update(params, grads, momentum_buf, lr, *, momentum: float, nesterov: bo
     >>> [round(float(v), 3) for v in p["w"]], [round(float(v), 3) for v in b["w"]]
     ([0.81, 0.81], [1.0, 1.0])
     """
-    d = grads if weight_decay == 0 else jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+    d = (
+        grads
+        if weight_decay == 0
+        else jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+    )
     new_buf = jax.tree.map(lambda b, g: momentum * b + g, momentum_buf, d)
     if nesterov and momentum > 0:
         step = jax.tree.map(lambda g, b: g + momentum * b, d, new_buf)
@@ -246,12 +269,27 @@ def _method_loss(spec: StepSpec, logits, targets, strength, active):
         kwargs["classes"] = parse_divergence(spec.classes)
         kwargs["gamma"] = spec.gamma
     loss, aux = reweighted_loss(logits, targets, **kwargs)
-    return jnp.where(active, loss, plain), jnp.where(active, aux["weights"], aux_plain["weights"])
+    return jnp.where(active, loss, plain), jnp.where(
+        active, aux["weights"], aux_plain["weights"]
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
-def train_step(spec: StepSpec, params, state, momentum_buf, x_all, y_all, idx, epoch_keys, batch, lr,
-               strength, active, kept_all=None):
+def train_step(
+    spec: StepSpec,
+    params,
+    state,
+    momentum_buf,
+    x_all,
+    y_all,
+    idx,
+    epoch_keys,
+    batch,
+    lr,
+    strength,
+    active,
+    kept_all=None,
+):
     """One optimisation step on the mini-batch ``idx`` of ``(x_all, y_all)``.
 
     Parameters
@@ -315,14 +353,26 @@ def train_step(spec: StepSpec, params, state, momentum_buf, x_all, y_all, idx, e
             weights = jnp.full((n,), 1.0 / n, jnp.float32)
             state_in = state
         else:
-            logits0, state_in = model.apply(params, state, x, train=True, key=k_drop_clean)
+            logits0, state_in = model.apply(
+                params, state, x, train=True, key=k_drop_clean
+            )
             logits0 = jax.lax.stop_gradient(logits0)
             _, weights = _method_loss(spec, logits0, y, strength, active)
         inputs, targets, _ = weighted_mixup(
-            k_mix, x, y, weights, mode=spec.mixup, num_classes=model.num_classes,
-            power=spec.mixup_power, alpha=spec.mixup_alpha, predictions=logits0)
+            k_mix,
+            x,
+            y,
+            weights,
+            mode=spec.mixup,
+            num_classes=model.num_classes,
+            power=spec.mixup_power,
+            alpha=spec.mixup_alpha,
+            predictions=logits0,
+        )
 
-    uniform_mixed = spec.mixup is not None and spec.mixup != "plain" and not spec.recompute_on_mixed
+    uniform_mixed = (
+        spec.mixup is not None and spec.mixup != "plain" and not spec.recompute_on_mixed
+    )
 
     def objective(p):
         logits, new_state = model.apply(p, state_in, inputs, train=True, key=k_drop)
@@ -337,7 +387,9 @@ def train_step(spec: StepSpec, params, state, momentum_buf, x_all, y_all, idx, e
             loss, w = _method_loss(spec, logits, targets, strength, active)
         return loss, (logits, new_state, w)
 
-    (loss, (logits, new_state, w)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    (loss, (logits, new_state, w)), grads = jax.value_and_grad(objective, has_aux=True)(
+        params
+    )
     if spec.mixup is None:
         weights = w
         scored = logits
@@ -349,9 +401,24 @@ def train_step(spec: StepSpec, params, state, momentum_buf, x_all, y_all, idx, e
     else:
         correct = jnp.sum(jnp.argmax(scored, axis=-1) == y).astype(jnp.int32)
         seen = jnp.asarray(n, jnp.int32)
-    new_params, new_buf = sgd_update(params, grads, momentum_buf, lr, momentum=spec.momentum,
-                                     nesterov=spec.nesterov, weight_decay=spec.weight_decay)
-    return new_params, new_state, new_buf, loss, jax.lax.stop_gradient(weights).astype(jnp.float32), correct, seen
+    new_params, new_buf = sgd_update(
+        params,
+        grads,
+        momentum_buf,
+        lr,
+        momentum=spec.momentum,
+        nesterov=spec.nesterov,
+        weight_decay=spec.weight_decay,
+    )
+    return (
+        new_params,
+        new_state,
+        new_buf,
+        loss,
+        jax.lax.stop_gradient(weights).astype(jnp.float32),
+        correct,
+        seen,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -361,7 +428,9 @@ def _eval_correct(model: JaxModel, params, state, xb, yb, vb):
     def one(carry, batch):
         x, y, v = batch
         logits, _ = model.apply(params, state, x, train=False)
-        return carry + jnp.sum((jnp.argmax(logits, axis=-1) == y) & v).astype(jnp.int32), None
+        return carry + jnp.sum((jnp.argmax(logits, axis=-1) == y) & v).astype(
+            jnp.int32
+        ), None
 
     total, _ = jax.lax.scan(one, jnp.zeros((), jnp.int32), (xb, yb, vb))
     return total
@@ -394,13 +463,23 @@ class EvalSet:
     def accuracy(self, model, params, state) -> float:
         if self.n == 0:
             return math.nan
-        return int(_eval_correct(model, params, state, self.xb, self.yb, self.vb)) / self.n
+        return (
+            int(_eval_correct(model, params, state, self.xb, self.yb, self.vb)) / self.n
+        )
 
 
-
-@functools.partial(jax.jit, static_argnames=("form", "burnin_steps", "anneal_steps", "start_factor"))
-def scheduled_strength(step, target, *, form: str | None, burnin_steps: int, anneal_steps: int,
-                       start_factor: float):
+@functools.partial(
+    jax.jit, static_argnames=("form", "burnin_steps", "anneal_steps", "start_factor")
+)
+def scheduled_strength(
+    step,
+    target,
+    *,
+    form: str | None,
+    burnin_steps: int,
+    anneal_steps: int,
+    start_factor: float,
+):
     """The instance strength at ``step`` and whether the reweighting is on: the JAX adapter's schedule.
 
     :func:`divweights_jax.anneal_factor` gives the switch (off for the first
@@ -435,8 +514,12 @@ def scheduled_strength(step, target, *, form: str | None, burnin_steps: int, ann
     """
     from divweights_jax import anneal_factor, scaled_strength
 
-    factor, active = anneal_factor(step, burnin_steps=burnin_steps, anneal_steps=anneal_steps,
-                                   start_factor=start_factor)
+    factor, active = anneal_factor(
+        step,
+        burnin_steps=burnin_steps,
+        anneal_steps=anneal_steps,
+        start_factor=start_factor,
+    )
     if form is None:
         return jnp.zeros((), jnp.float32), active
     return scaled_strength(factor, True, **{form: target})[form], active

@@ -87,7 +87,9 @@ def auroc(scores, positive) -> float:
             raise ValueError("positive must be boolean (or 0/1)")
         pos = pos.astype(bool)
     if s.shape != pos.shape:
-        raise ValueError(f"scores and positive must have the same length, got {s.shape} and {pos.shape}")
+        raise ValueError(
+            f"scores and positive must have the same length, got {s.shape} and {pos.shape}"
+        )
     if not np.all(np.isfinite(s)):
         raise ValueError("scores must be finite")
     n_pos = int(pos.sum())
@@ -176,7 +178,9 @@ class WeightStats:
         return {
             "auroc": a,
             "ess": float(np.mean(self.ess)) if self.ess else math.nan,
-            "flipped_mass": float(np.mean(self.flipped_mass)) if self.flipped_mass else math.nan,
+            "flipped_mass": float(np.mean(self.flipped_mass))
+            if self.flipped_mass
+            else math.nan,
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -237,18 +241,39 @@ class EpochRecord:
     TIMING_FIELDS = ("epoch_time", "time")
 
     @classmethod
-    def from_epoch(cls, *, epoch: int, step: int, lr: float, loss_sum: float, batches: int, correct: int,
-                   seen: int, test_acc: float, val_acc: float, weights: Mapping[str, float],
-                   reweighting: bool, epoch_time: float, elapsed: float) -> "EpochRecord":
+    def from_epoch(
+        cls,
+        *,
+        epoch: int,
+        step: int,
+        lr: float,
+        loss_sum: float,
+        batches: int,
+        correct: int,
+        seen: int,
+        test_acc: float,
+        val_acc: float,
+        weights: Mapping[str, float],
+        reweighting: bool,
+        epoch_time: float,
+        elapsed: float,
+    ) -> EpochRecord:
         """Build the record from a trainer's running sums and ``WeightStats.summary()``
         (shared by the PyTorch and JAX trainers)."""
         return cls(
-            epoch=epoch, step=step, lr=lr,
+            epoch=epoch,
+            step=step,
+            lr=lr,
             train_loss=loss_sum / max(batches, 1),
             train_acc_noisy=correct / seen if seen else math.nan,
-            test_acc=test_acc, val_acc=val_acc,
-            auroc=weights["auroc"], ess=weights["ess"], flipped_mass=weights["flipped_mass"],
-            reweighting=bool(reweighting), epoch_time=epoch_time, time=elapsed,
+            test_acc=test_acc,
+            val_acc=val_acc,
+            auroc=weights["auroc"],
+            ess=weights["ess"],
+            flipped_mass=weights["flipped_mass"],
+            reweighting=bool(reweighting),
+            epoch_time=epoch_time,
+            time=elapsed,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,7 +284,7 @@ class EpochRecord:
         return dumps_json(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EpochRecord":
+    def from_dict(cls, d: Mapping[str, Any]) -> EpochRecord:
         names = [f.name for f in dataclasses.fields(cls)]
         kwargs = {k: (math.nan if d.get(k) is None else d[k]) for k in names}
         return cls(**kwargs)
@@ -329,11 +354,21 @@ def read_summary(path: str | os.PathLike) -> dict[str, Any]:
     """
     with open(path) as fh:
         summary = json.load(fh)
-    return {k: (math.nan if v is None and k in _SUMMARY_FLOATS else v) for k, v in summary.items()}
+    return {
+        k: (math.nan if v is None and k in _SUMMARY_FLOATS else v)
+        for k, v in summary.items()
+    }
 
 
-_SUMMARY_FLOATS = ("final_test_acc", "best_val_acc", "test_at_best_val", "max_test_acc", "final_auroc",
-                   "final_ess", "time")
+_SUMMARY_FLOATS = (
+    "final_test_acc",
+    "best_val_acc",
+    "test_at_best_val",
+    "max_test_acc",
+    "final_auroc",
+    "final_ess",
+    "time",
+)
 
 
 def summarize(records: Sequence[EpochRecord]) -> dict[str, Any]:
@@ -401,21 +436,31 @@ def epoch_line(rec: EpochRecord, lr: float, epochs: int | None = None) -> str:
     )
 
 
-def finish_run(config, records: Sequence[EpochRecord], completed: bool, out: str | os.PathLike) -> dict[str, Any]:
+def finish_run(
+    config, records: Sequence[EpochRecord], completed: bool, out: str | os.PathLike
+) -> dict[str, Any]:
     """Write ``summary.json`` and, if enabled, the accuracy and weight plots of a
     finished (or stopped) run; return the summary.  Shared by the trainers."""
     out = Path(out)
     summary = summarize(records) if records else {}
-    summary["completed"] = bool(completed and records and records[-1].epoch == config.epochs)
+    summary["completed"] = bool(
+        completed and records and records[-1].epoch == config.epochs
+    )
     write_json(out / "summary.json", summary, indent=1, sort_keys=True)
     if config.plots and records:
         from . import plots
 
-        plots.plot_accuracy_curves({config.method: records}, out / "accuracy.png",
-                                   title=f"{config.dataset}, noise {config.noise}")
+        plots.plot_accuracy_curves(
+            {config.method: records},
+            out / "accuracy.png",
+            title=f"{config.dataset}, noise {config.noise}",
+        )
         last = out / "weights" / f"epoch_{records[-1].epoch:03d}.npz"
         if last.is_file():
             with np.load(last, allow_pickle=False) as z:
-                plots.plot_weight_histograms({config.method: (z["scaled_weights"], z["flipped"])},
-                                             out / "weights.png", title=f"epoch {records[-1].epoch}")
+                plots.plot_weight_histograms(
+                    {config.method: (z["scaled_weights"], z["flipped"])},
+                    out / "weights.png",
+                    title=f"epoch {records[-1].epoch}",
+                )
     return summary

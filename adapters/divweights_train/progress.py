@@ -33,7 +33,7 @@ def format_duration(seconds: float) -> str:
     >>> format_duration(42.4), format_duration(185), format_duration(3725)
     ('42s', '3m05s', '1h02m')
     """
-    s = int(round(max(seconds, 0.0)))
+    s = round(max(seconds, 0.0))
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     if s >= 60:
@@ -75,8 +75,16 @@ class RunProgress:
     'epoch   1/2  loss 0.5000  eta 2s\\n'
     """
 
-    def __init__(self, *, label: str, epochs: int, show: bool | None = None, quiet: bool = False,
-                 log: Callable[[str], None] | None = None, stream: IO[str] | None = None):
+    def __init__(
+        self,
+        *,
+        label: str,
+        epochs: int,
+        show: bool | None = None,
+        quiet: bool = False,
+        log: Callable[[str], None] | None = None,
+        stream: IO[str] | None = None,
+    ):
         self.stream = stream if stream is not None else sys.stdout
         self.label = label
         self.epochs = int(epochs)
@@ -96,8 +104,15 @@ class RunProgress:
         if self.show:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=max(int(total_steps), int(start_step)), initial=int(start_step), desc=self.label,
-                            unit="step", dynamic_ncols=True, file=self.stream, leave=False)
+            self.bar = tqdm(
+                total=max(int(total_steps), int(start_step)),
+                initial=int(start_step),
+                desc=self.label,
+                unit="step",
+                dynamic_ncols=True,
+                file=self.stream,
+                leave=False,
+            )
 
     def line(self, text: str) -> None:
         """Print one line (above the bar, if any)."""
@@ -126,13 +141,17 @@ class RunProgress:
         self._since += 1
         if stats is not None and self._since % SYNC_EVERY == 0:
             loss, acc = stats()
-            self.bar.set_postfix_str(f"epoch {self._epoch + 1}/{self.epochs} loss {loss:.3f} acc {acc:.3f}")
+            self.bar.set_postfix_str(
+                f"epoch {self._epoch + 1}/{self.epochs} loss {loss:.3f} acc {acc:.3f}"
+            )
 
     def end_epoch(self, text: str, *, epoch: int, seconds: float) -> None:
         """Epoch ``epoch`` (1-based) took ``seconds``: print ``text`` and the time left for the run."""
         self._times.append(seconds)
         left = (self.epochs - epoch) * sum(self._times) / len(self._times)
-        self.line(f"{text}  eta {format_duration(left)}" if epoch < self.epochs else text)
+        self.line(
+            f"{text}  eta {format_duration(left)}" if epoch < self.epochs else text
+        )
 
     def close(self) -> None:
         if self.bar is not None:

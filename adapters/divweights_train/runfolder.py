@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Self
 
 from .checkpoint import CHECKPOINT_NAME, JAX_CHECKPOINT_NAME, LEGACY_CHECKPOINT_NAMES
 from .errors import RunFolderError
@@ -44,8 +45,17 @@ __all__ = ["LOCK_NAME", "RUN_FILES", "RunFolder"]
 #: Name of the lock file inside the run folder.
 LOCK_NAME = ".lock"
 #: The files a run writes at the top of its folder (``weights/`` holds ``epoch_NNN.npz``).
-RUN_FILES = ("config.json", "data.json", "metrics.jsonl", "summary.json", CHECKPOINT_NAME, JAX_CHECKPOINT_NAME,
-             *LEGACY_CHECKPOINT_NAMES, "accuracy.png", "weights.png")
+RUN_FILES = (
+    "config.json",
+    "data.json",
+    "metrics.jsonl",
+    "summary.json",
+    CHECKPOINT_NAME,
+    JAX_CHECKPOINT_NAME,
+    *LEGACY_CHECKPOINT_NAMES,
+    "accuracy.png",
+    "weights.png",
+)
 _WEIGHTS = "weights"
 
 
@@ -92,7 +102,9 @@ class RunFolder:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> RunFolder:
+    def open(
+        cls, path: str | os.PathLike, *, resume: bool, overwrite: bool
+    ) -> RunFolder:
         """Check, create and lock ``path``; refuse or clear a run already in it.
 
         Parameters
@@ -125,7 +137,8 @@ class RunFolder:
                         files.append(f"{len(present) - len(files)} weight files")
                     raise RunFolderError(
                         f"{folder.path} already holds a run ({', '.join(files)}); add --resume to continue it, "
-                        "--overwrite to delete it and start again, or choose another --out")
+                        "--overwrite to delete it and start again, or choose another --out"
+                    )
                 folder.clear()
         except BaseException:
             folder.close()
@@ -135,19 +148,26 @@ class RunFolder:
     def _create(self) -> None:
         p = self.path
         if p.exists() and not p.is_dir():
-            raise RunFolderError(f"--out {p} is a file, not a folder; choose another --out")
+            raise RunFolderError(
+                f"--out {p} is a file, not a folder; choose another --out"
+            )
         for parent in p.parents:
             if parent.exists():
                 if not parent.is_dir():
-                    raise RunFolderError(f"--out {p} lies under {parent}, which is a file; choose another --out")
+                    raise RunFolderError(
+                        f"--out {p} lies under {parent}, which is a file; choose another --out"
+                    )
                 break
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise RunFolderError(f"cannot create the output folder {p} ({err.strerror}); choose another --out") \
-                from None
+            raise RunFolderError(
+                f"cannot create the output folder {p} ({err.strerror}); choose another --out"
+            ) from None
         if not os.access(p, os.W_OK | os.X_OK):
-            raise RunFolderError(f"the output folder {p} is not writable; choose another --out")
+            raise RunFolderError(
+                f"the output folder {p} is not writable; choose another --out"
+            )
 
     def _lock(self) -> None:
         lock = self.path / LOCK_NAME
@@ -164,8 +184,10 @@ class RunFolder:
             else:  # pragma: no cover - Windows
                 fd = self._lock_exclusive_create(lock)
         except OSError as err:
-            raise RunFolderError(f"cannot write to the output folder {self.path} ({err.strerror}); "
-                                 "choose another --out") from None
+            raise RunFolderError(
+                f"cannot write to the output folder {self.path} ({err.strerror}); "
+                "choose another --out"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
@@ -183,8 +205,10 @@ class RunFolder:
 
     def _refuse_in_use(self, pid: int | None):
         holder = f"process {pid}" if pid is not None else "another process"
-        raise RunFolderError(f"the output folder {self.path} is in use by {holder} (another divweights-train "
-                             "writing there); wait for it to finish, or choose another --out")
+        raise RunFolderError(
+            f"the output folder {self.path} is in use by {holder} (another divweights-train "
+            "writing there); wait for it to finish, or choose another --out"
+        )
 
     def close(self) -> None:
         """Release the lock (the lock file stays; it is stale from now on)."""
@@ -194,7 +218,7 @@ class RunFolder:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> RunFolder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -205,12 +229,16 @@ class RunFolder:
         for name in RUN_FILES:
             p = self.path / name
             if p.exists() and not p.is_file():
-                raise RunFolderError(f"{p} is not a file (the run writes its {name} there); remove it, "
-                                     "or choose another --out")
+                raise RunFolderError(
+                    f"{p} is not a file (the run writes its {name} there); remove it, "
+                    "or choose another --out"
+                )
         w = self.path / _WEIGHTS
         if w.exists() and not w.is_dir():
-            raise RunFolderError(f"{w} is not a folder (the run writes its weight files there); remove it, "
-                                 "or choose another --out")
+            raise RunFolderError(
+                f"{w} is not a folder (the run writes its weight files there); remove it, "
+                "or choose another --out"
+            )
 
     def weight_files(self) -> list[Path]:
         """``weights/epoch_*.npz``, sorted."""
@@ -235,12 +263,19 @@ class RunFolder:
     def remove_weight_files_after(self, epoch: int) -> None:
         """Delete ``weights/epoch_NNN.npz`` of epochs after ``epoch`` (left by an interrupted run)."""
         for p in self.weight_files():
-            if p.stem[len("epoch_"):].isdigit() and int(p.stem[len("epoch_"):]) > epoch:
+            if (
+                p.stem[len("epoch_") :].isdigit()
+                and int(p.stem[len("epoch_") :]) > epoch
+            ):
                 p.unlink()
 
     def remove_temporaries(self) -> list[Path]:
         """Delete the ``NAME.*.tmp`` files of interrupted atomic writes; return them."""
-        found = [p for p in self.path.glob("*.tmp") if p.name.split(".tmp")[0].startswith(RUN_FILES)]
+        found = [
+            p
+            for p in self.path.glob("*.tmp")
+            if p.name.split(".tmp")[0].startswith(RUN_FILES)
+        ]
         found += list((self.path / _WEIGHTS).glob("epoch_*.npz.*.tmp"))
         found = [p for p in found if p.is_file()]
         for p in found:

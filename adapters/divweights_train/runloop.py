@@ -38,12 +38,27 @@ import numpy as np
 from . import checkpoint as ckpt
 from .config import MethodSpec, TrainConfig, method_spec, schedule_steps
 from .errors import CheckpointError
-from .metrics import EpochRecord, MetricsWriter, WeightStats, epoch_line, finish_run, summarize
+from .metrics import (
+    EpochRecord,
+    MetricsWriter,
+    WeightStats,
+    epoch_line,
+    finish_run,
+    summarize,
+)
 from .prepare import PreparedData, epoch_permutation, prepare_data
 from .progress import RunProgress
 from .runfolder import RunFolder
 
-__all__ = ["Backend", "EpochOutput", "RunPlan", "TrainResult", "model_kwargs", "run", "run_method"]
+__all__ = [
+    "Backend",
+    "EpochOutput",
+    "RunPlan",
+    "TrainResult",
+    "model_kwargs",
+    "run",
+    "run_method",
+]
 
 
 @dataclasses.dataclass
@@ -123,7 +138,9 @@ def run_method(config: TrainConfig) -> MethodSpec:
     if config.mixup_mode is not None:
         spec = dataclasses.replace(spec, mixup=config.mixup_mode)
     if config.mixup_recompute is not None:
-        spec = dataclasses.replace(spec, recompute_on_mixed=bool(config.mixup_recompute))
+        spec = dataclasses.replace(
+            spec, recompute_on_mixed=bool(config.mixup_recompute)
+        )
     return spec
 
 
@@ -160,16 +177,26 @@ class Backend:
         self.config = config
         self.method = run_method(config)
 
-    def clean_model_scores(self, clean_train) -> np.ndarray:  # pragma: no cover - interface
+    def clean_model_scores(
+        self, clean_train
+    ) -> np.ndarray:  # pragma: no cover - interface
         """Softmax scores ``(n, k)`` of a quick clean-label model (for instance-dependent noise)."""
         raise NotImplementedError
 
-    def init(self, data: PreparedData, plan: RunPlan) -> None:  # pragma: no cover - interface
+    def init(
+        self, data: PreparedData, plan: RunPlan
+    ) -> None:  # pragma: no cover - interface
         """Move the data to the device; build the model, optimiser and loss."""
         raise NotImplementedError
 
-    def train_epoch(self, epoch: int, order: np.ndarray, first_step: int, batches: int,
-                    progress: RunProgress) -> EpochOutput:  # pragma: no cover - interface
+    def train_epoch(
+        self,
+        epoch: int,
+        order: np.ndarray,
+        first_step: int,
+        batches: int,
+        progress: RunProgress,
+    ) -> EpochOutput:  # pragma: no cover - interface
         """Train on batches ``order[b * B:(b + 1) * B]`` for ``b < batches`` (global steps from ``first_step``),
         calling ``progress.advance`` once per step."""
         raise NotImplementedError
@@ -188,33 +215,60 @@ class Backend:
 
 
 def _out_dir(cfg: TrainConfig) -> str | Path:
-    return cfg.out if cfg.out is not None else Path("runs") / f"{cfg.dataset}-{cfg.method}-s{cfg.seed}"
+    return (
+        cfg.out
+        if cfg.out is not None
+        else Path("runs") / f"{cfg.dataset}-{cfg.method}-s{cfg.seed}"
+    )
 
 
-def _read_checkpoint(folder: RunFolder, backend: Backend, cfg: TrainConfig, say) -> tuple[dict, dict] | None:
+def _read_checkpoint(
+    folder: RunFolder, backend: Backend, cfg: TrainConfig, say
+) -> tuple[dict, dict] | None:
     """``(meta, state)`` to resume from, or None to start afresh; any problem is an error before training."""
     path = folder.path / backend.checkpoint_name
     if not path.exists():
         for name in backend.legacy_checkpoint_names:
             if (folder.path / name).exists():  # refused without being read (a pickle)
-                ckpt.load_checkpoint(folder.path / name, kind=backend.checkpoint_kind, framework=backend.framework)
+                ckpt.load_checkpoint(
+                    folder.path / name,
+                    kind=backend.checkpoint_kind,
+                    framework=backend.framework,
+                )
         if (folder.path / "config.json").is_file():
-            diff = cfg.identity_diff(TrainConfig.from_dict(json.loads((folder.path / "config.json").read_text())))
+            diff = cfg.identity_diff(
+                TrainConfig.from_dict(
+                    json.loads((folder.path / "config.json").read_text())
+                )
+            )
             if diff:
-                raise CheckpointError(f"cannot resume {folder.path}: it holds a run with other options "
-                                      f"({', '.join(diff)}); use its options, --overwrite or another --out")
+                raise CheckpointError(
+                    f"cannot resume {folder.path}: it holds a run with other options "
+                    f"({', '.join(diff)}); use its options, --overwrite or another --out"
+                )
         say(f"--resume: no checkpoint in {folder.path}; starting from scratch")
         return None
-    meta, state = ckpt.load_checkpoint(path, kind=backend.checkpoint_kind, framework=backend.framework,
-                                       map_location=backend.map_location)
+    meta, state = ckpt.load_checkpoint(
+        path,
+        kind=backend.checkpoint_kind,
+        framework=backend.framework,
+        map_location=backend.map_location,
+    )
     diff = cfg.identity_diff(TrainConfig.from_dict(meta["config"]))
     if diff:
-        raise CheckpointError(f"cannot resume {path}: the options differ from the checkpoint's ({', '.join(diff)})")
+        raise CheckpointError(
+            f"cannot resume {path}: the options differ from the checkpoint's ({', '.join(diff)})"
+        )
     return meta, state
 
 
-def run(config: TrainConfig, backend_cls: Callable[[TrainConfig], Backend], *, progress: bool | None = None,
-        log: Callable[[str], None] | None = None) -> TrainResult:
+def run(
+    config: TrainConfig,
+    backend_cls: Callable[[TrainConfig], Backend],
+    *,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
     """Train one configuration with a framework's backend; see the module docstring.
 
     Parameters
@@ -242,34 +296,60 @@ def run(config: TrainConfig, backend_cls: Callable[[TrainConfig], Backend], *, p
     cfg = config.resolved()
     backend = backend_cls(cfg)
     method = backend.method
-    show = RunProgress(label=f"{cfg.dataset}/{cfg.method} s{cfg.seed}", epochs=cfg.epochs, show=progress,
-                       quiet=cfg.quiet, log=log)
-    with RunFolder.open(_out_dir(cfg), resume=cfg.resume, overwrite=cfg.overwrite) as folder:
+    show = RunProgress(
+        label=f"{cfg.dataset}/{cfg.method} s{cfg.seed}",
+        epochs=cfg.epochs,
+        show=progress,
+        quiet=cfg.quiet,
+        log=log,
+    )
+    with RunFolder.open(
+        _out_dir(cfg), resume=cfg.resume, overwrite=cfg.overwrite
+    ) as folder:
         out = folder.path
-        saved = _read_checkpoint(folder, backend, cfg, show.line) if cfg.resume else None
+        saved = (
+            _read_checkpoint(folder, backend, cfg, show.line) if cfg.resume else None
+        )
 
         data = prepare_data(cfg, confusion_fn=backend.clean_model_scores)
         n = len(data.train)
         batch_size = min(cfg.batch_size, n)
         steps_per_epoch = max(1, n // batch_size)
         burnin, anneal = schedule_steps(cfg, steps_per_epoch)
-        backend.init(data, RunPlan(n, data.num_classes, batch_size, steps_per_epoch, burnin, anneal))
+        backend.init(
+            data,
+            RunPlan(n, data.num_classes, batch_size, steps_per_epoch, burnin, anneal),
+        )
 
         records: list[EpochRecord] = []
         start_epoch, step, elapsed = 0, 0, 0.0
         if saved is not None:
             meta, state = saved
             backend.load_state(state)
-            start_epoch, step, elapsed = int(meta["epoch"]), int(meta["step"]), float(meta["elapsed"])
+            start_epoch, step, elapsed = (
+                int(meta["epoch"]),
+                int(meta["step"]),
+                float(meta["elapsed"]),
+            )
             records = [EpochRecord.from_dict(r) for r in meta["records"]]
             show.line(f"resuming {out} after epoch {start_epoch} (step {step})")
         folder.remove_weight_files_after(start_epoch)
         writer = MetricsWriter(out / "metrics.jsonl")
         writer.rewrite(records)
-        ckpt.write_run_description(out, cfg, data, steps_per_epoch=steps_per_epoch, burnin_steps=burnin,
-                                   anneal_steps=anneal)
+        ckpt.write_run_description(
+            out,
+            cfg,
+            data,
+            steps_per_epoch=steps_per_epoch,
+            burnin_steps=burnin,
+            anneal_steps=anneal,
+        )
 
-        total = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+        total = (
+            cfg.epochs * steps_per_epoch
+            if cfg.max_steps is None
+            else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+        )
         show.begin(start_step=step, total_steps=total)
         completed = True
         try:
@@ -281,35 +361,68 @@ def run(config: TrainConfig, backend_cls: Callable[[TrainConfig], Backend], *, p
                     break
                 t0 = time.perf_counter()
                 lr = cfg.lr_at_epoch(epoch)
-                batches = steps_per_epoch if cfg.max_steps is None else min(steps_per_epoch, cfg.max_steps - step)
+                batches = (
+                    steps_per_epoch
+                    if cfg.max_steps is None
+                    else min(steps_per_epoch, cfg.max_steps - step)
+                )
                 show.start_epoch(epoch)
-                res = backend.train_epoch(epoch, epoch_permutation(cfg.seed, epoch, n), step, batches, show)
+                res = backend.train_epoch(
+                    epoch, epoch_permutation(cfg.seed, epoch, n), step, batches, show
+                )
                 step += res.batches
                 if not math.isfinite(res.loss_sum):
-                    raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1} (by step {step})")
+                    raise FloatingPointError(
+                        f"non-finite training loss in epoch {epoch + 1} (by step {step})"
+                    )
                 stats = WeightStats(n)
                 for w, idx in res.weights:
                     stats.add(w, idx, data.train_flipped[idx])
                 if res.batches < steps_per_epoch:
                     completed = False  # a partial epoch (smoke runs)
                 test_acc, val_acc = backend.evaluate("test"), backend.evaluate("val")
-                reweighting = method.oracle or ((method.instance or method.classes) and step > burnin)
+                reweighting = method.oracle or (
+                    (method.instance or method.classes) and step > burnin
+                )
                 t1 = time.perf_counter()
                 elapsed += t1 - t0
                 rec = EpochRecord.from_epoch(
-                    epoch=epoch + 1, step=step, lr=lr, loss_sum=res.loss_sum, batches=res.batches,
-                    correct=res.correct, seen=res.seen, test_acc=test_acc, val_acc=val_acc, weights=stats.summary(),
-                    reweighting=reweighting, epoch_time=t1 - t0, elapsed=elapsed,
+                    epoch=epoch + 1,
+                    step=step,
+                    lr=lr,
+                    loss_sum=res.loss_sum,
+                    batches=res.batches,
+                    correct=res.correct,
+                    seen=res.seen,
+                    test_acc=test_acc,
+                    val_acc=val_acc,
+                    weights=stats.summary(),
+                    reweighting=reweighting,
+                    epoch_time=t1 - t0,
+                    elapsed=elapsed,
                 )
                 records.append(rec)
                 if cfg.save_weights:
                     ckpt.save_epoch_weights(out, epoch + 1, stats.arrays())
-                meta = {"framework": backend.framework, "config": cfg.to_dict(), "epoch": epoch + 1, "step": step,
-                        "elapsed": elapsed, "records": [r.to_dict() for r in records], "best": summarize(records)}
-                ckpt.save_checkpoint(out / backend.checkpoint_name, meta, backend.state(),
-                                     kind=backend.checkpoint_kind)
+                meta = {
+                    "framework": backend.framework,
+                    "config": cfg.to_dict(),
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "elapsed": elapsed,
+                    "records": [r.to_dict() for r in records],
+                    "best": summarize(records),
+                }
+                ckpt.save_checkpoint(
+                    out / backend.checkpoint_name,
+                    meta,
+                    backend.state(),
+                    kind=backend.checkpoint_kind,
+                )
                 writer.append(rec)
-                show.end_epoch(epoch_line(rec, lr, cfg.epochs), epoch=epoch + 1, seconds=t1 - t0)
+                show.end_epoch(
+                    epoch_line(rec, lr, cfg.epochs), epoch=epoch + 1, seconds=t1 - t0
+                )
         finally:
             show.close()
         summary = finish_run(cfg, records, completed, out)

@@ -52,9 +52,9 @@ from .runloop import Backend, EpochOutput, RunPlan, TrainResult, model_kwargs, r
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "TRACE_COUNTS",
     "JaxBackend",
     "StepSpec",
-    "TRACE_COUNTS",
     "TrainResult",
     "load_checkpoint",
     "model_kwargs",
@@ -74,8 +74,10 @@ def _jax_device(config: TrainConfig):
     except RuntimeError:
         gpus = []
     if not gpus:
-        raise UsageError("--device cuda was requested but JAX has no GPU backend (install a CUDA build of jax, "
-                         "or use --device cpu)")
+        raise UsageError(
+            "--device cuda was requested but JAX has no GPU backend (install a CUDA build of jax, "
+            "or use --device cpu)"
+        )
     index = int(str(config.device).split(":", 1)[1]) if ":" in str(config.device) else 0
     if index >= len(gpus):
         raise UsageError(f"--device {config.device}: JAX sees only {len(gpus)} GPU(s)")
@@ -87,7 +89,9 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
     form = None
     if spec.instance:
         if parse_divergence(cfg.instance_divergence) is None:
-            raise ValueError(f"method {cfg.method!r} needs an instance divergence, got 'none'")
+            raise ValueError(
+                f"method {cfg.method!r} needs an instance divergence, got 'none'"
+            )
         instance = cfg.instance_divergence
         form = next(iter(cfg.strength()))
     classes = None
@@ -102,13 +106,23 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
     pad = (4 if tr.input_shape[-1] >= 32 else 2) if crop else 0
     aug = crop or flip
     return StepSpec(
-        model=model, instance=instance, strength_form=form, classes=classes, gamma=gamma,
-        mixup=spec.mixup, recompute_on_mixed=bool(spec.recompute_on_mixed),
-        mixup_alpha=float(cfg.mixup_alpha), mixup_power=float(cfg.mixup_power),
-        crop_pad=pad, flip=flip,
-        mean=tuple(tr.mean) if aug else (), std=tuple(tr.std) if aug else (),
-        weight_decay=float(cfg.weight_decay), momentum=float(cfg.momentum),
-        nesterov=bool(cfg.nesterov and cfg.momentum > 0), oracle=bool(spec.oracle),
+        model=model,
+        instance=instance,
+        strength_form=form,
+        classes=classes,
+        gamma=gamma,
+        mixup=spec.mixup,
+        recompute_on_mixed=bool(spec.recompute_on_mixed),
+        mixup_alpha=float(cfg.mixup_alpha),
+        mixup_power=float(cfg.mixup_power),
+        crop_pad=pad,
+        flip=flip,
+        mean=tuple(tr.mean) if aug else (),
+        std=tuple(tr.std) if aug else (),
+        weight_decay=float(cfg.weight_decay),
+        momentum=float(cfg.momentum),
+        nesterov=bool(cfg.nesterov and cfg.momentum > 0),
+        oracle=bool(spec.oracle),
     )
 
 
@@ -122,8 +136,12 @@ def _to_device(tree, device):
 
 def _running(outputs) -> tuple[float, float]:
     """Mean loss and accuracy over the steps of ``outputs`` so far (waits for them)."""
-    loss, correct, seen = jax.device_get(([o[1] for o in outputs], [o[3] for o in outputs], [o[4] for o in outputs]))
-    return float(np.sum(loss)) / len(outputs), float(np.sum(correct)) / max(int(np.sum(seen)), 1)
+    loss, correct, seen = jax.device_get(
+        ([o[1] for o in outputs], [o[3] for o in outputs], [o[4] for o in outputs])
+    )
+    return float(np.sum(loss)) / len(outputs), float(np.sum(correct)) / max(
+        int(np.sum(seen)), 1
+    )
 
 
 def load_checkpoint(path) -> dict:
@@ -155,10 +173,21 @@ class JaxBackend(Backend):
     def clean_model_scores(self, clean_train) -> np.ndarray:
         """Softmax scores of a quick clean-label model (plain cross-entropy; for instance-dependent noise)."""
         cfg, device = self.config, self.device
-        model = build_model(cfg.model, clean_train.input_shape, clean_train.num_classes, **model_kwargs(cfg))
-        spec = StepSpec(model=model, weight_decay=float(cfg.weight_decay), momentum=float(cfg.momentum),
-                        nesterov=bool(cfg.nesterov and cfg.momentum > 0))
-        x_np = np.asarray(normalize(clean_train.x, clean_train.mean, clean_train.std), np.float32)
+        model = build_model(
+            cfg.model,
+            clean_train.input_shape,
+            clean_train.num_classes,
+            **model_kwargs(cfg),
+        )
+        spec = StepSpec(
+            model=model,
+            weight_decay=float(cfg.weight_decay),
+            momentum=float(cfg.momentum),
+            nesterov=bool(cfg.nesterov and cfg.momentum > 0),
+        )
+        x_np = np.asarray(
+            normalize(clean_train.x, clean_train.mean, clean_train.std), np.float32
+        )
         x = jax.device_put(x_np, device)
         y = jax.device_put(clean_train.y.astype(np.int32), device)
         params, state = model.init(stream_key(cfg.seed, "clean-model"))
@@ -167,14 +196,36 @@ class JaxBackend(Backend):
         bs = min(cfg.batch_size, n)
         lr = np.float32(cfg.lr)
         for epoch in range(cfg.clean_model_epochs):
-            order = np.random.default_rng(derive_seed(cfg.seed, "clean-model", epoch)).permutation(n)
+            order = np.random.default_rng(
+                derive_seed(cfg.seed, "clean-model", epoch)
+            ).permutation(n)
             keys = jax.random.wrap_key_data(
-                np.stack([key_data(cfg.seed, "clean-model", epoch, j) for j in range(len(STREAMS))]),
-                impl="threefry2x32")
-            for b, i in enumerate(range(0, n, bs)):  # every example, as the torch trainer does
+                np.stack(
+                    [
+                        key_data(cfg.seed, "clean-model", epoch, j)
+                        for j in range(len(STREAMS))
+                    ]
+                ),
+                impl="threefry2x32",
+            )
+            for b, i in enumerate(
+                range(0, n, bs)
+            ):  # every example, as the torch trainer does
                 idx = jax.device_put(order[i : i + bs].astype(np.int32), device)
-                params, state, buf, *_ = train_step(spec, params, state, buf, x, y, idx, keys, np.int32(b), lr,
-                                                    np.float32(0.0), np.bool_(False))
+                params, state, buf, *_ = train_step(
+                    spec,
+                    params,
+                    state,
+                    buf,
+                    x,
+                    y,
+                    idx,
+                    keys,
+                    np.int32(b),
+                    lr,
+                    np.float32(0.0),
+                    np.bool_(False),
+                )
         ev = EvalSet(x_np, clean_train.y, 1000, device)
         probs = np.asarray(eval_probs(model, params, state, ev.xb))
         return probs.reshape(-1, probs.shape[-1])[:n].astype(np.float64)
@@ -182,46 +233,90 @@ class JaxBackend(Backend):
     def init(self, data: PreparedData, plan: RunPlan) -> None:
         cfg, device, tr = self.config, self.device, data.train
         self.plan = plan
-        self.model = build_model(cfg.model, tr.input_shape, plan.num_classes, **model_kwargs(cfg))
+        self.model = build_model(
+            cfg.model, tr.input_shape, plan.num_classes, **model_kwargs(cfg)
+        )
         self.spec = spec = _step_spec(cfg, self.model, data, self.method)
         # Without augmentation the inputs are normalised once; with it, per batch.
         x_train = tr.x if spec.augments else normalize(tr.x, tr.mean, tr.std)
         self.x_train = jax.device_put(np.asarray(x_train, np.float32), device)
         self.y_train = jax.device_put(tr.y.astype(np.int32), device)
-        self.kept = jax.device_put((~data.train_flipped).astype(np.float32), device) if spec.oracle else None
-        norm = (lambda a: np.asarray(normalize(a, tr.mean, tr.std), np.float32))
-        self.eval_sets = {"test": EvalSet(norm(data.test.x), data.test.y, cfg.eval_batch_size, device),
-                          "val": None if data.val is None else
-                          EvalSet(norm(data.val.x), data.val.y, cfg.eval_batch_size, device)}
+        self.kept = (
+            jax.device_put((~data.train_flipped).astype(np.float32), device)
+            if spec.oracle
+            else None
+        )
+        norm = lambda a: np.asarray(normalize(a, tr.mean, tr.std), np.float32)
+        self.eval_sets = {
+            "test": EvalSet(
+                norm(data.test.x), data.test.y, cfg.eval_batch_size, device
+            ),
+            "val": None
+            if data.val is None
+            else EvalSet(norm(data.val.x), data.val.y, cfg.eval_batch_size, device),
+        }
         params, state = self.model.init(stream_key(cfg.seed, "init"))
         momentum = jax.tree.map(jnp.zeros_like, params)
-        self.params, self.model_state, self.momentum = (_to_device(t, device) for t in (params, state, momentum))
-        self.target = np.float32(next(iter(cfg.strength().values())) if spec.instance is not None else 0.0)
-        self.schedule = dict(form=spec.strength_form, burnin_steps=plan.burnin_steps,
-                             anneal_steps=plan.anneal_steps, start_factor=float(cfg.anneal_start_factor))
+        self.params, self.model_state, self.momentum = (
+            _to_device(t, device) for t in (params, state, momentum)
+        )
+        self.target = np.float32(
+            next(iter(cfg.strength().values())) if spec.instance is not None else 0.0
+        )
+        self.schedule = {
+            "form": spec.strength_form,
+            "burnin_steps": plan.burnin_steps,
+            "anneal_steps": plan.anneal_steps,
+            "start_factor": float(cfg.anneal_start_factor),
+        }
         self.saved_keys = None
 
-    def train_epoch(self, epoch: int, order: np.ndarray, first_step: int, batches: int,
-                    progress: RunProgress) -> EpochOutput:
+    def train_epoch(
+        self,
+        epoch: int,
+        order: np.ndarray,
+        first_step: int,
+        batches: int,
+        progress: RunProgress,
+    ) -> EpochOutput:
         cfg, plan, spec, device = self.config, self.plan, self.spec, self.device
         keys = epoch_key_data(cfg.seed, epoch)
         if self.saved_keys is not None and not np.array_equal(self.saved_keys, keys):
-            raise CheckpointError("cannot resume: the checkpoint's PRNG keys do not match this version's key "
-                                  "derivation; start the run again with --overwrite")
+            raise CheckpointError(
+                "cannot resume: the checkpoint's PRNG keys do not match this version's key "
+                "derivation; start the run again with --overwrite"
+            )
         self.saved_keys = None
-        epoch_keys = jax.device_put(jax.random.wrap_key_data(keys, impl="threefry2x32"), device)
+        epoch_keys = jax.device_put(
+            jax.random.wrap_key_data(keys, impl="threefry2x32"), device
+        )
         outputs = []
         for b in range(batches):
             step = first_step + b
             idx = order[b * plan.batch_size : (b + 1) * plan.batch_size]
             if spec.reweights:
-                strength, active = scheduled_strength(np.int32(step), self.target, **self.schedule)
+                strength, active = scheduled_strength(
+                    np.int32(step), self.target, **self.schedule
+                )
             else:
                 strength, active = np.float32(0.0), np.bool_(False)
-            self.params, self.model_state, self.momentum, loss, w, correct, seen = train_step(
-                spec, self.params, self.model_state, self.momentum, self.x_train, self.y_train,
-                jax.device_put(idx.astype(np.int32), device), epoch_keys, np.int32(b),
-                np.float32(cfg.lr_at(epoch, step, plan.steps_per_epoch)), strength, active, self.kept)
+            self.params, self.model_state, self.momentum, loss, w, correct, seen = (
+                train_step(
+                    spec,
+                    self.params,
+                    self.model_state,
+                    self.momentum,
+                    self.x_train,
+                    self.y_train,
+                    jax.device_put(idx.astype(np.int32), device),
+                    epoch_keys,
+                    np.int32(b),
+                    np.float32(cfg.lr_at(epoch, step, plan.steps_per_epoch)),
+                    strength,
+                    active,
+                    self.kept,
+                )
+            )
             outputs.append((idx, loss, w, correct, seen))
             progress.advance(lambda: _running(outputs))
         self.next_epoch = epoch + 1
@@ -229,18 +324,35 @@ class JaxBackend(Backend):
         loss_sum = 0.0
         for loss_v, *_ in host:
             loss_sum += float(loss_v)
-        weights = [(np.asarray(w_v, np.float32), o[0]) for o, (_, w_v, _, _) in zip(outputs, host)]
-        return EpochOutput(loss_sum, len(outputs), sum(int(h[2]) for h in host), sum(int(h[3]) for h in host),
-                           weights)
+        weights = [
+            (np.asarray(w_v, np.float32), o[0])
+            for o, (_, w_v, _, _) in zip(outputs, host)
+        ]
+        return EpochOutput(
+            loss_sum,
+            len(outputs),
+            sum(int(h[2]) for h in host),
+            sum(int(h[3]) for h in host),
+            weights,
+        )
 
     def evaluate(self, split: str) -> float:
         ev = self.eval_sets[split]
-        return float("nan") if ev is None else ev.accuracy(self.model, self.params, self.model_state)
+        return (
+            float("nan")
+            if ev is None
+            else ev.accuracy(self.model, self.params, self.model_state)
+        )
 
     def state(self) -> dict:
-        return {"params": _to_numpy(self.params), "model_state": _to_numpy(self.model_state),
-                "momentum": _to_numpy(self.momentum),
-                "rng": {"next_epoch_keys": epoch_key_data(self.config.seed, self.next_epoch)}}
+        return {
+            "params": _to_numpy(self.params),
+            "model_state": _to_numpy(self.model_state),
+            "momentum": _to_numpy(self.momentum),
+            "rng": {
+                "next_epoch_keys": epoch_key_data(self.config.seed, self.next_epoch)
+            },
+        }
 
     def load_state(self, state: dict) -> None:
         self.params = _to_device(state["params"], self.device)
@@ -249,27 +361,14 @@ class JaxBackend(Backend):
         self.saved_keys = np.asarray(state["rng"]["next_epoch_keys"])
 
 
-def train(config: TrainConfig, *, progress: bool | None = None, log=None) -> TrainResult:
-    """Train one configuration with JAX (:func:`divweights_train.runloop.run` with :class:`JaxBackend`).
+def train(
+    config: TrainConfig, *, progress: bool | None = None, log=None
+) -> TrainResult:
+    """Train one configuration with JAX: :func:`divweights_train.runloop.run` with :class:`JaxBackend`.
 
-    Same signature, files and return value as
-    :func:`divweights_train.trainer_torch.train`.
-
-    Parameters
-    ----------
-    config : TrainConfig
-        The run's options (automatic fields are resolved here).
-        ``config.threads`` is not applied (XLA's CPU thread pool is fixed when
-        JAX starts; set ``XLA_FLAGS`` before launching instead).
-    progress : bool, optional
-        Show a progress bar; default: when standard output is a terminal and
-        ``config.quiet`` is False.
-    log : callable, optional
-        Receives one line of text per epoch (default: print unless quiet).
-
-    Returns
-    -------
-    TrainResult
+    Same signature, files and return value as :func:`divweights_train.trainer_torch.train`.
+    ``config.threads`` is not applied (XLA's CPU thread pool is fixed when
+    JAX starts; set ``XLA_FLAGS`` before launching instead).
 
     Examples
     --------

@@ -17,6 +17,7 @@ every :data:`~divweights_train.progress.SYNC_EVERY` steps).
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from typing import Any
@@ -31,17 +32,32 @@ from .prepare import PreparedData, derive_seed
 from .progress import RunProgress
 from .runloop import Backend, EpochOutput, RunPlan, TrainResult, model_kwargs, run
 
-__all__ = ["TorchBackend", "TrainResult", "build_loss", "model_kwargs", "oracle_loss", "train"]
+__all__ = [
+    "TorchBackend",
+    "TrainResult",
+    "build_loss",
+    "model_kwargs",
+    "oracle_loss",
+    "train",
+]
 
 
 def _torch_api():
     try:
         import divweights_torch as dwt
     except ImportError as err:  # pragma: no cover - the adapter ships with the package
-        raise ImportError("the torch trainer needs the divweights_torch adapter") from err
-    missing = [n for n in ("ReweightedLoss", "AnnealSchedule", "weighted_mixup") if not hasattr(dwt, n)]
+        raise ImportError(
+            "the torch trainer needs the divweights_torch adapter"
+        ) from err
+    missing = [
+        n
+        for n in ("ReweightedLoss", "AnnealSchedule", "weighted_mixup")
+        if not hasattr(dwt, n)
+    ]
     if missing:
-        raise ImportError(f"divweights_torch lacks {', '.join(missing)}; is the adapter installed?")
+        raise ImportError(
+            f"divweights_torch lacks {', '.join(missing)}; is the adapter installed?"
+        )
     return dwt
 
 
@@ -58,16 +74,22 @@ def build_loss(config: TrainConfig, burnin_steps: int, anneal_steps: int):
     spec = method_spec(config.method)
     cfg = config.resolved()
     kwargs: dict[str, Any] = {"reduction": "sum"}
-    kwargs["instance"] = parse_divergence(cfg.instance_divergence) if spec.instance else None
+    kwargs["instance"] = (
+        parse_divergence(cfg.instance_divergence) if spec.instance else None
+    )
     if spec.instance:
         if kwargs["instance"] is None:
-            raise ValueError(f"method {cfg.method!r} needs an instance divergence, got 'none'")
+            raise ValueError(
+                f"method {cfg.method!r} needs an instance divergence, got 'none'"
+            )
         kwargs.update(cfg.strength())
     if spec.classes and cfg.class_gamma > 0:
         kwargs["classes"] = parse_divergence(cfg.class_divergence)
         kwargs["gamma"] = float(cfg.class_gamma)
     if spec.instance or spec.classes:
-        kwargs["schedule"] = dwt.AnnealSchedule(burnin_steps, anneal_steps, start_factor=cfg.anneal_start_factor)
+        kwargs["schedule"] = dwt.AnnealSchedule(
+            burnin_steps, anneal_steps, start_factor=cfg.anneal_start_factor
+        )
     return dwt.ReweightedLoss(**kwargs)
 
 
@@ -79,7 +101,10 @@ def oracle_loss(logits: torch.Tensor, targets: torch.Tensor, kept: torch.Tensor)
     labels are all flipped contributes a zero loss (and zero gradient).
     """
     loss_fn = _torch_api().ReweightedLoss(None, reduction="sum")
-    loss = loss_fn(logits, torch.where(kept > 0, targets, torch.full_like(targets, loss_fn.ignore_index)))
+    loss = loss_fn(
+        logits,
+        torch.where(kept > 0, targets, torch.full_like(targets, loss_fn.ignore_index)),
+    )
     return loss, loss_fn.last_weights
 
 
@@ -97,9 +122,17 @@ class _Tensors:
         self.x_train = x if self.augment != "none" else self._norm(x)
         self.y_train = torch.as_tensor(tr.y, device=device)
         # 1 for the examples whose label was not flipped (the oracle filter's weights, up to normalisation)
-        self.kept = torch.as_tensor(~data.train_flipped, dtype=torch.float32, device=device)
-        self.x_val = None if data.val is None else self._norm(torch.as_tensor(data.val.x, device=device))
-        self.y_val = None if data.val is None else torch.as_tensor(data.val.y, device=device)
+        self.kept = torch.as_tensor(
+            ~data.train_flipped, dtype=torch.float32, device=device
+        )
+        self.x_val = (
+            None
+            if data.val is None
+            else self._norm(torch.as_tensor(data.val.x, device=device))
+        )
+        self.y_val = (
+            None if data.val is None else torch.as_tensor(data.val.y, device=device)
+        )
         self.x_test = self._norm(torch.as_tensor(data.test.x, device=device))
         self.y_test = torch.as_tensor(data.test.y, device=device)
 
@@ -147,16 +180,29 @@ def _clean_pass_weights(loss_fn, logits, targets):
 
 
 def _sgd(config: TrainConfig, params):
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                           nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
 
 
 def _rng_state() -> dict:
     """Every global generator's state as tensors and plain values (``weights_only``-loadable)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -167,10 +213,22 @@ def _set_rng_state(state: dict) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (
+            n["kind"],
+            n["keys"].cpu().numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _running(loss_acc, correct_acc, batches: int, seen: int) -> tuple[float, float]:
+    """Mean loss and accuracy of the epoch so far, from the device's running sums (waits for the device)."""
+    return float(loss_acc) / batches, float(correct_acc) / max(seen, 1)
 
 
 class TorchBackend(Backend):
@@ -191,7 +249,9 @@ class TorchBackend(Backend):
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError("--device cuda was requested but CUDA is not available; use --device cpu")
+            raise UsageError(
+                "--device cuda was requested but CUDA is not available; use --device cpu"
+            )
         self.map_location = self.device
         self.dwt = _torch_api()
 
@@ -202,13 +262,24 @@ class TorchBackend(Backend):
 
         cfg, device = self.config, self.device
         torch.manual_seed(derive_seed(cfg.seed, "clean-model"))
-        model = build_model(cfg.model, clean_train.input_shape, clean_train.num_classes, **model_kwargs(cfg))
+        model = build_model(
+            cfg.model,
+            clean_train.input_shape,
+            clean_train.num_classes,
+            **model_kwargs(cfg),
+        )
         model = model.to(device)
         opt = _sgd(cfg, model.parameters())
-        x = normalize(torch.as_tensor(clean_train.x, device=device), clean_train.mean, clean_train.std)
+        x = normalize(
+            torch.as_tensor(clean_train.x, device=device),
+            clean_train.mean,
+            clean_train.std,
+        )
         y = torch.as_tensor(clean_train.y, device=device)
         for epoch in range(cfg.clean_model_epochs):
-            perm = np.random.default_rng(derive_seed(cfg.seed, "clean-model", epoch)).permutation(len(y))
+            perm = np.random.default_rng(
+                derive_seed(cfg.seed, "clean-model", epoch)
+            ).permutation(len(y))
             order = torch.as_tensor(perm, device=device)
             for i in range(0, len(y), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
@@ -218,7 +289,12 @@ class TorchBackend(Backend):
                 opt.step()
         model.eval()
         with torch.no_grad():
-            probs = torch.cat([torch.softmax(model(x[i : i + 1000]), -1) for i in range(0, len(y), 1000)])
+            probs = torch.cat(
+                [
+                    torch.softmax(model(x[i : i + 1000]), -1)
+                    for i in range(0, len(y), 1000)
+                ]
+            )
         return probs.cpu().numpy()
 
     def init(self, data: PreparedData, plan: RunPlan) -> None:
@@ -228,7 +304,9 @@ class TorchBackend(Backend):
         self.plan = plan
         self.tensors = _Tensors(data, cfg.augment, device)
         torch.manual_seed(derive_seed(cfg.seed, "init"))
-        self.model = build_model(cfg.model, data.train.input_shape, plan.num_classes, **model_kwargs(cfg)).to(device)
+        self.model = build_model(
+            cfg.model, data.train.input_shape, plan.num_classes, **model_kwargs(cfg)
+        ).to(device)
         self.optimizer = _sgd(cfg, self.model.parameters())
         self.loss_fn = build_loss(cfg, plan.burnin_steps, plan.anneal_steps).to(device)
         # Loss of the mixed batch when the weights are not recomputed on it:
@@ -253,8 +331,16 @@ class TorchBackend(Backend):
                 logits0 = model(x)
             w = _clean_pass_weights(loss_fn, logits0, y)
         mx, my, _ = self.dwt.weighted_mixup(
-            x, y, w, mode=spec.mixup, num_classes=self.plan.num_classes, power=self.config.mixup_power,
-            alpha=self.config.mixup_alpha, predictions=logits0, generator=gen_mix)
+            x,
+            y,
+            w,
+            mode=spec.mixup,
+            num_classes=self.plan.num_classes,
+            power=self.config.mixup_power,
+            alpha=self.config.mixup_alpha,
+            predictions=logits0,
+            generator=gen_mix,
+        )
         logits = model(mx)
         if spec.recompute_on_mixed or spec.mixup == "plain":
             return loss_fn(logits, my), w, logits0
@@ -262,14 +348,24 @@ class TorchBackend(Backend):
         loss_fn.step = loss_fn.step + 1  # keep the schedule's clock running
         return loss, w, logits0
 
-    def train_epoch(self, epoch: int, order: np.ndarray, first_step: int, batches: int,
-                    progress: RunProgress) -> EpochOutput:
+    def train_epoch(
+        self,
+        epoch: int,
+        order: np.ndarray,
+        first_step: int,
+        batches: int,
+        progress: RunProgress,
+    ) -> EpochOutput:
         cfg, plan, device = self.config, self.plan, self.device
         self.model.train()
         self.loss_fn.train()
         torch.manual_seed(derive_seed(cfg.seed, "dropout", epoch))
-        gen_aug = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, "augment", epoch))
-        gen_mix = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, "mixup", epoch))
+        gen_aug = torch.Generator(device="cpu").manual_seed(
+            derive_seed(cfg.seed, "augment", epoch)
+        )
+        gen_mix = torch.Generator(device="cpu").manual_seed(
+            derive_seed(cfg.seed, "mixup", epoch)
+        )
         order_t = torch.as_tensor(order, device=device)
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)
         correct_acc = torch.zeros((), dtype=torch.int64, device=device)
@@ -288,7 +384,9 @@ class TorchBackend(Backend):
                 correct_acc += (scored.detach().argmax(-1) == y).sum()
                 seen += len(idx)
             pending.append((w.detach().float(), idx))
-            progress.advance(lambda: (float(loss_acc) / (b + 1), float(correct_acc) / max(seen, 1)))
+            progress.advance(
+                functools.partial(_running, loss_acc, correct_acc, b + 1, seen)
+            )
         weights = [(w.cpu().numpy(), idx.cpu().numpy()) for w, idx in pending]
         return EpochOutput(float(loss_acc), batches, int(correct_acc), seen, weights)
 
@@ -298,8 +396,12 @@ class TorchBackend(Backend):
         return _accuracy(self.model, x, y, self.config.eval_batch_size)
 
     def state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "loss": self.loss_fn.state_dict(), "rng": _rng_state()}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "loss": self.loss_fn.state_dict(),
+            "rng": _rng_state(),
+        }
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -308,21 +410,13 @@ class TorchBackend(Backend):
         _set_rng_state(state["rng"])
 
 
-def train(config: TrainConfig, *, progress: bool | None = None, log=None) -> TrainResult:
-    """Train one configuration with PyTorch (:func:`divweights_train.runloop.run` with :class:`TorchBackend`).
+def train(
+    config: TrainConfig, *, progress: bool | None = None, log=None
+) -> TrainResult:
+    """Train one configuration with PyTorch: :func:`divweights_train.runloop.run` with :class:`TorchBackend`.
 
-    Parameters
-    ----------
-    config : TrainConfig
-        The run's options (automatic fields are resolved here).
-    progress : bool, optional
-        Show a progress bar; default: when standard output is a terminal and
-        ``config.quiet`` is False.
-    log : callable, optional
-        Receives one line of text per epoch (default: print unless quiet).
-
-    Returns
-    -------
-    TrainResult
+    ``progress`` (a bar; default: on a terminal unless quiet) and ``log`` (a
+    sink for the per-epoch lines) are passed on; returns the
+    :class:`~divweights_train.runloop.TrainResult`.
     """
     return run(config, TorchBackend, progress=progress, log=log)
