@@ -15,27 +15,10 @@ torch = pytest.importorskip("torch")
 
 from divweights_train import cli
 from divweights_train.metrics import read_summary
+from train_helpers import MOONS as MOONS_RUN
 from train_helpers import forbid_training, refused
 
-MOONS = [
-    "--dataset",
-    "two-moons",
-    "--noise",
-    "symmetric:0.3",
-    "--threads",
-    "1",
-    "--quiet",
-    "--subset",
-    "200",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "2",
-    "--method",
-    "ciw",
-    "--no-plots",
-    "--no-save-weights",
-]
+MOONS = [*MOONS_RUN, "--no-save-weights"]
 
 
 class _Payload:

@@ -18,26 +18,8 @@ from divweights_train.config import TrainConfig
 from divweights_train.metrics import read_metrics
 from divweights_train.runfolder import LOCK_NAME, RunFolder
 from divweights_train.trainer_torch import train
-from train_helpers import forbid_training, refused
+from train_helpers import MOONS, forbid_training, refused
 
-MOONS = [
-    "--dataset",
-    "two-moons",
-    "--noise",
-    "symmetric:0.3",
-    "--threads",
-    "1",
-    "--quiet",
-    "--subset",
-    "200",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "2",
-    "--method",
-    "ciw",
-    "--no-plots",
-]
 OPTIONS = {
     "dataset": "two-moons",
     "noise": "symmetric:0.3",

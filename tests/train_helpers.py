@@ -5,6 +5,26 @@ from __future__ import annotations
 import pytest
 from divweights_train import cli, runloop
 
+#: A small CLI run: two-moons, 200 examples, 2 epochs of 5 steps, quiet, no plots.
+MOONS = [
+    "--dataset",
+    "two-moons",
+    "--noise",
+    "symmetric:0.3",
+    "--threads",
+    "1",
+    "--quiet",
+    "--subset",
+    "200",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "2",
+    "--method",
+    "ciw",
+    "--no-plots",
+]
+
 
 def forbid_training(monkeypatch) -> None:
     """Fail the test if a run gets as far as preparing its data (errors must come before training)."""

@@ -52,6 +52,7 @@ from .runfolder import RunFolder
 
 __all__ = [
     "Backend",
+    "Epoch",
     "EpochOutput",
     "RunPlan",
     "TrainResult",
@@ -94,6 +95,29 @@ class RunPlan:
     steps_per_epoch: int
     burnin_steps: int
     anneal_steps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Epoch:
+    """One epoch to train (the argument of :meth:`Backend.train_epoch`).
+
+    Attributes
+    ----------
+    index : int
+        0-based epoch number (seeds the epoch's random streams).
+    order : numpy.ndarray
+        Permutation of the training examples; batch ``b`` is
+        ``order[b * batch_size:(b + 1) * batch_size]``.
+    first_step : int
+        Global number of the epoch's first optimisation step.
+    batches : int
+        Steps to take (fewer than an epoch's when ``max_steps`` ends the run).
+    """
+
+    index: int
+    order: np.ndarray
+    first_step: int
+    batches: int
 
 
 @dataclasses.dataclass
@@ -190,15 +214,9 @@ class Backend:
         raise NotImplementedError
 
     def train_epoch(
-        self,
-        epoch: int,
-        order: np.ndarray,
-        first_step: int,
-        batches: int,
-        progress: RunProgress,
+        self, epoch: Epoch, progress: RunProgress
     ) -> EpochOutput:  # pragma: no cover - interface
-        """Train on batches ``order[b * B:(b + 1) * B]`` for ``b < batches`` (global steps from ``first_step``),
-        calling ``progress.advance`` once per step."""
+        """Train on the batches of ``epoch``, calling ``progress.advance`` once per step."""
         raise NotImplementedError
 
     def evaluate(self, split: str) -> float:  # pragma: no cover - interface
@@ -367,9 +385,8 @@ def run(
                     else min(steps_per_epoch, cfg.max_steps - step)
                 )
                 show.start_epoch(epoch)
-                res = backend.train_epoch(
-                    epoch, epoch_permutation(cfg.seed, epoch, n), step, batches, show
-                )
+                order = epoch_permutation(cfg.seed, epoch, n)
+                res = backend.train_epoch(Epoch(epoch, order, step, batches), show)
                 step += res.batches
                 if not math.isfinite(res.loss_sum):
                     raise FloatingPointError(

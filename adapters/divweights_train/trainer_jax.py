@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import runloop
 from .checkpoint import JAX_CHECKPOINT_NAME as CHECKPOINT_NAME
 from .config import TrainConfig, parse_divergence
 from .errors import CheckpointError, UsageError
@@ -48,7 +49,7 @@ from .jax_step import (
 from .models_jax import JaxModel, build_model
 from .prepare import PreparedData, derive_seed
 from .progress import RunProgress
-from .runloop import Backend, EpochOutput, RunPlan, TrainResult, model_kwargs, run
+from .runloop import TrainResult, model_kwargs
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -158,7 +159,7 @@ def load_checkpoint(path) -> dict:
     return {**meta, **state}
 
 
-class JaxBackend(Backend):
+class JaxBackend(runloop.Backend):
     """The JAX part of a run (:class:`divweights_train.runloop.Backend`)."""
 
     framework = "jax"
@@ -195,6 +196,10 @@ class JaxBackend(Backend):
         n = len(clean_train.y)
         bs = min(cfg.batch_size, n)
         lr = np.float32(cfg.lr)
+        plain = (
+            np.float32(0.0),
+            np.bool_(False),
+        )  # strength and switch: no reweighting
         for epoch in range(cfg.clean_model_epochs):
             order = np.random.default_rng(
                 derive_seed(cfg.seed, "clean-model", epoch)
@@ -208,29 +213,16 @@ class JaxBackend(Backend):
                 ),
                 impl="threefry2x32",
             )
-            for b, i in enumerate(
-                range(0, n, bs)
-            ):  # every example, as the torch trainer does
+            # every example, as the torch trainer does (the last batch may be short)
+            for b, i in enumerate(range(0, n, bs)):
                 idx = jax.device_put(order[i : i + bs].astype(np.int32), device)
-                params, state, buf, *_ = train_step(
-                    spec,
-                    params,
-                    state,
-                    buf,
-                    x,
-                    y,
-                    idx,
-                    keys,
-                    np.int32(b),
-                    lr,
-                    np.float32(0.0),
-                    np.bool_(False),
-                )
+                args = (x, y, idx, keys, np.int32(b), lr, *plain)
+                params, state, buf, *_ = train_step(spec, params, state, buf, *args)
         ev = EvalSet(x_np, clean_train.y, 1000, device)
         probs = np.asarray(eval_probs(model, params, state, ev.xb))
         return probs.reshape(-1, probs.shape[-1])[:n].astype(np.float64)
 
-    def init(self, data: PreparedData, plan: RunPlan) -> None:
+    def init(self, data: PreparedData, plan: runloop.RunPlan) -> None:
         cfg, device, tr = self.config, self.device, data.train
         self.plan = plan
         self.model = build_model(
@@ -272,15 +264,11 @@ class JaxBackend(Backend):
         self.saved_keys = None
 
     def train_epoch(
-        self,
-        epoch: int,
-        order: np.ndarray,
-        first_step: int,
-        batches: int,
-        progress: RunProgress,
-    ) -> EpochOutput:
+        self, epoch: runloop.Epoch, progress: RunProgress
+    ) -> runloop.EpochOutput:
         cfg, plan, spec, device = self.config, self.plan, self.spec, self.device
-        keys = epoch_key_data(cfg.seed, epoch)
+        e = epoch.index
+        keys = epoch_key_data(cfg.seed, e)
         if self.saved_keys is not None and not np.array_equal(self.saved_keys, keys):
             raise CheckpointError(
                 "cannot resume: the checkpoint's PRNG keys do not match this version's key "
@@ -291,9 +279,9 @@ class JaxBackend(Backend):
             jax.random.wrap_key_data(keys, impl="threefry2x32"), device
         )
         outputs = []
-        for b in range(batches):
-            step = first_step + b
-            idx = order[b * plan.batch_size : (b + 1) * plan.batch_size]
+        for b in range(epoch.batches):
+            step = epoch.first_step + b
+            idx = epoch.order[b * plan.batch_size : (b + 1) * plan.batch_size]
             if spec.reweights:
                 strength, active = scheduled_strength(
                     np.int32(step), self.target, **self.schedule
@@ -311,7 +299,7 @@ class JaxBackend(Backend):
                     jax.device_put(idx.astype(np.int32), device),
                     epoch_keys,
                     np.int32(b),
-                    np.float32(cfg.lr_at(epoch, step, plan.steps_per_epoch)),
+                    np.float32(cfg.lr_at(e, step, plan.steps_per_epoch)),
                     strength,
                     active,
                     self.kept,
@@ -319,7 +307,7 @@ class JaxBackend(Backend):
             )
             outputs.append((idx, loss, w, correct, seen))
             progress.advance(lambda: _running(outputs))
-        self.next_epoch = epoch + 1
+        self.next_epoch = e + 1
         host = jax.device_get([o[1:] for o in outputs])
         loss_sum = 0.0
         for loss_v, *_ in host:
@@ -328,7 +316,7 @@ class JaxBackend(Backend):
             (np.asarray(w_v, np.float32), o[0])
             for o, (_, w_v, _, _) in zip(outputs, host)
         ]
-        return EpochOutput(
+        return runloop.EpochOutput(
             loss_sum,
             len(outputs),
             sum(int(h[2]) for h in host),
@@ -380,4 +368,4 @@ def train(
     >>> res.records[0].epoch, 0.0 <= res.records[0].test_acc <= 1.0
     (1, True)
     """
-    return run(config, JaxBackend, progress=progress, log=log)
+    return runloop.run(config, JaxBackend, progress=progress, log=log)

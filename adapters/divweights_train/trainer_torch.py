@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import runloop
 from .config import TrainConfig, method_spec, parse_divergence
 from .errors import UsageError
 from .prepare import PreparedData, derive_seed
 from .progress import RunProgress
-from .runloop import Backend, EpochOutput, RunPlan, TrainResult, model_kwargs, run
+from .runloop import TrainResult, model_kwargs
 
 __all__ = [
     "TorchBackend",
@@ -231,7 +232,7 @@ def _running(loss_acc, correct_acc, batches: int, seen: int) -> tuple[float, flo
     return float(loss_acc) / batches, float(correct_acc) / max(seen, 1)
 
 
-class TorchBackend(Backend):
+class TorchBackend(runloop.Backend):
     """The PyTorch part of a run (:class:`divweights_train.runloop.Backend`)."""
 
     framework = "torch"
@@ -297,7 +298,7 @@ class TorchBackend(Backend):
             )
         return probs.cpu().numpy()
 
-    def init(self, data: PreparedData, plan: RunPlan) -> None:
+    def init(self, data: PreparedData, plan: runloop.RunPlan) -> None:
         from .models_torch import build_model
 
         cfg, device = self.config, self.device
@@ -349,31 +350,26 @@ class TorchBackend(Backend):
         return loss, w, logits0
 
     def train_epoch(
-        self,
-        epoch: int,
-        order: np.ndarray,
-        first_step: int,
-        batches: int,
-        progress: RunProgress,
-    ) -> EpochOutput:
-        cfg, plan, device = self.config, self.plan, self.device
+        self, epoch: runloop.Epoch, progress: RunProgress
+    ) -> runloop.EpochOutput:
+        cfg, plan, device, e = self.config, self.plan, self.device, epoch.index
         self.model.train()
         self.loss_fn.train()
-        torch.manual_seed(derive_seed(cfg.seed, "dropout", epoch))
+        torch.manual_seed(derive_seed(cfg.seed, "dropout", e))
         gen_aug = torch.Generator(device="cpu").manual_seed(
-            derive_seed(cfg.seed, "augment", epoch)
+            derive_seed(cfg.seed, "augment", e)
         )
         gen_mix = torch.Generator(device="cpu").manual_seed(
-            derive_seed(cfg.seed, "mixup", epoch)
+            derive_seed(cfg.seed, "mixup", e)
         )
-        order_t = torch.as_tensor(order, device=device)
+        order_t = torch.as_tensor(epoch.order, device=device)
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)
         correct_acc = torch.zeros((), dtype=torch.int64, device=device)
         pending, seen = [], 0
-        for b in range(batches):
+        for b in range(epoch.batches):
             idx = order_t[b * plan.batch_size : (b + 1) * plan.batch_size]
             for group in self.optimizer.param_groups:
-                group["lr"] = cfg.lr_at(epoch, first_step + b, plan.steps_per_epoch)
+                group["lr"] = cfg.lr_at(e, epoch.first_step + b, plan.steps_per_epoch)
             x, y = self.tensors.batch(idx, gen_aug)
             loss, w, scored = self._forward(x, y, idx, gen_mix)
             self.optimizer.zero_grad(set_to_none=True)
@@ -388,7 +384,9 @@ class TorchBackend(Backend):
                 functools.partial(_running, loss_acc, correct_acc, b + 1, seen)
             )
         weights = [(w.cpu().numpy(), idx.cpu().numpy()) for w, idx in pending]
-        return EpochOutput(float(loss_acc), batches, int(correct_acc), seen, weights)
+        return runloop.EpochOutput(
+            float(loss_acc), epoch.batches, int(correct_acc), seen, weights
+        )
 
     def evaluate(self, split: str) -> float:
         t = self.tensors
@@ -419,4 +417,4 @@ def train(
     sink for the per-epoch lines) are passed on; returns the
     :class:`~divweights_train.runloop.TrainResult`.
     """
-    return run(config, TorchBackend, progress=progress, log=log)
+    return runloop.run(config, TorchBackend, progress=progress, log=log)
