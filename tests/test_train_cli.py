@@ -153,10 +153,187 @@ def test_print_config_resolves_defaults(capsys):
 
 
 def test_bad_options_exit_with_usage_error(capsys):
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["--dataset", "two-moons", "--delta", "-1"])
-    assert exc.value.code == 2
-    assert "delta" in capsys.readouterr().err
+    assert cli.main(["--dataset", "two-moons", "--delta", "-1"]) == 2
+    assert "--delta" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- #
+# Option checks before anything runs (issue 14 items 6, 8, 15, 17; issue 15 items 6, 7).
+# --------------------------------------------------------------------------- #
+def _usage_error(capsys, args) -> str:
+    """Run the CLI with ``--print-config`` (nothing is trained); return its one-line error."""
+    status = cli.main(["--dataset", "two-moons", "--noise", "symmetric:0.3", *args, "--print-config"])
+    captured = capsys.readouterr()
+    assert status == 2, captured.out
+    err = captured.err.strip()
+    assert err.startswith("divweights-train: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--warmup-epochs", "inf"], "--warmup-epochs"),
+        (["--weight-decay", "nan"], "--weight-decay"),
+        (["--seed", "4294967296"], "--seed"),
+        (["--seed", "-1"], "--seed"),
+        (["--burnin-epochs", "inf"], "--burnin-epochs"),
+        (["--anneal-epochs", "inf"], "--anneal-epochs"),
+        (["--divergence", "alpha:1e308"], "--divergence"),
+        (["--lr", "1e308"], "--lr"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--out", ""], "--out"),
+        (["--momentum", "nan"], "--momentum"),
+        (["--mixup-power", "inf", "--method", "cicw-m"], "--mixup-power"),
+        (["--gamma", "nan", "--method", "cicw"], "--gamma"),
+        (["--delta", "inf", "--method", "ciw"], "--delta"),
+        (["--epochs", "0"], "--epochs"),
+        (["--width", "0"], "--width"),
+        (["--threads", "0"], "--threads"),
+        (["--device", "gpu"], "--device"),
+        (["--lr-milestones", "5,3"], "--lr-milestones"),
+        (["--lr", "abc"], "--lr"),
+    ],
+)
+def test_bad_values_are_one_line_usage_errors_naming_the_option(capsys, args, flag):
+    err = _usage_error(capsys, args)
+    assert f"argument {flag}" in err
+
+
+def test_every_numeric_option_of_the_parser_has_a_checked_range_shown_in_help():
+    from divweights_train.config import NUMERIC_OPTIONS
+
+    parser = cli.build_parser()
+    numeric = {a.dest: a for a in parser._actions if a.type in (int, float)}
+    assert set(numeric) == set(NUMERIC_OPTIONS)
+    for name, action in numeric.items():
+        assert f"valid: {NUMERIC_OPTIONS[name].short()}" in " ".join(action.help.split()), name
+
+
+def test_non_finite_values_of_every_float_option_are_refused_by_the_cli(capsys):
+    from divweights_train.config import NUMERIC_OPTIONS
+
+    for name, rng in NUMERIC_OPTIONS.items():
+        if rng.integer:
+            continue
+        flag = cli.option_flag(name).split("/")[0]
+        method = ["--method", "cicw-m"] if name.startswith("mixup") or name == "class_gamma" else ["--method", "ciw"]
+        if name in ("temperature", "lam"):
+            method = ["--method", "ciw"]
+        for value in ("nan", "inf", "-inf"):
+            err = _usage_error(capsys, [*method, f"{flag}={value}"])
+            assert f"argument {flag}" in err and "finite" in err, err
+
+
+def test_seeds_that_would_alias_are_refused_and_the_largest_32_bit_seed_runs(capsys):
+    _usage_error(capsys, ["--seed", str(2**32)])
+    assert cli.main(["--dataset", "two-moons", "--seed", str(2**32 - 1), "--print-config"]) == 0
+
+
+def test_empty_out_is_an_error_not_the_default_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = _usage_error(capsys, ["--out", ""])
+    assert "argument --out: must not be empty" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_device_cuda_without_cuda_is_a_one_line_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    status = cli.main([*MOONS, "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert err.startswith("divweights-train: error: argument --device: cuda was requested") and "\n" not in err
+    assert "--device cpu" in err
+    assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def test_device_index_beyond_the_gpus_is_a_one_line_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    status = cli.main([*MOONS, "--epochs", "1", "--device", "cuda:1", "--out", str(tmp_path / "run")])
+    assert status == 2
+    assert "only 1 GPU(s)" in capsys.readouterr().err
+
+
+def test_device_cuda_without_a_jax_gpu_backend_is_a_one_line_error(capsys, monkeypatch, tmp_path):
+    jax = pytest.importorskip("jax")
+
+    def no_gpu(backend=None):
+        raise RuntimeError("Unknown backend gpu")
+
+    monkeypatch.setattr(jax, "devices", no_gpu)
+    status = cli.main(["--framework", "jax", "--dataset", "two-moons", "--epochs", "1", "--quiet", "--device",
+                       "cuda", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "argument --device" in err and "JAX has no GPU backend" in err and "\n" not in err
+
+
+def test_diverging_training_is_a_one_line_error_naming_the_learning_rate(capsys, monkeypatch, tmp_path):
+    def diverge(config):
+        raise FloatingPointError("non-finite training loss in epoch 1 (step 3)")
+
+    monkeypatch.setattr(cli, "get_trainer", lambda framework: diverge)
+    assert cli.main([*MOONS, "--lr", "5", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("divweights-train: error: training diverged") and "--lr (now 5)" in err
+
+
+@pytest.mark.parametrize(
+    "args, flag, why",
+    [
+        (["--method", "ce", "--class-divergence", "tv"], "--class-divergence", "has no class weights"),
+        (["--method", "ce", "--delta", "0.5"], "--delta", "has no instance weights"),
+        (["--method", "mixup", "--burnin-steps", "3"], "--burnin-steps", "does not reweight"),
+        (["--method", "ciw", "--mixup-alpha", "0.3"], "--mixup-alpha", "does no mixup"),
+        (["--method", "cicw-m", "--mixup-alpha", "0.3"], "--mixup-alpha", "sample_weight"),
+        (["--method", "ciw-m", "--mixup-power", "2"], "--mixup-power", "random permutation"),
+        (["--method", "bootstrap", "--anneal-steps", "5"], "--anneal-steps", "not annealed"),
+        (["--method", "oracle", "--gamma", "0.1"], "--gamma/--class-gamma", "has no class weights"),
+        (["--augment", "crop"], "--augment", "not images"),
+        (["--framework", "jax", "--threads", "2"], "--threads", "XLA"),
+    ],
+)
+def test_options_without_effect_are_refused_with_the_reason(capsys, args, flag, why):
+    err = _usage_error(capsys, args)
+    assert f"argument {flag}: has no effect" in err and why in err and "leave it out" in err
+
+
+def test_several_options_without_effect_are_all_named(capsys):
+    err = _usage_error(capsys, ["--method", "ce", "--class-divergence", "tv", "--gamma", "0.2", "--delta", "1"])
+    assert ": has no effect with --method ce" in err and "(also: " in err
+    assert all(flag in err for flag in ("--class-divergence", "--gamma/--class-gamma", "--delta"))
+
+
+def _records(tmp_path, name, **options):
+    from divweights_train.trainer_torch import train
+
+    base = dict(dataset="two-moons", noise="symmetric:0.3", subset=240, batch_size=32, epochs=2, threads=1,
+                quiet=True, plots=False, save_weights=False, burnin_steps=2)
+    cfg = TrainConfig(**{**base, **options, "out": str(tmp_path / name)})
+    return [r.without_timing() for r in train(cfg, progress=False, log=lambda s: None).records], cfg
+
+
+@pytest.mark.parametrize(
+    "method, option, value, effective",
+    [
+        ("ce", "class_divergence", "tv", False),
+        ("bootstrap", "anneal_steps", 5, False),
+        ("cicw-m", "mixup_alpha", 0.3, False),
+        ("ciw-m", "mixup_power", 3.0, False),
+        ("cicw-m", "mixup_power", 3.0, True),
+        ("ciw-m", "mixup_alpha", 0.3, True),
+        ("cicw", "class_divergence", "tv", True),
+    ],
+)
+def test_options_refused_as_without_effect_really_change_nothing(tmp_path, method, option, value, effective):
+    """The refusal table matches the trainer: the same run with and without the option."""
+    from divweights_train.config import unused_options
+
+    base, _ = _records(tmp_path, "base", method=method)
+    other, cfg = _records(tmp_path, "other", method=method, **{option: value})
+    assert (base != other) == effective
+    assert (unused_options(cfg, [option]) == []) == effective
 
 
 @pytest.mark.skipif(importlib.util.find_spec("divweights_train.trainer_jax") is not None,
