@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import io
 import json
 import math
 import multiprocessing
@@ -299,8 +300,16 @@ class _Progress:
         if self.tty:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=100.0, desc="demo", file=self.stream, dynamic_ncols=True, smoothing=0.0,
-                            bar_format="{l_bar}{bar}| {postfix} [{elapsed}<{remaining}]")
+            try:
+                width = os.get_terminal_size(self.stream.fileno()).columns
+            except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+                width = 0
+            # A pseudo-terminal without a size (e.g. under `script`) reports 0 x 0, from which tqdm derives
+            # -1 rows and then hides the bar: give it a size.
+            sized = width >= 40
+            self.bar = tqdm(total=100.0, desc="demo", file=self.stream, dynamic_ncols=sized,
+                            ncols=None if sized else 120, nrows=None if sized else 24, smoothing=0.0,
+                            bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]")
             self.bar.set_postfix_str(f"0/{self.total} epochs, expected {_fmt_duration(estimate_s)}"
                                      if estimate_s is not None else f"0/{self.total} epochs")
         else:
