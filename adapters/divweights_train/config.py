@@ -13,6 +13,7 @@ runs on Fashion-MNIST with 60% symmetric noise; the log of those runs is in
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import numbers
@@ -28,8 +29,8 @@ __all__ = [
     "METHOD_DEFAULTS",
     "MIXUP_MODES",
     "MODELS",
-    "MethodSpec",
     "NUMERIC_OPTIONS",
+    "MethodSpec",
     "OptionError",
     "OptionRange",
     "TrainConfig",
@@ -118,7 +119,9 @@ def method_spec(method: str) -> MethodSpec:
     try:
         return _METHOD_SPECS[method]
     except KeyError:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}") from None
+        raise ValueError(
+            f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
+        ) from None
 
 
 #: Defaults of the reweighting hyperparameters per method, used where the
@@ -143,7 +146,13 @@ _DEFAULT_BURNIN_EPOCHS = 2.0
 _DEFAULT_ANNEAL_EPOCHS = 2.0
 
 
-_NUM_CLASSES = {"fashion-mnist": 10, "cifar10": 10, "cifar100": 100, "two-moons": 2, "digits": 10}
+_NUM_CLASSES = {
+    "fashion-mnist": 10,
+    "cifar10": 10,
+    "cifar100": 100,
+    "two-moons": 2,
+    "digits": 10,
+}
 
 #: Bounds of :func:`auto_delta`.
 AUTO_DELTA_RANGE = (0.1, 1.6)
@@ -227,7 +236,9 @@ def parse_divergence(name: str | None):
         try:
             a = float(key.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"bad alpha divergence {name!r}; write e.g. 'alpha:0.1'") from None
+            raise ValueError(
+                f"bad alpha divergence {name!r}; write e.g. 'alpha:0.1'"
+            ) from None
         return divweights.Alpha(a)
     canon = _DIVERGENCE_ALIASES.get(key)
     if canon is None:
@@ -312,7 +323,10 @@ class OptionRange:
 
     def short(self) -> str:
         """The range in interval notation, for ``--help``."""
-        lo, hi = "(" if self.low_open else "[", ")" if self.high_open or math.isinf(self.high) else "]"
+        lo, hi = (
+            "(" if self.low_open else "[",
+            ")" if self.high_open or math.isinf(self.high) else "]",
+        )
         kind = "integer " if self.integer else ""
         return f"{kind}{lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
 
@@ -389,7 +403,10 @@ def _check_divergence_name(what: str, name: str | None) -> None:
         raise OptionError(what, f"is not valid: {err}") from None
     alpha = getattr(div, "alpha", None)
     if _canonical_divergence(name) == "alpha" and not abs(alpha) <= ALPHA_LIMIT:
-        raise OptionError(what, f"alpha:A needs -{_fmt(ALPHA_LIMIT)} <= A <= {_fmt(ALPHA_LIMIT)}; got {name!r}")
+        raise OptionError(
+            what,
+            f"alpha:A needs -{_fmt(ALPHA_LIMIT)} <= A <= {_fmt(ALPHA_LIMIT)}; got {name!r}",
+        )
 
 
 def _class_divergence_key(name: str) -> str:
@@ -472,7 +489,15 @@ class TrainConfig:
     cache_dir: str | None = None
 
     # Fields that may differ between an interrupted run and its resumption.
-    RUN_CONTROL_FIELDS = ("out", "resume", "quiet", "stop_after_epochs", "threads", "device", "plots")
+    RUN_CONTROL_FIELDS = (
+        "out",
+        "resume",
+        "quiet",
+        "stop_after_epochs",
+        "threads",
+        "device",
+        "plots",
+    )
 
     def __post_init__(self):
         self.validate()
@@ -487,48 +512,91 @@ class TrainConfig:
         and radius given; paths must not be empty. Nothing is run or read.
         """
         if self.dataset not in DATASETS:
-            raise OptionError("dataset", f"must be one of {', '.join(DATASETS)}; got {self.dataset!r}")
+            raise OptionError(
+                "dataset", f"must be one of {', '.join(DATASETS)}; got {self.dataset!r}"
+            )
         if self.method not in METHODS:
-            raise OptionError("method", f"must be one of {', '.join(METHODS)}; got {self.method!r}")
+            raise OptionError(
+                "method", f"must be one of {', '.join(METHODS)}; got {self.method!r}"
+            )
         if self.model is not None and self.model not in MODELS:
-            raise OptionError("model", f"must be one of {', '.join(MODELS)}; got {self.model!r}")
+            raise OptionError(
+                "model", f"must be one of {', '.join(MODELS)}; got {self.model!r}"
+            )
         if self.framework not in FRAMEWORKS:
-            raise OptionError("framework", f"must be one of {', '.join(FRAMEWORKS)}; got {self.framework!r}")
+            raise OptionError(
+                "framework",
+                f"must be one of {', '.join(FRAMEWORKS)}; got {self.framework!r}",
+            )
         if self.augment is not None and self.augment not in AUGMENTATIONS:
-            raise OptionError("augment", f"must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}")
+            raise OptionError(
+                "augment",
+                f"must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}",
+            )
         if self.mixup_mode is not None:
             if self.mixup_mode not in MIXUP_MODES:
-                raise OptionError("mixup_mode", f"must be one of {', '.join(MIXUP_MODES)}; got {self.mixup_mode!r}")
+                raise OptionError(
+                    "mixup_mode",
+                    f"must be one of {', '.join(MIXUP_MODES)}; got {self.mixup_mode!r}",
+                )
             if method_spec(self.method).mixup is None:
-                raise OptionError("mixup_mode", f"needs a mixup method (mixup, ciw-m, cicw-m), not {self.method!r}")
+                raise OptionError(
+                    "mixup_mode",
+                    f"needs a mixup method (mixup, ciw-m, cicw-m), not {self.method!r}",
+                )
         for name, rng in NUMERIC_OPTIONS.items():
             value = getattr(self, name)
             if value is not None and not rng.contains(value):
                 raise OptionError(name, f"must be {rng.describe()}; got {value!r}")
         if self.width is not None and self.model == "preact-resnet18":
-            raise OptionError("width", "applies to the cnn and mlp models only, not preact-resnet18")
-        strengths = [n for n in ("delta", "temperature", "lam") if getattr(self, n) is not None]
+            raise OptionError(
+                "width", "applies to the cnn and mlp models only, not preact-resnet18"
+            )
+        strengths = [
+            n for n in ("delta", "temperature", "lam") if getattr(self, n) is not None
+        ]
         if len(strengths) > 1:
-            raise OptionError(strengths[1], f"cannot be combined with {strengths[0]}: give at most one of "
-                              "delta, temperature, lam")
+            raise OptionError(
+                strengths[1],
+                f"cannot be combined with {strengths[0]}: give at most one of "
+                "delta, temperature, lam",
+            )
         if self.warmup_epochs is not None and self.warmup_epochs > self.epochs:
-            raise OptionError("warmup_epochs", f"must be at most epochs ({self.epochs}): a longer warm-up never "
-                              f"reaches the learning rate; got {self.warmup_epochs!r}")
+            raise OptionError(
+                "warmup_epochs",
+                f"must be at most epochs ({self.epochs}): a longer warm-up never "
+                f"reaches the learning rate; got {self.warmup_epochs!r}",
+            )
         if self.lr_milestones is not None:
             ms = tuple(self.lr_milestones)
-            if not all(isinstance(m, numbers.Integral) and not isinstance(m, bool) for m in ms):
-                raise OptionError("lr_milestones", f"must be integers (epochs); got {ms}")
-            if any(m < 0 for m in ms) or any(b <= a for a, b in zip(ms, ms[1:])):
-                raise OptionError("lr_milestones", f"must be strictly increasing non-negative epochs; got {ms}")
+            if not all(
+                isinstance(m, numbers.Integral) and not isinstance(m, bool) for m in ms
+            ):
+                raise OptionError(
+                    "lr_milestones", f"must be integers (epochs); got {ms}"
+                )
+            if any(m < 0 for m in ms) or any(b <= a for a, b in itertools.pairwise(ms)):
+                raise OptionError(
+                    "lr_milestones",
+                    f"must be strictly increasing non-negative epochs; got {ms}",
+                )
             if ms and ms[-1] >= self.epochs:
-                raise OptionError("lr_milestones", f"must lie below epochs ({self.epochs}): milestone {ms[-1]} is "
-                                  "never reached; drop it or raise epochs")
+                raise OptionError(
+                    "lr_milestones",
+                    f"must lie below epochs ({self.epochs}): milestone {ms[-1]} is "
+                    "never reached; drop it or raise epochs",
+                )
         for name in ("out", "data_dir", "cache_dir"):
             value = getattr(self, name)
             if value is not None and not str(value).strip():
-                raise OptionError(name, "must not be empty: give a folder, or leave the option out for the default")
+                raise OptionError(
+                    name,
+                    "must not be empty: give a folder, or leave the option out for the default",
+                )
         if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", str(self.device)):
-            raise OptionError("device", f"must be 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}")
+            raise OptionError(
+                "device", f"must be 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}"
+            )
         self._validate_divergences()
         from divweights.noise import parse_noise_spec
 
@@ -544,31 +612,59 @@ class TrainConfig:
         if spec.instance:
             div = parse_divergence(self.instance_divergence)
             if div is None:
-                raise OptionError("instance_divergence", f"cannot be 'none' with method {self.method!r}, which "
-                                  "reweights instances; use --method ce for uniform weights")
-            form = next((n for n in ("delta", "temperature", "lam") if getattr(self, n) is not None), "delta")
+                raise OptionError(
+                    "instance_divergence",
+                    f"cannot be 'none' with method {self.method!r}, which "
+                    "reweights instances; use --method ce for uniform weights",
+                )
+            form = next(
+                (
+                    n
+                    for n in ("delta", "temperature", "lam")
+                    if getattr(self, n) is not None
+                ),
+                "delta",
+            )
             if form not in div.instance_forms:
-                raise OptionError(form, f"is not available with instance divergence {self.instance_divergence!r} "
-                                  f"(it takes {' or '.join(div.instance_forms)})")
+                raise OptionError(
+                    form,
+                    f"is not available with instance divergence {self.instance_divergence!r} "
+                    f"(it takes {' or '.join(div.instance_forms)})",
+                )
         class_div = self.class_divergence
         if class_div is None:
-            class_div = METHOD_DEFAULTS[self.method].get("class_divergence", "reverse-kl")
+            class_div = METHOD_DEFAULTS[self.method].get(
+                "class_divergence", "reverse-kl"
+            )
         key = _class_divergence_key(class_div)
         if key == "kl":
-            raise OptionError("class_divergence", "kl needs soft (probability) targets, and the training program's "
-                              "targets are integer labels; use reverse-kl (KL(label || v) <= gamma, the published "
-                              "'kl' option), tv or l2")
+            raise OptionError(
+                "class_divergence",
+                "kl needs soft (probability) targets, and the training program's "
+                "targets are integer labels; use reverse-kl (KL(label || v) <= gamma, the published "
+                "'kl' option), tv or l2",
+            )
         if key not in CLASS_DIVERGENCES:
-            raise OptionError("class_divergence", f"{class_div!r} has no class weights; choose one of "
-                              f"{', '.join(CLASS_DIVERGENCES)}")
-        if self.class_gamma is not None and key in CLASS_GAMMA_MAX and self.class_gamma > CLASS_GAMMA_MAX[key]:
+            raise OptionError(
+                "class_divergence",
+                f"{class_div!r} has no class weights; choose one of "
+                f"{', '.join(CLASS_DIVERGENCES)}",
+            )
+        if (
+            self.class_gamma is not None
+            and key in CLASS_GAMMA_MAX
+            and self.class_gamma > CLASS_GAMMA_MAX[key]
+        ):
             hi = _fmt(CLASS_GAMMA_MAX[key])
-            raise OptionError("class_gamma", f"must be at most {hi} with class divergence {key} (no two "
-                              f"distributions are further apart; a larger radius acts like {hi}); got "
-                              f"{self.class_gamma!r}")
+            raise OptionError(
+                "class_gamma",
+                f"must be at most {hi} with class divergence {key} (no two "
+                f"distributions are further apart; a larger radius acts like {hi}); got "
+                f"{self.class_gamma!r}",
+            )
 
     # -------------------------------------------------------------- defaults
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """Return a copy with every automatic (None) field filled in.
 
         * ``model``: ``preact-resnet18`` for CIFAR, ``mlp`` for two-moons,
@@ -591,7 +687,13 @@ class TrainConfig:
         """
         changes: dict[str, Any] = {}
         cifar = self.dataset in ("cifar10", "cifar100")
-        model = self.model or ("preact-resnet18" if cifar else "mlp" if self.dataset == "two-moons" else "cnn")
+        model = self.model or (
+            "preact-resnet18"
+            if cifar
+            else "mlp"
+            if self.dataset == "two-moons"
+            else "cnn"
+        )
         changes["model"] = model
         if self.lr is None:
             changes["lr"] = {"preact-resnet18": 0.1, "cnn": 0.02}.get(model, 0.05)
@@ -599,9 +701,18 @@ class TrainConfig:
             changes["warmup_epochs"] = 1.0 if model == "cnn" else 0.0
         if self.lr_milestones is None:
             if model == "preact-resnet18":
-                ms = tuple(sorted({max(1, round(self.epochs * f)) for f in (30 / 120, 80 / 120, 110 / 120)}))
+                ms = tuple(
+                    sorted(
+                        {
+                            max(1, round(self.epochs * f))
+                            for f in (30 / 120, 80 / 120, 110 / 120)
+                        }
+                    )
+                )
             else:
-                ms = tuple(sorted({max(1, round(self.epochs * f)) for f in (2 / 3, 13 / 15)}))
+                ms = tuple(
+                    sorted({max(1, round(self.epochs * f)) for f in (2 / 3, 13 / 15)})
+                )
             changes["lr_milestones"] = tuple(m for m in ms if m < self.epochs)
         else:
             changes["lr_milestones"] = tuple(int(m) for m in self.lr_milestones)
@@ -624,9 +735,13 @@ class TrainConfig:
         if self.mixup_recompute is None:
             changes["mixup_recompute"] = method_spec(self.method).recompute_on_mixed
         if self.burnin_epochs is None:
-            changes["burnin_epochs"] = float(defaults.get("burnin_epochs", _DEFAULT_BURNIN_EPOCHS))
+            changes["burnin_epochs"] = float(
+                defaults.get("burnin_epochs", _DEFAULT_BURNIN_EPOCHS)
+            )
         if self.anneal_epochs is None:
-            changes["anneal_epochs"] = float(defaults.get("anneal_epochs", _DEFAULT_ANNEAL_EPOCHS))
+            changes["anneal_epochs"] = float(
+                defaults.get("anneal_epochs", _DEFAULT_ANNEAL_EPOCHS)
+            )
         return dataclasses.replace(self, **changes)
 
     # -------------------------------------------------------- serialisation
@@ -643,7 +758,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True, indent=1)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Build a config from :meth:`to_dict` output; unknown keys are an error."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -675,7 +790,9 @@ class TrainConfig:
         ['width']
         """
         mine, theirs = self.run_identity(), other.run_identity()
-        return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        return sorted(
+            k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)
+        )
 
     def lr_at_epoch(self, epoch: int) -> float:
         """Learning rate during ``epoch`` (0-based) under step decay.
@@ -708,7 +825,9 @@ class TrainConfig:
         lr = self.lr_at_epoch(epoch)
         warm = self.warmup_epochs * steps_per_epoch
         if warm > 0 and step < warm:
-            lr *= min(1.0, (step + 1) / warm)  # a warm-up shorter than one step never raises the lr
+            lr *= min(
+                1.0, (step + 1) / warm
+            )  # a warm-up shorter than one step never raises the lr
         return lr
 
     def strength(self) -> dict[str, float]:
@@ -733,15 +852,18 @@ def schedule_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]
     >>> schedule_steps(cfg, 10)
     (15, 7)
     """
-    cfg = config if config.burnin_epochs is not None and config.anneal_epochs is not None else config.resolved()
+    cfg = (
+        config
+        if config.burnin_epochs is not None and config.anneal_epochs is not None
+        else config.resolved()
+    )
     burnin = cfg.burnin_steps
     if burnin is None:
-        burnin = min(MAX_COUNT, int(round(cfg.burnin_epochs * steps_per_epoch)))
+        burnin = min(MAX_COUNT, round(cfg.burnin_epochs * steps_per_epoch))
     anneal = cfg.anneal_steps
     if anneal is None:
-        anneal = min(MAX_COUNT, int(round(cfg.anneal_epochs * steps_per_epoch)))
+        anneal = min(MAX_COUNT, round(cfg.anneal_epochs * steps_per_epoch))
     return int(burnin), int(anneal)
-
 
 
 # ---------------------------------------------------------------------------
@@ -760,7 +882,9 @@ _MIXUP_OPTIONS = ("mixup_alpha", "mixup_power", "mixup_recompute")
 _GENERATED_DATASETS = {"two-moons": "is generated", "digits": "ships with scikit-learn"}
 
 
-def _unused_reason(cfg: TrainConfig, name: str, value: Any, opt: Callable[[str], str]) -> str | None:
+def _unused_reason(
+    cfg: TrainConfig, name: str, value: Any, opt: Callable[[str], str]
+) -> str | None:
     """Why option ``name`` (given as ``value``) changes nothing in a run of ``cfg`` (resolved), or None.
 
     ``opt`` turns a field name into the name shown to the user (a flag for the CLI).
@@ -776,48 +900,69 @@ def _unused_reason(cfg: TrainConfig, name: str, value: Any, opt: Callable[[str],
     if name == "class_divergence" and cfg.class_gamma == 0:
         return f"with {opt('class_gamma')} 0, which switches class reweighting off"
     if name == "class_gamma" and _class_divergence_key(cfg.class_divergence) == "none":
-        return f"with {opt('class_divergence')} none, which switches class reweighting off"
-    if name in _BURNIN_OPTIONS + _ANNEAL_OPTIONS and not (spec.instance or spec.classes):
+        return (
+            f"with {opt('class_divergence')} none, which switches class reweighting off"
+        )
+    if name in _BURNIN_OPTIONS + _ANNEAL_OPTIONS and not (
+        spec.instance or spec.classes
+    ):
         return f"with {method}, which does not reweight (nothing to burn in or anneal)"
     if name in _ANNEAL_OPTIONS and not spec.instance:
-        return (f"with {method}: annealing scales the instance strength and {cfg.method} has none (the class "
-                "radius is not annealed, only switched on after the burn-in)")
+        return (
+            f"with {method}: annealing scales the instance strength and {cfg.method} has none (the class "
+            "radius is not annealed, only switched on after the burn-in)"
+        )
     if name == "burnin_epochs" and cfg.burnin_steps is not None:
         return f"together with {opt('burnin_steps')}, which takes precedence"
     if name == "anneal_epochs" and cfg.anneal_steps is not None:
         return f"together with {opt('anneal_steps')}, which takes precedence"
-    if name == "anneal_start_factor":
-        if cfg.anneal_steps == 0 or (cfg.anneal_steps is None and cfg.anneal_epochs == 0):
-            return "without annealing (its length is 0): the strength starts at its target"
+    if name == "anneal_start_factor" and (
+        cfg.anneal_steps == 0 or (cfg.anneal_steps is None and cfg.anneal_epochs == 0)
+    ):
+        return "without annealing (its length is 0): the strength starts at its target"
     if name in _MIXUP_OPTIONS and mode is None:
         mixers = ", ".join(m for m in METHODS if _METHOD_SPECS[m].mixup)
         return f"with {method}, which does no mixup (mixup methods: {mixers})"
     if name == "mixup_alpha" and mode in ("weight", "sample_weight"):
-        return (f"with mixup mode {mode} ({mode_from}): its mixing ratios are w_i / (w_i + w_j) from the "
-                "weights, not Beta(alpha, alpha) draws")
+        return (
+            f"with mixup mode {mode} ({mode_from}): its mixing ratios are w_i / (w_i + w_j) from the "
+            "weights, not Beta(alpha, alpha) draws"
+        )
     if name == "mixup_power" and mode in ("plain", "weight", "label_smoothing"):
         return f"with mixup mode {mode} ({mode_from}): partners are a random permutation, not sampled by weight"
     if name == "mixup_recompute" and mode == "plain":
-        return (f"with mixup mode plain ({mode_from}): it has no clean-pass weights to reuse; the mixed batch "
-                "always gets the method's loss")
-    if name == "augment" and value != "none":
-        if cfg.dataset == "two-moons" or (cfg.dataset == "digits" and cfg.model == "mlp"):
-            return f"with {opt('dataset')} {cfg.dataset} and {opt('model')} {cfg.model}: the inputs are not images"
+        return (
+            f"with mixup mode plain ({mode_from}): it has no clean-pass weights to reuse; the mixed batch "
+            "always gets the method's loss"
+        )
+    if (
+        name == "augment"
+        and value != "none"
+        and (
+            cfg.dataset == "two-moons"
+            or (cfg.dataset == "digits" and cfg.model == "mlp")
+        )
+    ):
+        return f"with {opt('dataset')} {cfg.dataset} and {opt('model')} {cfg.model}: the inputs are not images"
     if name == "data_dir" and cfg.dataset in _GENERATED_DATASETS:
         return f"with {opt('dataset')} {cfg.dataset}, which {_GENERATED_DATASETS[cfg.dataset]} (no files are read)"
     if name in ("clean_model_epochs", "cache_dir"):
         from divweights.noise import parse_noise_spec
 
         if parse_noise_spec(cfg.noise).kind != "instance":
-            return (f"with {opt('noise')} {cfg.noise}: only instance-dependent noise (instance:R) trains a clean "
-                    "model to score the examples")
+            return (
+                f"with {opt('noise')} {cfg.noise}: only instance-dependent noise (instance:R) trains a clean "
+                "model to score the examples"
+            )
     if name == "lr_decay" and not cfg.lr_milestones:
         return f"without {opt('lr_milestones')} below {opt('epochs')} (the learning rate is never decayed)"
     if name == "nesterov" and value and cfg.momentum == 0:
         return f"with {opt('momentum')} 0 (Nesterov momentum needs momentum)"
     if name == "threads" and cfg.framework == "jax":
-        return (f"with {opt('framework')} jax: XLA fixes its CPU thread pool when JAX starts (set XLA_FLAGS "
-                "before launching instead)")
+        return (
+            f"with {opt('framework')} jax: XLA fixes its CPU thread pool when JAX starts (set XLA_FLAGS "
+            "before launching instead)"
+        )
     if name == "stop_after_epochs" and value >= cfg.epochs:
         return f"with {opt('epochs')} {cfg.epochs}: the run ends before that anyway"
     return None
@@ -861,7 +1006,11 @@ def unused_options(
     []
     """
     cfg = config.resolved()
-    values = dict(given) if isinstance(given, Mapping) else {n: getattr(config, n) for n in given}
+    values = (
+        dict(given)
+        if isinstance(given, Mapping)
+        else {n: getattr(config, n) for n in given}
+    )
     opt = option_name or (lambda field: field)
     out = []
     for name, value in values.items():

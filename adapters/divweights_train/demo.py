@@ -111,21 +111,49 @@ QUICK_SUBSET, QUICK_EPOCHS = 2000, 3
 
 #: Cost of a training step relative to plain cross-entropy (mixup methods add a forward pass
 #: without gradient; the same figures as ``benchmarks/fashion_mnist_table.py``).
-STEP_COST = {"ce": 1.0, "bootstrap": 1.05, "mixup": 1.05, "ciw": 1.05, "cicw": 1.1, "ciw-m": 1.45, "cicw-m": 1.45,
-             "oracle": 1.0}
+STEP_COST = {
+    "ce": 1.0,
+    "bootstrap": 1.05,
+    "mixup": 1.05,
+    "ciw": 1.05,
+    "cicw": 1.1,
+    "ciw-m": 1.45,
+    "cicw-m": 1.45,
+    "oracle": 1.0,
+}
 
 #: The table's columns, each explained in one line (printed under the table and written to results.md).
 COLUMNS = (
-    ("final test acc", "accuracy on the clean 10,000-image test set after the last epoch"),
-    ("test acc @ best noisy val", "clean test accuracy at the epoch with the best accuracy on the noisy "
-     "validation split (how you pick an epoch without clean labels; the paper's protocol)"),
-    ("max test acc", "best clean test accuracy over all epochs (picking it needs clean labels: a ceiling, not a "
-     "result)"),
-    ("weight AUROC", "how well the last epoch's per-example weights tell clean from flipped examples: the chance "
-     "that a random clean example weighs more than a random flipped one (1 = perfectly, 0.5 = chance; n/a = no "
-     "flipped labels)"),
-    ("ESS", "effective sample size of the weights, 1 / (n * sum of w_i^2) per batch: the fraction of the batch "
-     "that effectively counts (1 = uniform weights, 0.4 = like training on 40% of it)"),
+    (
+        "final test acc",
+        "accuracy on the clean 10,000-image test set after the last epoch",
+    ),
+    (
+        "test acc @ best noisy val",
+        (
+            "clean test accuracy at the epoch with the best accuracy on the noisy validation split "
+            "(how you pick an epoch without clean labels; the paper's protocol)"
+        ),
+    ),
+    (
+        "max test acc",
+        "best clean test accuracy over all epochs (picking it needs clean labels: a ceiling, not a result)",
+    ),
+    (
+        "weight AUROC",
+        (
+            "how well the last epoch's per-example weights tell clean from flipped examples: the chance "
+            "that a random clean example weighs more than a random flipped one (1 = perfectly, "
+            "0.5 = chance; n/a = no flipped labels)"
+        ),
+    ),
+    (
+        "ESS",
+        (
+            "effective sample size of the weights, 1 / (n * sum of w_i^2) per batch: the fraction of the "
+            "batch that effectively counts (1 = uniform weights, 0.4 = like training on 40% of it)"
+        ),
+    ),
     ("time (s)", "wall-clock seconds of the run"),
 )
 
@@ -137,17 +165,37 @@ def _folder(label: str) -> str:
     return label.lower().replace(" ", "-")
 
 
-def demo_configs(out: Path, *, epochs: int | None = None, subset: int = 10000, threads: int = DEMO_THREADS,
-                 seed: int = 0, clean: bool = True, oracle: bool = True, quiet: bool = True,
-                 width: int = DEMO_WIDTH, weight_decay: float = DEMO_WEIGHT_DECAY) -> dict[str, TrainConfig]:
+def demo_configs(
+    out: Path,
+    *,
+    epochs: int | None = None,
+    subset: int = 10000,
+    threads: int = DEMO_THREADS,
+    seed: int = 0,
+    clean: bool = True,
+    oracle: bool = True,
+    quiet: bool = True,
+    width: int = DEMO_WIDTH,
+    weight_decay: float = DEMO_WEIGHT_DECAY,
+) -> dict[str, TrainConfig]:
     """The demo's run configurations, keyed by label."""
     configs = {}
     for label, method, noise in DEMO_RUNS:
         if (noise == "none" and not clean) or (method == "oracle" and not oracle):
             continue
-        kw = dict(dataset="fashion-mnist", subset=subset, noise=noise, method=method, seed=seed, model="cnn",
-                  width=width, weight_decay=weight_decay, threads=threads, quiet=quiet,
-                  out=str(Path(out) / _folder(label)))
+        kw = {
+            "dataset": "fashion-mnist",
+            "subset": subset,
+            "noise": noise,
+            "method": method,
+            "seed": seed,
+            "model": "cnn",
+            "width": width,
+            "weight_decay": weight_decay,
+            "threads": threads,
+            "quiet": quiet,
+            "out": str(Path(out) / _folder(label)),
+        }
         if epochs is not None:
             kw["epochs"] = epochs
         configs[label] = TrainConfig(**kw)
@@ -180,7 +228,13 @@ def default_jobs(num_runs: int, cores: int | None = None) -> int:
 # --------------------------------------------------------------------------- #
 # Time estimate
 # --------------------------------------------------------------------------- #
-def _warmup(threads: int, width: int, batch_size: int, eval_batch_size: int, seconds: float = 2.0) -> dict:
+def _warmup(
+    threads: int,
+    width: int,
+    batch_size: int,
+    eval_batch_size: int,
+    seconds: float = 2.0,
+) -> dict:
     """Seconds per training step and per evaluated example of the demo's CNN, measured here and now."""
     import torch
 
@@ -217,8 +271,14 @@ def _warmup(threads: int, width: int, batch_size: int, eval_batch_size: int, sec
     return {"step_s": step_s, "eval_example_s": eval_s}
 
 
-def run_costs(configs: Mapping[str, TrainConfig], *, step_s: float, eval_example_s: float,
-              num_test: int = 10000, per_run_s: float = 0.0) -> dict[str, tuple[float, float]]:
+def run_costs(
+    configs: Mapping[str, TrainConfig],
+    *,
+    step_s: float,
+    eval_example_s: float,
+    num_test: int = 10000,
+    per_run_s: float = 0.0,
+) -> dict[str, tuple[float, float]]:
     """Estimated ``(fixed, per_epoch)`` seconds of each run.
 
     ``fixed`` is ``per_run_s`` (loading the data); an epoch is its training
@@ -229,14 +289,25 @@ def run_costs(configs: Mapping[str, TrainConfig], *, step_s: float, eval_example
     for label, cfg in configs.items():
         r = cfg.resolved()
         n = int(r.subset) if r.subset is not None else 60000
-        n_val = int(round(n * r.val_fraction))
+        n_val = round(n * r.val_fraction)
         steps = max(1, (n - n_val) // min(r.batch_size, n - n_val))
-        out[label] = (per_run_s, steps * step_s * STEP_COST.get(r.method, 1.0) + (num_test + n_val) * eval_example_s)
+        out[label] = (
+            per_run_s,
+            steps * step_s * STEP_COST.get(r.method, 1.0)
+            + (num_test + n_val) * eval_example_s,
+        )
     return out
 
 
-def estimate_seconds(configs: Mapping[str, TrainConfig], *, step_s: float, eval_example_s: float,
-                     jobs: int, num_test: int = 10000, per_run_s: float = 0.0) -> float:
+def estimate_seconds(
+    configs: Mapping[str, TrainConfig],
+    *,
+    step_s: float,
+    eval_example_s: float,
+    jobs: int,
+    num_test: int = 10000,
+    per_run_s: float = 0.0,
+) -> float:
     """Wall-clock seconds the demo's runs should take on ``jobs`` parallel workers.
 
     Each run costs :func:`run_costs`; the runs are handed to the earliest free
@@ -250,16 +321,27 @@ def estimate_seconds(configs: Mapping[str, TrainConfig], *, step_s: float, eval_
     >>> round(estimate_seconds(cfgs, step_s=0.01, eval_example_s=0.0, jobs=3), 3)  # the longest run, CICW-M
     0.203
     """
-    costs = run_costs(configs, step_s=step_s, eval_example_s=eval_example_s, num_test=num_test, per_run_s=per_run_s)
+    costs = run_costs(
+        configs,
+        step_s=step_s,
+        eval_example_s=eval_example_s,
+        num_test=num_test,
+        per_run_s=per_run_s,
+    )
     workers = [0.0] * max(1, int(jobs))
-    for label in sorted(costs, key=lambda lb: -(costs[lb][0] + configs[lb].resolved().epochs * costs[lb][1])):
+    for label in sorted(
+        costs,
+        key=lambda lb: -(costs[lb][0] + configs[lb].resolved().epochs * costs[lb][1]),
+    ):
         i = workers.index(min(workers))
-        workers[i] += costs[label][0] + configs[label].resolved().epochs * costs[label][1]
+        workers[i] += (
+            costs[label][0] + configs[label].resolved().epochs * costs[label][1]
+        )
     return max(workers)
 
 
 def _fmt_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
@@ -283,11 +365,25 @@ class _Progress:
     first epoch on; before that it is the up-front estimate.
     """
 
-    def __init__(self, configs: Mapping[str, TrainConfig], *, costs: Mapping[str, tuple[float, float]] | None = None,
-                 estimate_s: float | None = None, tty: bool | None = None, stream=None, plain_every_s: float = 30.0):
+    def __init__(
+        self,
+        configs: Mapping[str, TrainConfig],
+        *,
+        costs: Mapping[str, tuple[float, float]] | None = None,
+        estimate_s: float | None = None,
+        tty: bool | None = None,
+        stream=None,
+        plain_every_s: float = 30.0,
+    ):
         self.epochs = {label: cfg.resolved().epochs for label, cfg in configs.items()}
-        self.costs = dict(costs) if costs is not None else {label: (0.0, 1.0) for label in configs}
-        self.total_cost = sum(f + self.epochs[lb] * e for lb, (f, e) in self.costs.items()) or 1.0
+        self.costs = (
+            dict(costs)
+            if costs is not None
+            else {label: (0.0, 1.0) for label in configs}
+        )
+        self.total_cost = (
+            sum(f + self.epochs[lb] * e for lb, (f, e) in self.costs.items()) or 1.0
+        )
         self.done = dict.fromkeys(configs, 0)
         self.total = sum(self.epochs.values())
         self.estimate_s = estimate_s
@@ -307,17 +403,30 @@ class _Progress:
             # A pseudo-terminal without a size (e.g. under `script`) reports 0 x 0, from which tqdm derives
             # -1 rows and then hides the bar: give it a size.
             sized = width >= 40
-            self.bar = tqdm(total=100.0, desc="demo", file=self.stream, dynamic_ncols=sized,
-                            ncols=None if sized else 120, nrows=None if sized else 24, smoothing=0.0,
-                            bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]")
-            self.bar.set_postfix_str(f"0/{self.total} epochs, expected {_fmt_duration(estimate_s)}"
-                                     if estimate_s is not None else f"0/{self.total} epochs")
+            self.bar = tqdm(
+                total=100.0,
+                desc="demo",
+                file=self.stream,
+                dynamic_ncols=sized,
+                ncols=None if sized else 120,
+                nrows=None if sized else 24,
+                smoothing=0.0,
+                bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]",
+            )
+            self.bar.set_postfix_str(
+                f"0/{self.total} epochs, expected {_fmt_duration(estimate_s)}"
+                if estimate_s is not None
+                else f"0/{self.total} epochs"
+            )
         else:
             self._plain("training started", force=True)
 
     def fraction(self) -> float:
         """Estimated fraction of the demo's work done."""
-        done = sum((f if self.done[lb] else 0.0) + self.done[lb] * e for lb, (f, e) in self.costs.items())
+        done = sum(
+            (f if self.done[lb] else 0.0) + self.done[lb] * e
+            for lb, (f, e) in self.costs.items()
+        )
         return min(1.0, done / self.total_cost)
 
     def time_left(self) -> float | None:
@@ -333,9 +442,14 @@ class _Progress:
             return
         self.last_plain = now
         left = self.time_left()
-        left = "time left unknown" if left is None else f"about {_fmt_duration(left)} left"
-        print(f"  [{self.fraction():4.0%}, {sum(self.done.values())}/{self.total} epochs, "
-              f"{_fmt_duration(now - self.t0)} elapsed, {left}] {what}", flush=True)
+        left = (
+            "time left unknown" if left is None else f"about {_fmt_duration(left)} left"
+        )
+        print(
+            f"  [{self.fraction():4.0%}, {sum(self.done.values())}/{self.total} epochs, "
+            f"{_fmt_duration(now - self.t0)} elapsed, {left}] {what}",
+            flush=True,
+        )
 
     def log_line(self, label: str, line: str) -> None:
         """One log line of run ``label`` (the trainers log one line per epoch; others are ignored)."""
@@ -347,7 +461,11 @@ class _Progress:
         if m is None:
             return
         acc = _TEST.search(line)
-        self.advance(label, min(int(m.group(1)), self.epochs[label]), float(acc.group(1)) if acc else None)
+        self.advance(
+            label,
+            min(int(m.group(1)), self.epochs[label]),
+            float(acc.group(1)) if acc else None,
+        )
 
     def advance(self, label: str, epoch: int, test_acc: float | None) -> None:
         """Run ``label`` has finished ``epoch`` epochs."""
@@ -355,9 +473,13 @@ class _Progress:
             return
         before = self.fraction()
         self.done[label] = epoch
-        what = f"{label} epoch {epoch}/{self.epochs[label]}" + ("" if test_acc is None else f", test acc {test_acc:.3f}")
+        what = f"{label} epoch {epoch}/{self.epochs[label]}" + (
+            "" if test_acc is None else f", test acc {test_acc:.3f}"
+        )
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{sum(self.done.values())}/{self.total} epochs, {what}", refresh=False)
+            self.bar.set_postfix_str(
+                f"{sum(self.done.values())}/{self.total} epochs, {what}", refresh=False
+            )
             self.bar.update(100.0 * (self.fraction() - before))
         else:
             self._plain(what)
@@ -386,7 +508,11 @@ def _init_worker(events) -> None:
     _EVENTS = events
 
 
-def _train_one(config: TrainConfig, label: str | None = None, on_log: Callable[[str, str], None] | None = None):
+def _train_one(
+    config: TrainConfig,
+    label: str | None = None,
+    on_log: Callable[[str, str], None] | None = None,
+):
     import torch
 
     from .trainer_torch import train
@@ -408,10 +534,17 @@ def _train_one(config: TrainConfig, label: str | None = None, on_log: Callable[[
 def _run_all(configs: dict[str, TrainConfig], jobs: int, progress: _Progress) -> dict:
     """Train every run (longest first), reporting each epoch to ``progress``; ``{label: (records, summary, s)}``."""
     results = {}
-    order = sorted(configs, key=lambda lb: -configs[lb].resolved().epochs * STEP_COST.get(configs[lb].method, 1.0))
+    order = sorted(
+        configs,
+        key=lambda lb: (
+            -configs[lb].resolved().epochs * STEP_COST.get(configs[lb].method, 1.0)
+        ),
+    )
     if jobs == 1:
         for label in order:
-            records, summary, seconds = _train_one(configs[label], label, progress.log_line)
+            records, summary, seconds = _train_one(
+                configs[label], label, progress.log_line
+            )
             results[label] = (records, summary, seconds)
             progress.run_done(label, summary["final_test_acc"], seconds)
         return results
@@ -426,17 +559,24 @@ def _run_all(configs: dict[str, TrainConfig], jobs: int, progress: _Progress) ->
                 return
             progress.log_line(label, line)
 
-    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                initargs=(events,)) as pool:
-        futures = {pool.submit(_train_one, configs[label], label): label for label in order}
+    with cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(events,)
+    ) as pool:
+        futures = {
+            pool.submit(_train_one, configs[label], label): label for label in order
+        }
         pending = set(futures)
         while pending:
-            done, pending = cf.wait(pending, timeout=0.25, return_when=cf.FIRST_COMPLETED)
+            done, pending = cf.wait(
+                pending, timeout=0.25, return_when=cf.FIRST_COMPLETED
+            )
             drain()
             for fut in done:
                 label = futures[fut]
                 results[label] = fut.result()
-                progress.run_done(label, results[label][1]["final_test_acc"], results[label][2])
+                progress.run_done(
+                    label, results[label][1]["final_test_acc"], results[label][2]
+                )
         drain()
     return results
 
@@ -457,12 +597,20 @@ def _measure(configs: dict[str, TrainConfig], jobs: int) -> dict:
 # --------------------------------------------------------------------------- #
 def format_table(rows: list[dict]) -> str:
     """Markdown table of the demo's results."""
-    head = ("| run | " + " | ".join(name for name, _ in COLUMNS) + " |\n"
-            "|---|" + "---|" * len(COLUMNS))
+    head = (
+        "| run | " + " | ".join(name for name, _ in COLUMNS) + " |\n"
+        "|---|" + "---|" * len(COLUMNS)
+    )
     lines = [head]
     for r in rows:
+
         def f(x, fmt="{:.4f}"):
-            return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+            return (
+                "n/a"
+                if x is None or (isinstance(x, float) and math.isnan(x))
+                else fmt.format(x)
+            )
+
         lines.append(
             f"| {r['label']} | {f(r['final_test_acc'])} | {f(r['test_at_best_val'])} | {f(r['max_test_acc'])} | "
             f"{f(r['final_auroc'], '{:.3f}')} | {f(r['final_ess'], '{:.3f}')} | {f(r['time'], '{:.0f}')} |"
@@ -502,29 +650,69 @@ def assess(final: Mapping[str, float], *, quick: bool = False) -> dict:
     best = max(reweighted, key=reweighted.get)
     margin = reweighted[best] - threshold
     met = margin >= -1e-12
-    why = f"at least {TARGET_ACC}" + ("" if clean is None else f", and within {100 * TARGET_GAP:.0f} points of the "
-                                                                 f"{clean:.4f} of CE on clean labels")
-    others = ", ".join(f"{label} {acc:.4f}" for label, acc in reweighted.items() if label != best)
+    why = f"at least {TARGET_ACC}" + (
+        ""
+        if clean is None
+        else f", and within {100 * TARGET_GAP:.0f} points of the "
+        f"{clean:.4f} of CE on clean labels"
+    )
+    others = ", ".join(
+        f"{label} {acc:.4f}" for label, acc in reweighted.items() if label != best
+    )
     others = f" ({others})" if others else ""
     if quick:
-        lines = [f"Result: not judged: --quick is a smoke test ({QUICK_EPOCHS} epochs on {QUICK_SUBSET:,} examples), "
-                 f"and the target (a reweighted run at {TARGET_ACC} or more, within {100 * TARGET_GAP:.0f} points of "
-                 f"CE on clean labels) is for the full demo; here the best reweighted run, {best}, ends at "
-                 f"{reweighted[best]:.4f}{others}."]
-        return {"threshold": threshold, "best": best, "best_acc": reweighted[best], "met": None, "margin": margin,
-                "quick": quick, "lines": lines}
-    lines = [f"Target: a reweighted run ends at a clean test accuracy of {threshold:.4f} or more ({why})."]
+        line = (
+            f"Result: not judged: --quick is a smoke test ({QUICK_EPOCHS} epochs on {QUICK_SUBSET:,} examples), "
+            f"and the target (a reweighted run at {TARGET_ACC} or more, within {100 * TARGET_GAP:.0f} points of "
+            f"CE on clean labels) is for the full demo; here the best reweighted run, {best}, ends at "
+            f"{reweighted[best]:.4f}{others}."
+        )
+        lines = [line]
+        return {
+            "threshold": threshold,
+            "best": best,
+            "best_acc": reweighted[best],
+            "met": None,
+            "margin": margin,
+            "quick": quick,
+            "lines": lines,
+        }
+    lines = [
+        f"Target: a reweighted run ends at a clean test accuracy of {threshold:.4f} or more ({why})."
+    ]
     verb = "MET" if met else "NOT MET"
-    how = f"{100 * margin:.1f} points above" if met else f"{100 * -margin:.1f} points short"
-    note = "" if met else " The demo itself ran correctly: this is the methods' measured accuracy."
-    lines.append(f"Result: {verb}. The best reweighted run, {best}, ends at {reweighted[best]:.4f}: {how}{others}.{note}")
+    how = (
+        f"{100 * margin:.1f} points above"
+        if met
+        else f"{100 * -margin:.1f} points short"
+    )
+    note = (
+        ""
+        if met
+        else " The demo itself ran correctly: this is the methods' measured accuracy."
+    )
+    lines.append(
+        f"Result: {verb}. The best reweighted run, {best}, ends at {reweighted[best]:.4f}: {how}{others}.{note}"
+    )
     if "CE" in final and "Oracle" in final and final["Oracle"] > final["CE"]:
         ce, oracle = final["CE"], final["Oracle"]
-        shares = ", ".join(f"{label} {(acc - ce) / (oracle - ce):.0%}" for label, acc in reweighted.items())
-        lines.append(f"Of the gap between CE ({ce:.4f}) and the perfect filter ({oracle:.4f}), the reweighted runs "
-                     f"close: {shares}.")
-    return {"threshold": threshold, "best": best, "best_acc": reweighted[best], "met": met, "margin": margin,
-            "quick": quick, "lines": lines}
+        shares = ", ".join(
+            f"{label} {(acc - ce) / (oracle - ce):.0%}"
+            for label, acc in reweighted.items()
+        )
+        lines.append(
+            f"Of the gap between CE ({ce:.4f}) and the perfect filter ({oracle:.4f}), the reweighted runs "
+            f"close: {shares}."
+        )
+    return {
+        "threshold": threshold,
+        "best": best,
+        "best_acc": reweighted[best],
+        "met": met,
+        "margin": margin,
+        "quick": quick,
+        "lines": lines,
+    }
 
 
 # --------------------------------------------------------------------------- #
@@ -539,32 +727,83 @@ def _positive(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
     return v
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m divweights_train.demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=None, help="output folder (default runs/demo, or runs/demo-quick with --quick)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the demo results already in the output folder (default: refuse)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the library default, 30)")
-    p.add_argument("--subset", type=int, default=10000, help="training subset incl. validation (default 10000)")
-    p.add_argument("--threads", type=_positive, default=DEMO_THREADS,
-                   help=f"torch threads per run (default {DEMO_THREADS}: fastest for this small CNN, and the "
-                   "numbers then repeat on every machine)")
-    p.add_argument("--jobs", type=_positive, default=None,
-                   help="runs trained in parallel processes (default: one per CPU core, at most one per run)")
+    p = _Parser(
+        prog="python -m divweights_train.demo", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default runs/demo, or runs/demo-quick with --quick)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the demo results already in the output folder (default: refuse)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per run (default: the library default, 30)",
+    )
+    p.add_argument(
+        "--subset",
+        type=int,
+        default=10000,
+        help="training subset incl. validation (default 10000)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=DEMO_THREADS,
+        help=f"torch threads per run (default {DEMO_THREADS}: fastest for this small CNN, and the "
+        "numbers then repeat on every machine)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_positive,
+        default=None,
+        help="runs trained in parallel processes (default: one per CPU core, at most one per run)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=DEMO_WIDTH, help=f"CNN width (default {DEMO_WIDTH})")
-    p.add_argument("--weight-decay", type=float, default=DEMO_WEIGHT_DECAY,
-                   help=f"weight decay of every run (default {DEMO_WEIGHT_DECAY})")
-    p.add_argument("--no-clean", dest="clean", action="store_false", help="skip the clean-label reference run")
-    p.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the perfect-filter reference run")
-    p.add_argument("--quick", action="store_true",
-                   help=f"smoke test: {QUICK_SUBSET} examples, {QUICK_EPOCHS} epochs, results in runs/demo-quick")
+    p.add_argument(
+        "--width",
+        type=int,
+        default=DEMO_WIDTH,
+        help=f"CNN width (default {DEMO_WIDTH})",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=DEMO_WEIGHT_DECAY,
+        help=f"weight decay of every run (default {DEMO_WEIGHT_DECAY})",
+    )
+    p.add_argument(
+        "--no-clean",
+        dest="clean",
+        action="store_false",
+        help="skip the clean-label reference run",
+    )
+    p.add_argument(
+        "--no-oracle",
+        dest="oracle",
+        action="store_false",
+        help="skip the perfect-filter reference run",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: {QUICK_SUBSET} examples, {QUICK_EPOCHS} epochs, results in runs/demo-quick",
+    )
     return p
 
 
@@ -577,29 +816,52 @@ def main(argv=None) -> int:
     prog = p.prog
     if args.quick:
         args.subset, args.epochs = QUICK_SUBSET, QUICK_EPOCHS
-    out = Path(args.out if args.out is not None else ("runs/demo-quick" if args.quick else "runs/demo"))
+    out = Path(
+        args.out
+        if args.out is not None
+        else ("runs/demo-quick" if args.quick else "runs/demo")
+    )
     try:
-        configs = demo_configs(out, epochs=args.epochs, subset=args.subset, threads=args.threads, seed=args.seed,
-                               clean=args.clean, oracle=args.oracle, width=args.width,
-                               weight_decay=args.weight_decay)
+        configs = demo_configs(
+            out,
+            epochs=args.epochs,
+            subset=args.subset,
+            threads=args.threads,
+            seed=args.seed,
+            clean=args.clean,
+            oracle=args.oracle,
+            width=args.width,
+            weight_decay=args.weight_decay,
+        )
     except OptionError as err:
-        print(f"{prog}: error: argument --{err.field.replace('_', '-')}: {err.problem}", file=sys.stderr)
+        print(
+            f"{prog}: error: argument --{err.field.replace('_', '-')}: {err.problem}",
+            file=sys.stderr,
+        )
         return 2
     jobs = args.jobs or default_jobs(len(configs))
     first = next(iter(configs.values())).resolved()
-    print(f"divweights demo: {len(configs)} training runs on Fashion-MNIST with 60% label noise -> {out}/",
-          flush=True)
+    print(
+        f"divweights demo: {len(configs)} training runs on Fashion-MNIST with 60% label noise -> {out}/",
+        flush=True,
+    )
 
     found = existing_results(out)
     if found:
         if not args.overwrite:
-            print(f"{prog}: error: {out} already holds demo results ({', '.join(found)}); pass --overwrite to "
-                  "replace them, or --out NEW_FOLDER to keep them", file=sys.stderr)
+            print(
+                f"{prog}: error: {out} already holds demo results ({', '.join(found)}); pass --overwrite to "
+                "replace them, or --out NEW_FOLDER to keep them",
+                file=sys.stderr,
+            )
             return 2
         for name in found:
             path = out / name
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-        print(f"  --overwrite: removed the previous results in {out}/ ({', '.join(found)})", flush=True)
+        print(
+            f"  --overwrite: removed the previous results in {out}/ ({', '.join(found)})",
+            flush=True,
+        )
 
     from .datasets import DatasetNotFoundError, load_fashion_mnist
 
@@ -609,29 +871,53 @@ def main(argv=None) -> int:
     except DatasetNotFoundError as err:
         print(f"demo: {err}\nRun `make dataset` first.", file=sys.stderr)
         return 1
-    load_s = 7 * (time.perf_counter() - t0)  # each run reads the test split and the 6x larger training split
+    load_s = 7 * (
+        time.perf_counter() - t0
+    )  # each run reads the test split and the 6x larger training split
 
     out.mkdir(parents=True, exist_ok=True)
-    print(f"Fashion-MNIST, {args.subset} stratified training examples ({1 - first.val_fraction:.0%} train, "
-          f"{first.val_fraction:.0%} noisy validation), 60% symmetric label noise, clean 10k test set.")
-    print(f"model {first.model} (width {first.width}), {first.epochs} epochs, batch {first.batch_size}, "
-          f"lr {first.lr} (milestones {list(first.lr_milestones)}), weight decay {first.weight_decay}")
+    print(
+        f"Fashion-MNIST, {args.subset} stratified training examples ({1 - first.val_fraction:.0%} train, "
+        f"{first.val_fraction:.0%} noisy validation), 60% symmetric label noise, clean 10k test set."
+    )
+    print(
+        f"model {first.model} (width {first.width}), {first.epochs} epochs, batch {first.batch_size}, "
+        f"lr {first.lr} (milestones {list(first.lr_milestones)}), weight decay {first.weight_decay}"
+    )
     for label, cfg in configs.items():
         r = cfg.resolved()
-        strength = ", ".join(f"{k}={v:.3g}" for k, v in r.strength().items()) \
-            if r.method not in ("ce", "mixup", "oracle") else ""
-        extra = f" class {r.class_divergence} gamma={r.class_gamma}" if r.method in ("cicw", "cicw-m") else ""
+        strength = (
+            ", ".join(f"{k}={v:.3g}" for k, v in r.strength().items())
+            if r.method not in ("ce", "mixup", "oracle")
+            else ""
+        )
+        extra = (
+            f" class {r.class_divergence} gamma={r.class_gamma}"
+            if r.method in ("cicw", "cicw-m")
+            else ""
+        )
         print(f"  {label:9s} method={r.method} noise={r.noise} {strength}{extra}")
     cores = default_jobs(10**6)
-    print(f"{jobs} run(s) at a time x {args.threads} thread(s) each ({cores} CPU core(s) usable here).")
+    print(
+        f"{jobs} run(s) at a time x {args.threads} thread(s) each ({cores} CPU core(s) usable here)."
+    )
     print("Measuring this machine's speed (a few seconds)...", flush=True)
     warm = _measure(configs, jobs)
-    speed = dict(step_s=warm["step_s"], eval_example_s=warm["eval_example_s"], per_run_s=load_s)
+    speed = {
+        "step_s": warm["step_s"],
+        "eval_example_s": warm["eval_example_s"],
+        "per_run_s": load_s,
+    }
     estimate = estimate_seconds(configs, jobs=jobs, **speed)
-    print(f"Expected time: about {_fmt_duration(estimate)} ({1000 * warm['step_s']:.0f} ms per training step "
-          f"measured just now; other load on the machine changes it).", flush=True)
+    print(
+        f"Expected time: about {_fmt_duration(estimate)} ({1000 * warm['step_s']:.0f} ms per training step "
+        f"measured just now; other load on the machine changes it).",
+        flush=True,
+    )
 
-    progress = _Progress(configs, costs=run_costs(configs, **speed), estimate_s=estimate)
+    progress = _Progress(
+        configs, costs=run_costs(configs, **speed), estimate_s=estimate
+    )
     t_start = time.perf_counter()
     try:
         results = _run_all(configs, jobs, progress)
@@ -641,36 +927,53 @@ def main(argv=None) -> int:
 
     rows = []
     for label in configs:
-        records, summary, seconds = results[label]
+        _records, summary, seconds = results[label]
         rows.append({"label": label, **summary, "time": seconds})
     table = format_table(rows)
     legend = format_legend()
     print()
     print(table)
     print(legend)
-    print(f"\ntotal wall-clock time: {_fmt_duration(total)} (estimated {_fmt_duration(estimate)})")
+    print(
+        f"\ntotal wall-clock time: {_fmt_duration(total)} (estimated {_fmt_duration(estimate)})"
+    )
 
-    from . import plots
     import numpy as np
 
-    plots.plot_accuracy_curves({label: results[label][0] for label in configs}, out / "accuracy.png",
-                               title="Fashion-MNIST, 60% symmetric noise: clean test (solid), noisy val (dashed)")
+    from . import plots
+
+    plots.plot_accuracy_curves(
+        {label: results[label][0] for label in configs},
+        out / "accuracy.png",
+        title="Fashion-MNIST, 60% symmetric noise: clean test (solid), noisy val (dashed)",
+    )
     hist = {}
     for label, cfg in configs.items():
         if cfg.method in ("ce", "mixup", "oracle") or cfg.noise == "none":
             continue
-        last = Path(cfg.out) / "weights" / f"epoch_{results[label][0][-1].epoch:03d}.npz"
+        last = (
+            Path(cfg.out) / "weights" / f"epoch_{results[label][0][-1].epoch:03d}.npz"
+        )
         if last.is_file():
             with np.load(last) as z:
                 hist[label] = (z["scaled_weights"], z["flipped"])
     if hist:
-        plots.plot_weight_histograms(hist, out / "weights.png", title="final-epoch weights n*w_i: clean vs flipped")
+        plots.plot_weight_histograms(
+            hist,
+            out / "weights.png",
+            title="final-epoch weights n*w_i: clean vs flipped",
+        )
 
-    verdict = assess({label: results[label][1]["final_test_acc"] for label in configs}, quick=args.quick)
+    verdict = assess(
+        {label: results[label][1]["final_test_acc"] for label in configs},
+        quick=args.quick,
+    )
     print()
     for line in verdict["lines"]:
         print(line)
-    print(f"Plots: {out / 'accuracy.png'}, {out / 'weights.png'}; tables: {out / 'results.md'}")
+    print(
+        f"Plots: {out / 'accuracy.png'}, {out / 'weights.png'}; tables: {out / 'results.md'}"
+    )
 
     payload = {
         "rows": rows,
@@ -685,9 +988,17 @@ def main(argv=None) -> int:
         "target": {k: v for k, v in verdict.items() if k != "lines"},
         "verdict": verdict["lines"],
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=1, sort_keys=True, default=str))
-    (out / "results.md").write_text(table + "\n\n" + legend + "\n\n" + "\n".join(verdict["lines"])
-                                    + f"\n\ntotal time {total:.0f} s\n")
+    (out / "results.json").write_text(
+        json.dumps(payload, indent=1, sort_keys=True, default=str)
+    )
+    (out / "results.md").write_text(
+        table
+        + "\n\n"
+        + legend
+        + "\n\n"
+        + "\n".join(verdict["lines"])
+        + f"\n\ntotal time {total:.0f} s\n"
+    )
     return 0
 
 
