@@ -503,6 +503,15 @@ class _Progress:
 _EVENTS = None  # the worker processes' queue of (label, log line)
 
 
+def _mp_context():
+    """Worker processes start from a clean server process (``forkserver``), not by forking this one:
+    forking a process that has started threads (JAX, an OpenMP pool) can deadlock."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context(
+        "forkserver" if "forkserver" in methods else "spawn"
+    )
+
+
 def _init_worker(events) -> None:
     global _EVENTS
     _EVENTS = events
@@ -548,7 +557,7 @@ def _run_all(configs: dict[str, TrainConfig], jobs: int, progress: _Progress) ->
             results[label] = (records, summary, seconds)
             progress.run_done(label, summary["final_test_acc"], seconds)
         return results
-    ctx = multiprocessing.get_context()
+    ctx = _mp_context()
     events = ctx.Queue()
 
     def drain():
@@ -587,7 +596,7 @@ def _measure(configs: dict[str, TrainConfig], jobs: int) -> dict:
     args = (r.threads or 1, r.width, r.batch_size, r.eval_batch_size)
     if jobs == 1:
         return _warmup(*args)
-    with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context()) as pool:
         found = list(pool.map(_warmup, *zip(*[args] * jobs)))
     return {k: sum(f[k] for f in found) / len(found) for k in found[0]}
 
@@ -850,8 +859,9 @@ def main(argv=None) -> int:
     if found:
         if not args.overwrite:
             print(
-                f"{prog}: error: {out} already holds demo results ({', '.join(found)}); pass --overwrite to "
-                "replace them, or --out NEW_FOLDER to keep them",
+                f"{prog}: error: {out} already holds demo results ({', '.join(found)}); to replace them run "
+                f"`{prog} {' '.join([*(argv if argv is not None else sys.argv[1:]), '--overwrite'])}`, "
+                "or give --out NEW_FOLDER to keep them",
                 file=sys.stderr,
             )
             return 2
