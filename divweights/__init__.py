@@ -8,18 +8,20 @@ and device.
 
 from ._api import class_weights, instance_weights, reweighted_class_losses
 from .divergences import KL, Alpha, ChiSquared, Divergence, ReverseKL, SquaredL2, TotalVariation
+from .strength import Strength
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "instance_weights",
-    "class_weights",
-    "reweighted_class_losses",
-    "Divergence",
     "KL",
-    "ReverseKL",
     "Alpha",
     "ChiSquared",
-    "TotalVariation",
+    "Divergence",
+    "ReverseKL",
     "SquaredL2",
+    "Strength",
+    "TotalVariation",
+    "class_weights",
+    "instance_weights",
+    "reweighted_class_losses",
 ]

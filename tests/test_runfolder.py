@@ -114,7 +114,7 @@ def test_overwrite_deletes_the_previous_run_and_nothing_else(tmp_path):
 
 
 def test_resume_and_overwrite_together_arerefused():
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="cannot be combined with resume"):
         TrainConfig(dataset="two-moons", resume=True, overwrite=True)
 
 
