@@ -16,9 +16,10 @@ torch = pytest.importorskip("torch")
 from divweights_train import cli
 from divweights_train.metrics import read_summary
 from train_helpers import MOONS as MOONS_RUN
-from train_helpers import forbid_training, refused
+from train_helpers import MOONS_JAX, forbid_training, refused
 
 MOONS = [*MOONS_RUN, "--no-save-weights"]
+JAX = [*MOONS_JAX, "--no-save-weights"]
 
 
 class _Payload:
@@ -36,10 +37,10 @@ def no_training(monkeypatch):
     forbid_training(monkeypatch)
 
 
-def _stopped_run(out: Path, *extra: str) -> None:
-    assert (
-        cli.main([*MOONS, *extra, "--stop-after-epochs", "1", "--out", str(out)]) == 0
-    )
+def _stopped_run(out: Path, *args: str) -> None:
+    """One epoch of a two-epoch run (``args``: the CLI options, default :data:`MOONS`)."""
+    args = args or MOONS
+    assert cli.main([*args, "--stop-after-epochs", "1", "--out", str(out)]) == 0
 
 
 def test_torch_checkpoint_loads_with_weights_only(tmp_path):
@@ -86,7 +87,7 @@ def test_crafted_jax_pickle_checkpoint_is_refused_and_runs_nothing(
     (out / "checkpoint_jax.pkl").write_bytes(
         pickle.dumps({"format": _Payload(marker)}, protocol=4)
     )
-    err = refused([*MOONS, "--framework", "jax", "--resume", "--out", str(out)], capsys)
+    err = refused([*JAX, "--resume", "--out", str(out)], capsys)
     assert not marker.exists()
     assert "checkpoint_jax.pkl was not loaded" in err and "pickle" in err
 
@@ -103,14 +104,14 @@ def test_crafted_jax_npz_checkpoint_is_refused_and_runs_nothing(
             np.savez(fh, meta=np.array([_Payload(marker)], dtype=object))
     else:
         path.write_bytes(pickle.dumps(_Payload(marker)))
-    err = refused([*MOONS, "--framework", "jax", "--resume", "--out", str(out)], capsys)
+    err = refused([*JAX, "--resume", "--out", str(out)], capsys)
     assert not marker.exists()
     assert "checkpoint_jax.npz was not loaded" in err and "could run code" in err
 
 
 def test_jax_checkpoint_is_npz_and_json(tmp_path):
     jax = pytest.importorskip("jax")  # noqa: F841
-    _stopped_run(tmp_path / "r", "--framework", "jax", "--temperature", "1.0")
+    _stopped_run(tmp_path / "r", *JAX, "--temperature", "1.0")
     with np.load(tmp_path / "r" / "checkpoint_jax.npz", allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         assert not any(z[k].dtype.hasobject for k in z.files)

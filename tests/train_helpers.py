@@ -6,24 +6,13 @@ import pytest
 from divweights_train import cli, runloop
 
 #: A small CLI run: two-moons, 200 examples, 2 epochs of 5 steps, quiet, no plots.
-MOONS = [
-    "--dataset",
-    "two-moons",
-    "--noise",
-    "symmetric:0.3",
-    "--threads",
-    "1",
-    "--quiet",
-    "--subset",
-    "200",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "2",
-    "--method",
-    "ciw",
-    "--no-plots",
-]
+_MOONS = (
+    "--dataset two-moons --noise symmetric:0.3 --quiet --subset 200 --batch-size 32 "
+    "--epochs 2 --method ciw --no-plots"
+)
+MOONS = [*_MOONS.split(), "--threads", "1"]
+#: The same run with JAX (which takes no --threads).
+MOONS_JAX = ["--framework", "jax", *_MOONS.split()]
 
 
 def forbid_training(monkeypatch) -> None:
