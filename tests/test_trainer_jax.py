@@ -15,34 +15,15 @@ from divweights_train.datasets import DEFAULT_FASHION_MNIST_DIR
 from divweights_train.metrics import EpochRecord, read_metrics
 from divweights_train.models_jax import build_model, count_params
 
-MOONS = [
-    "--framework",
-    "jax",
-    "--dataset",
-    "two-moons",
-    "--noise",
-    "symmetric:0.3",
-    "--quiet",
-]
+_MOONS = "--framework jax --dataset two-moons --noise symmetric:0.3 --quiet"
+MOONS = _MOONS.split()
 # cicw-m exercises the most of the step: clean pass, class and instance weights, sampled mixup
 # (a temperature compiles faster than the default KL radius, which needs a root search).
-MOONS_REF = [
-    *MOONS,
-    "--subset",
-    "400",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "3",
-    "--method",
-    "cicw-m",
-    "--temperature",
-    "1.0",
-    "--burnin-steps",
-    "4",
-    "--anneal-steps",
-    "6",
-]
+_REF = (
+    "--subset 400 --batch-size 32 --epochs 3 --method cicw-m --temperature 1.0 "
+    "--burnin-steps 4 --anneal-steps 6"
+)
+MOONS_REF = [*MOONS, *_REF.split()]
 
 
 def _run(args, out):
