@@ -7,6 +7,7 @@ and device.
 """
 
 from ._api import class_weights, instance_weights, reweighted_class_losses
+from .adaptive import noise_radius, noise_rate, track_noise_rate
 from .divergences import KL, Alpha, ChiSquared, Divergence, ReverseKL, SquaredL2, TotalVariation
 
 __version__ = "0.1.0"
@@ -22,4 +23,7 @@ __all__ = [
     "ChiSquared",
     "TotalVariation",
     "SquaredL2",
+    "noise_rate",
+    "track_noise_rate",
+    "noise_radius",
 ]
