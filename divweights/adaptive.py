@@ -1,35 +1,29 @@
-r"""Radii that need no noise rate: estimate the batch's noisy mass from the model's confidence.
+r"""Radii that need no noise rate: estimate the batch's noisy mass from the model's predictions.
 
-A divergence radius encodes how much of a mini-batch the weights may ignore.
-The right amount is the fraction of wrong labels, which a user rarely knows.
-This module estimates it from the predictions alone and turns the estimate
-into a radius for any divergence.  Three pure functions:
+A divergence radius encodes how much of a mini-batch the weights may set
+aside.  The right amount is the fraction of wrong labels, which a user rarely
+knows.  This module estimates it from the batch and turns the estimate into a
+radius for any divergence.  Three pure functions:
 
 * :func:`noise_rate` -- the batch estimate
-  :math:`\hat\pi = \frac1n\sum_i \bigl(1 - \max_j p_{ij}\bigr)`,
-  :math:`p_{ij} = e^{-L_{ij}}` (the model's class probabilities, given as
-  class losses :math:`L_{ij} = -\log p_{ij}`);
+  :math:`\hat\pi = \frac1n\sum_i \bigl(1 - p_{iy_i}/\max_j p_{ij}\bigr)`,
+  how much the model prefers another class to the label, from the class
+  losses :math:`L_{ij} = -\log p_{ij}` and the labels;
 * :func:`track_noise_rate` -- an exponential moving average of it started at
   ``0`` (the only state: one scalar);
 * :func:`noise_radius` -- the radius of a divergence that lets the weights
-  drop a fraction :math:`\pi` of the batch (instance weights) or of a label's
-  mass (class weights): :math:`-\log(1-\pi)` for KL, :math:`\pi` for total
-  variation.
+  set aside a fraction :math:`\pi` of the batch (instance weights) or of a
+  label's mass (class weights): :math:`-\log(1-\pi)` for KL, :math:`\pi`
+  for total variation.
 
 What it estimates, and when it fails, is derived in the docs
-(``docs/derivations/adaptive.rst``).  In short: if the clean label of an
-input is (nearly) a function of the input and the model has learned the
-distribution of the *noisy* labels, then the probability that a label is
-wrong is :math:`1 - p_{\text{clean}}(x) = 1 - \max_j p_j(x)` whenever the
-clean class still has the largest noisy-label probability (below the flip
-threshold, e.g. a symmetric rate under :math:`(k-1)/k`).  An untrained model
-predicts uniformly and would read as pure noise, which is why the tracked
-average starts at zero and moves slowly: it acts as a burn-in that ends when
-the model has learned something, with no schedule to tune.  Ambiguous
-classes (a real Bayes error) read as noise, and memorised noisy labels stop
-reading as noise; both shrink or inflate the radius smoothly, never to a
-value the estimate cannot reach from a model that predicts uniformly
-(:math:`\pi \le (k-1)/k`).
+(``docs/derivations/adaptive.rst``).  In short: once the model has learned
+the clean structure of the data (which it does first, before it memorises
+the noise), a wrong label is one whose probability is far below that of the
+model's favourite class, and a right label is the favourite.  An untrained
+model predicts almost uniformly, so every ratio is near one and the estimate
+starts near zero: the radius grows as the model learns, with no schedule to
+tune.
 """
 
 from __future__ import annotations
@@ -43,9 +37,11 @@ from .divergences import Divergence
 __all__ = ["DEFAULT_NOISE_MOMENTUM", "noise_rate", "track_noise_rate", "noise_radius"]
 
 #: Momentum of :func:`track_noise_rate` used by the adapters' ``delta="auto"``:
-#: the average forgets with a time constant of about 100 steps, long enough
-#: that the uniform predictions of an untrained model are not read as noise.
-DEFAULT_NOISE_MOMENTUM = 0.99
+#: a time constant of about 20 steps, which smooths the batch-to-batch
+#: scatter of the estimate (about ``0.5 / sqrt(n)``) and keeps the radius small
+#: during the first steps, and still follows the model within an epoch on a
+#: dataset of a few thousand examples (measured: ``benchmarks/adaptive_radius.py``).
+DEFAULT_NOISE_MOMENTUM = 0.95
 
 _PROBLEMS = ("instance", "class")
 
@@ -59,25 +55,57 @@ def _check_momentum(momentum) -> float:
     return momentum
 
 
-def noise_rate(class_losses: Any, /, *, valid: Any = None) -> Any:
-    r"""Estimate the fraction of wrong labels in a batch from the model's confidence.
+def _row_losses(L, targets, work):
+    """Per-row loss of the given label(s): ``L[i, y_i]`` or ``<y_i, L_i>``."""
+    xp = work.xp
+    if not hasattr(targets, "dtype"):
+        raise TypeError(f"targets must be an array; got {type(targets).__name__}")
+    k = L.shape[-1]
+    if xp.isdtype(targets.dtype, "integral"):
+        if tuple(targets.shape) != tuple(L.shape[:-1]):
+            raise ValueError(
+                f"integer targets must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; "
+                f"got {tuple(targets.shape)}"
+            )
+        classes = xp.arange(k, dtype=xp.int64, device=work.device)
+        onehot = xp.astype(xp.astype(targets, xp.int64)[..., None] == classes, work.dtype)
+        return xp.sum(onehot * L, axis=-1)
+    if xp.isdtype(targets.dtype, "bool"):
+        raise TypeError("targets must be integer labels or floating probabilities, not bool")
+    if tuple(targets.shape) != tuple(L.shape):
+        raise ValueError(
+            f"probability targets must have the shape of class_losses {tuple(L.shape)}; got {tuple(targets.shape)}"
+        )
+    y = xp.astype(targets, work.dtype)
+    finite = xp.where(y > 0, L, xp.zeros_like(L))  # 0 * inf is 0 here: a class the label does not hold
+    return xp.sum(y * finite, axis=-1)
+
+
+def noise_rate(class_losses: Any, targets: Any, /, *, valid: Any = None) -> Any:
+    r"""Estimate the fraction of wrong labels in a batch from how much the model prefers another class.
 
     .. math::
 
-        \hat\pi = \frac{1}{|V|}\sum_{i\in V} \bigl(1 - \max_j e^{-L_{ij}}\bigr)
+        \hat\pi = \frac{1}{|V|}\sum_{i\in V} \Bigl(1 - \frac{p_{i y_i}}{\max_j p_{ij}}\Bigr)
+                 = \frac{1}{|V|}\sum_{i\in V} -\operatorname{expm1}\bigl(-(\ell_i - \min_j L_{ij})\bigr)
 
-    over the rows :math:`V` marked ``valid`` (all rows by default).  The
-    labels are not needed: under label noise that keeps the clean class the
-    most likely noisy label, a model that has learned the noisy-label
-    distribution puts :math:`1-\pi(x)` on the clean class, so the mass it
-    leaves to the other classes is the noise rate (see the module notes for
-    when this fails).
+    over the rows :math:`V` marked ``valid`` (all rows by default), with
+    :math:`p_{ij} = e^{-L_{ij}}` and :math:`\ell_i = L_{i y_i}` (or
+    :math:`\langle y_i, L_i\rangle` for probability targets).  A row counts
+    fully when the model puts (almost) nothing on the label next to its
+    favourite class, not at all when the label is the favourite, and in
+    between when the model hesitates; see the module notes for what this
+    estimates and when it fails.
 
     Parameters
     ----------
     class_losses : array, shape (..., n, k)
         Class losses :math:`L_{ij} = -\log p_{ij}` (for example
         ``-log_softmax(logits)``), treated as constants.
+    targets : array
+        Integer labels of shape ``(..., n)`` or probabilities of shape
+        ``(..., n, k)``.  Labels are not range-checked here (indexing is by
+        comparison, so an out-of-range label counts as a wrong label).
     valid : array of bool, shape (..., n), optional
         Rows to use (for example not padding, not ``ignore_index``).  A batch
         without a valid row gives ``0``.
@@ -85,27 +113,27 @@ def noise_rate(class_losses: Any, /, *, valid: Any = None) -> Any:
     Returns
     -------
     rate : array, shape (...)
-        In :math:`[0, (k-1)/k]`, in the namespace, device and (floating)
-        dtype of ``class_losses``; float16/bfloat16 are computed in float32.
-        No host synchronisation (safe under ``jax.jit`` and
-        ``torch.compile``).
+        In :math:`[0, 1]`, in the namespace, device and (floating) dtype of
+        ``class_losses``; float16/bfloat16 are computed in float32.  No host
+        synchronisation (safe under ``jax.jit`` and ``torch.compile``).
 
     Examples
     --------
     >>> import numpy as np
     >>> from divweights import noise_rate
-    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]])
-    >>> round(float(noise_rate(-np.log(p))), 6)  # (0.1 + 0.4 + 0.5) / 3
-    0.333333
+    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.5, 0.5]])
+    >>> round(float(noise_rate(-np.log(p), np.array([0, 1, 1]))), 6)  # (0 + 0.75 + 0) / 3
+    0.25
     """
     L, work = prepare(class_losses, "class_losses", min_ndim=2)
     xp = work.xp
     if L.shape[-1] == 0:
         raise ValueError("class_losses must hold at least one class along the last axis")
     with quiet(xp):
-        # 1 - max_j exp(-L_ij) = -expm1(-min_j L_ij), accurate when the model is confident
-        per_row = -xp.expm1(-xp.min(L, axis=-1))
-        per_row = xp.where(xp.isnan(per_row), per_row, xp.clip(per_row, 0.0, 1.0))
+        gap = _row_losses(L, targets, work) - xp.min(L, axis=-1)
+        # 1 - p_y / p_max, accurate near 0; a NaN loss stays NaN, an infinite gap counts as 1
+        per_row = -xp.expm1(-xp.where(gap > 0, gap, xp.zeros_like(gap)))
+        per_row = xp.where(xp.isnan(gap), gap, per_row)
         if valid is None:
             rate = xp.mean(per_row, axis=-1)
         else:
@@ -121,7 +149,13 @@ def noise_rate(class_losses: Any, /, *, valid: Any = None) -> Any:
 
 
 def track_noise_rate(
-    previous: Any, class_losses: Any, /, *, momentum: float = DEFAULT_NOISE_MOMENTUM, valid: Any = None
+    previous: Any,
+    class_losses: Any,
+    targets: Any,
+    /,
+    *,
+    momentum: float = DEFAULT_NOISE_MOMENTUM,
+    valid: Any = None,
 ) -> Any:
     r"""One step of the moving average of :func:`noise_rate`.
 
@@ -129,16 +163,15 @@ def track_noise_rate(
 
         \bar\pi_t = m\,\bar\pi_{t-1} + (1 - m)\,\hat\pi_t, \qquad \bar\pi_0 = 0.
 
-    Starting at zero is deliberate (no bias correction): an untrained model
-    predicts uniformly, which :func:`noise_rate` cannot tell from pure noise,
-    so the average only trusts the estimate after about :math:`1/(1-m)`
-    steps of training.
+    Starting at zero is deliberate (no bias correction): the radius starts at
+    zero, as plain cross-entropy, and follows the estimate after about
+    :math:`1/(1-m)` steps.
 
     Parameters
     ----------
     previous : array or float
         The average so far (``0.0`` before the first step).
-    class_losses, valid
+    class_losses, targets, valid
         As in :func:`noise_rate`.
     momentum : float, default :data:`DEFAULT_NOISE_MOMENTUM`
         In ``[0, 1)``; ``0`` uses the current batch alone.
@@ -153,15 +186,15 @@ def track_noise_rate(
     --------
     >>> import numpy as np
     >>> from divweights import track_noise_rate
-    >>> L = -np.log(np.array([[0.5, 0.5], [0.5, 0.5]]))
+    >>> L = -np.log(np.array([[0.8, 0.2], [0.8, 0.2]]))
     >>> state = 0.0
     >>> for _ in range(3):
-    ...     state = track_noise_rate(state, L, momentum=0.5)
-    >>> round(float(state), 4)  # 0.5 * (1 - 0.5 ** 3)
-    0.4375
+    ...     state = track_noise_rate(state, L, np.array([0, 1]), momentum=0.5)
+    >>> round(float(state), 4)  # 0.375 * (1 - 0.5 ** 3)
+    0.3281
     """
     m = _check_momentum(momentum)
-    rate = noise_rate(class_losses, valid=valid)
+    rate = noise_rate(class_losses, targets, valid=valid)
     xp = prepare(rate, "rate", min_ndim=0)[1].xp
     if isinstance(previous, numbers.Real):
         return xp.asarray(rate * (1.0 - m) + float(previous) * m)

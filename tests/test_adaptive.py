@@ -20,36 +20,75 @@ def _probs(rng, n, k, sharpness=3.0):
     return p / p.sum(-1, keepdims=True)
 
 
-def test_noise_rate_is_mean_mass_off_the_top_class(backend, rng):
+def _expected_rate(p, y):
+    return np.mean(1.0 - p[np.arange(len(y)), y] / p.max(-1))
+
+
+def test_noise_rate_is_mean_shortfall_of_the_label_against_the_favourite(backend, rng):
     p = _probs(rng, 64, 7)
-    expected = np.mean(1.0 - p.max(-1))
-    got = backend.call(noise_rate, backend.asarray(-np.log(p)))
+    y = rng.integers(0, 7, 64)
+    got = backend.call(noise_rate, backend.asarray(-np.log(p)), backend.asarray(y))
     assert backend.is_namespace_of(got)
-    np.testing.assert_allclose(backend.to_numpy(got), expected, rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(got), _expected_rate(p, y), rtol=1e-12)
+
+
+def test_noise_rate_with_probability_targets_uses_the_expected_label_loss(rng):
+    p = _probs(rng, 16, 4)
+    y = _probs(rng, 16, 4, sharpness=1.0)
+    L = -np.log(p)
+    expected = np.mean(1.0 - np.exp(-((y * L).sum(-1) - L.min(-1))))
+    np.testing.assert_allclose(noise_rate(L, y), expected, rtol=1e-12)
+
+
+def test_noise_rate_one_hot_probabilities_equal_integer_labels(rng):
+    p = _probs(rng, 16, 5)
+    y = rng.integers(0, 5, 16)
+    L = -np.log(p)
+    np.testing.assert_allclose(noise_rate(L, np.eye(5)[y]), noise_rate(L, y), rtol=1e-12)
+
+
+def test_noise_rate_zero_when_every_label_is_the_favourite(rng):
+    p = _probs(rng, 32, 6)
+    assert float(noise_rate(-np.log(p), p.argmax(-1))) == 0.0
+
+
+def test_noise_rate_near_one_when_confidently_contradicted():
+    L = np.array([[0.0, 60.0], [60.0, 0.0]])
+    np.testing.assert_allclose(noise_rate(L, np.array([1, 0])), 1.0, rtol=1e-12)
 
 
 def test_noise_rate_ignores_invalid_rows(rng):
     p = _probs(rng, 10, 4)
+    y = rng.integers(0, 4, 10)
     valid = np.arange(10) % 3 != 0
-    got = noise_rate(-np.log(p), valid=valid)
-    np.testing.assert_allclose(got, np.mean(1.0 - p[valid].max(-1)), rtol=1e-12)
+    got = noise_rate(-np.log(p), y, valid=valid)
+    np.testing.assert_allclose(got, _expected_rate(p[valid], y[valid]), rtol=1e-12)
 
 
 def test_noise_rate_of_a_batch_without_valid_rows_is_zero(rng):
     p = _probs(rng, 5, 3)
-    assert float(noise_rate(-np.log(p), valid=np.zeros(5, bool))) == 0.0
+    assert float(noise_rate(-np.log(p), np.zeros(5, int), valid=np.zeros(5, bool))) == 0.0
 
 
 def test_noise_rate_batched_over_leading_axes(rng):
-    p = _probs(rng, 24, 5).reshape(2, 3, 4, 5)
-    got = noise_rate(-np.log(p))
+    p = _probs(rng, 24, 5)
+    y = rng.integers(0, 5, 24)
+    got = noise_rate(-np.log(p).reshape(2, 3, 4, 5), y.reshape(2, 3, 4))
     assert got.shape == (2, 3)
-    np.testing.assert_allclose(got, np.mean(1.0 - p.max(-1), axis=-1), rtol=1e-12)
+    ratio = (p[np.arange(24), y] / p.max(-1)).reshape(2, 3, 4)
+    np.testing.assert_allclose(got, np.mean(1.0 - ratio, axis=-1), rtol=1e-12)
 
 
-def test_noise_rate_valid_shape_is_checked(rng):
+def test_noise_rate_checks_shapes(rng):
+    L = -np.log(_probs(rng, 4, 3))
     with pytest.raises(ValueError, match="valid must have shape"):
-        noise_rate(-np.log(_probs(rng, 4, 3)), valid=np.ones(3, bool))
+        noise_rate(L, np.zeros(4, int), valid=np.ones(3, bool))
+    with pytest.raises(ValueError, match="integer targets must have shape"):
+        noise_rate(L, np.zeros(3, int))
+    with pytest.raises(ValueError, match="probability targets must have the shape"):
+        noise_rate(L, np.ones((4, 2)) / 2)
+    with pytest.raises(TypeError, match="not bool"):
+        noise_rate(L, np.zeros(4, bool))
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
@@ -58,41 +97,41 @@ def test_noise_rate_keeps_dtype_and_is_finite_at_extreme_losses(backend, dtype):
         dtype == "float16" and backend.value == "array_api_strict"
     ):
         pytest.skip(f"no {dtype} in this namespace")
-    L = np.array([[0.0, 1e4, 3e4], [30.0, 40.0, 1e4], [1e-30, 1e-30, 1e-30], [60000.0, 60000.0, 60000.0]])
-    got = backend.call(noise_rate, backend.asarray(L, dtype))
+    L = np.array([[0.0, 1e4, 3e4], [30.0, 40.0, 1e4], [1e-30, 1e-30, 1e-30], [6e4, 6e4, 6e4], [0.0, 6e4, 6e4]])
+    y = np.array([1, 1, 2, 1, 2])
+    got = backend.call(noise_rate, backend.asarray(L, dtype), backend.asarray(y))
     assert got.dtype == backend.dtype(dtype)
-    value = float(backend.to_numpy(got))
-    # rows: confident (0), all mass far from every class (1), uniform-ish (~1), none (1)
-    assert math.isfinite(value)
-    assert 0.0 <= value <= 1.0
+    # rows: contradicted (1), contradicted by 10 nats (~1), tie (0), tie (0), contradicted (1)
+    np.testing.assert_allclose(float(backend.to_numpy(got)), (3 - np.exp(-10.0)) / 5, rtol=1e-2)
 
 
 @settings(max_examples=50, deadline=None)
 @given(
     hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=9),
                elements=st.floats(-30, 30)),
+    st.integers(0, 2**32 - 1),
 )
-def test_noise_rate_bounded_by_uniform_prediction(z):
-    L = -(z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) - z.max(-1, keepdims=True))
-    k = z.shape[-1]
-    rate = float(noise_rate(L))
-    assert -1e-12 <= rate <= (k - 1) / k + 1e-9
+def test_noise_rate_lies_in_unit_interval(z, seed):
+    L = np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) + z.max(-1, keepdims=True) - z
+    y = np.random.default_rng(seed).integers(0, z.shape[-1], z.shape[0])
+    rate = float(noise_rate(L, y))
+    assert 0.0 <= rate <= 1.0
 
 
 def test_track_noise_rate_is_an_ema_started_at_zero(backend, rng):
     p = _probs(rng, 32, 4)
-    L = backend.asarray(-np.log(p))
+    y = rng.integers(0, 4, 32)
+    L, Y = backend.asarray(-np.log(p)), backend.asarray(y)
     state = 0.0
     for _ in range(4):
-        state = backend.call(lambda L: track_noise_rate(state, L, momentum=0.75), L)
-    expected = np.mean(1.0 - p.max(-1)) * (1 - 0.75**4)
-    np.testing.assert_allclose(backend.to_numpy(state), expected, rtol=1e-12)
+        state = backend.call(lambda L, Y: track_noise_rate(state, L, Y, momentum=0.75), L, Y)
+    np.testing.assert_allclose(backend.to_numpy(state), _expected_rate(p, y) * (1 - 0.75**4), rtol=1e-12)
 
 
 @pytest.mark.parametrize("momentum", [-0.1, 1.0, 2.0, float("nan")])
 def test_track_noise_rate_rejects_bad_momentum(momentum):
     with pytest.raises(ValueError, match="momentum must lie in"):
-        track_noise_rate(0.0, np.zeros((2, 2)), momentum=momentum)
+        track_noise_rate(0.0, np.zeros((2, 2)), np.zeros(2, int), momentum=momentum)
 
 
 @pytest.mark.parametrize(
