@@ -84,13 +84,22 @@ def make_loss(kind: str):
     raise ValueError(f"unknown method kind {kind!r}")
 
 
-def _own_code(fn: Callable, tag: str) -> Callable:
+def own_code(fn: Callable, tag: str) -> Callable:
     """``fn`` with a code object of its own: torch.compile caches (and counts recompiles) per code object,
     so steps built from the same ``def`` would otherwise share, and evict, one another's graphs."""
     code = fn.__code__.replace(co_name=f"{fn.__name__}_{tag}")
     return types.FunctionType(
         code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__
     )
+
+
+def calls(module: torch.nn.Module) -> Callable:
+    """A plain function ``inputs -> module(inputs)`` (to compile with a code object of its own)."""
+
+    def call(inputs):
+        return module(inputs)
+
+    return call
 
 
 def forward_loss_fn(
@@ -123,8 +132,8 @@ def forward_loss_fn(
         return mx, my
 
     if compile_scope == "loss":
-        head = torch.compile(_own_code(head, f"{tag}_head"), fullgraph=True)
-        mix = torch.compile(_own_code(mix, f"{tag}_mix"), fullgraph=True)
+        head = torch.compile(own_code(head, f"{tag}_head"), fullgraph=True)
+        mix = torch.compile(own_code(mix, f"{tag}_mix"), fullgraph=True)
     elif compile_scope not in (None, "step"):
         raise ValueError(
             f"compile_scope must be None, 'step' or 'loss', not {compile_scope!r}"
@@ -144,7 +153,7 @@ def forward_loss_fn(
             return head(model(x), y)
 
     if compile_scope == "step":
-        return torch.compile(_own_code(forward_loss, tag), fullgraph=True)
+        return torch.compile(own_code(forward_loss, tag), fullgraph=True)
     return forward_loss
 
 
