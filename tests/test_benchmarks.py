@@ -28,7 +28,8 @@ SMALLEST = {
         "--estimate"
     ],  # times a few CNN steps and prints the grid's estimate
 }
-SLOW = {"bench_core.py"}
+#: More than ~10 s of CPU: bench_core's quick mode, and the JAX steps' jit compiles (about 20 s today).
+SLOW = {"bench_core.py", "bench_jax_step.py"}
 NEEDS = {
     "bench_torch_step.py": ["torch"],
     "bench_jax_step.py": ["jax"],
@@ -137,7 +138,10 @@ def test_benchmark_runs_in_its_smallest_mode(name, smallest_run):
 STEP_BENCHES = ["bench_torch_step.py", "bench_jax_step.py", "gpu_step.py"]
 
 
-@pytest.mark.parametrize("name", STEP_BENCHES)
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in STEP_BENCHES],
+)
 def test_step_benchmark_reports_every_method_against_its_goal(name, smallest_run):
     """The step tables name CE, the A/A control and the three methods, with ratios and PASS/FAIL for the goals."""
     proc = smallest_run(name)
