@@ -17,7 +17,8 @@ torch = pytest.importorskip("torch")
 
 from divweights_train import cli  # noqa: E402
 from divweights_train.config import TrainConfig  # noqa: E402
-from divweights_train.datasets import DEFAULT_FASHION_MNIST_DIR, write_cifar_like  # noqa: E402
+from _writers import write_cifar_like  # noqa: E402
+from divweights_train.datasets import DEFAULT_FASHION_MNIST_DIR  # noqa: E402
 from divweights_train.metrics import read_metrics  # noqa: E402
 
 MOONS = ["--dataset", "two-moons", "--noise", "symmetric:0.3", "--threads", "1", "--quiet"]

@@ -152,7 +152,7 @@ def expected_flip_rate(noise: str, dataset: str) -> float:
     >>> expected_flip_rate("asymmetric:0.4", "fashion-mnist")  # 4 of 10 classes are mapped
     0.16
     """
-    from divweights.noise import ASYMMETRIC_MAPPINGS, parse_noise_spec
+    from .noise import ASYMMETRIC_MAPPINGS, parse_noise_spec
 
     spec = parse_noise_spec(noise)
     k = _NUM_CLASSES.get(dataset, 10)
@@ -326,7 +326,13 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError/TypeError for inconsistent or out-of-range options."""
         if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+            from .datasets import is_user_dataset
+
+            if not is_user_dataset(self.dataset):
+                raise ValueError(
+                    f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}, "
+                    "or give a .npz file (arrays x, y) or a folder of class-named image folders"
+                )
         method_spec(self.method)
         if self.model is not None and self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
@@ -394,7 +400,7 @@ class TrainConfig:
         _check_divergence_name("class_divergence", self.class_divergence)
         if self.device not in ("cpu",) and not str(self.device).startswith("cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
-        from divweights.noise import parse_noise_spec
+        from .noise import parse_noise_spec
 
         parse_noise_spec(self.noise)
 
