@@ -169,6 +169,19 @@ def _write_optional() -> None:
             path.write_text(text)
 
 
+def _clear_autosummary_stubs() -> None:
+    """Delete the autosummary stubs of earlier builds (``generated/*.rst``).
+
+    autosummary writes one stub per documented object and regenerates every stub
+    that the API pages list; a stub of an object that moved or was renamed since
+    would otherwise stay behind as an orphan page (a warning, so an error under
+    ``-W``) in a checkout that built the docs before.
+    """
+    for stub in (DOCS / "generated").glob("*.rst"):
+        stub.unlink()
+
+
+_clear_autosummary_stubs()
 _write_optional()
 if HAVE_CLI:
     _write_cli_help()
