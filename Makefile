@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_jax_step.py --quick
 	$(PY) benchmarks/gpu_step.py
 	$(PY) benchmarks/fashion_mnist_table.py --estimate
+	$(PY) benchmarks/adaptive_radius.py --tiny
 
 bench-full: $(STAMP)
 	$(PY) benchmarks/bench_core.py
@@ -54,6 +55,7 @@ bench-full: $(STAMP)
 
 bench-accuracy: $(STAMP) dataset
 	$(PY) benchmarks/fashion_mnist_table.py --jobs 2
+	$(PY) benchmarks/adaptive_radius.py
 
 clean:
 	rm -rf $(VENV) docs/_build docs/auto_examples .pytest_cache .hypothesis

@@ -217,18 +217,27 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (1 thread each)")
     ap.add_argument("--quick", action="store_true", help="one seed, digits and two-moons only")
+    ap.add_argument("--tiny", action="store_true", help="smoke test: two-moons at 40%% noise, 3 epochs, 3 methods")
     ap.add_argument("--table", metavar="JSONL", help="only print the table of a results file")
     args = ap.parse_args(argv)
     if args.table:
         rows = [json.loads(line) for line in Path(args.table).read_text().splitlines() if line.strip()]
         print(table(rows))
         return 0
+    noises = NOISES
     if args.quick:
         args.seeds, args.datasets = 1, [d for d in args.datasets if d != "fashion-mnist"]
+    if args.tiny:
+        args.seeds, args.datasets, args.epochs, args.jobs = 1, ["two-moons"], 3, 1
+        args.methods, noises = ["ce", "fixed:0.5", "auto"], (("symmetric", 0.4),)
+        if args.out == ap.get_default("out"):
+            import tempfile
+
+            args.out = str(Path(tempfile.mkdtemp()) / "tiny.jsonl")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {_key(json.loads(line)) for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
-    jobs = [(d, kd, rt, s, m, args.epochs) for d in args.datasets for kd, rt in NOISES for s in range(args.seeds)
+    jobs = [(d, kd, rt, s, m, args.epochs) for d in args.datasets for kd, rt in noises for s in range(args.seeds)
             for m in args.methods if (d, kd, rt, s, m) not in done]
     print(f"{len(jobs)} runs to do ({len(done)} already in {out}), {args.jobs} at a time", flush=True)
     for d in args.datasets:  # load once in the parent; forked workers share it

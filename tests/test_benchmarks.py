@@ -23,7 +23,8 @@ SMALLEST = {
     "bench_torch_step.py": ["--tiny"],
     "bench_jax_step.py": ["--tiny"],
     "gpu_step.py": ["--device", "cpu", "--tiny"],
-    "bench_core.py": ["--quick"],  # no smaller mode: n = 1e5 and cvxpy solves (slow)
+    "bench_core.py": ["--quick"],
+    "adaptive_radius.py": ["--tiny"],  # no smaller mode: n = 1e5 and cvxpy solves (slow)
     "fashion_mnist_table.py": [
         "--estimate"
     ],  # times a few CNN steps and prints the grid's estimate
@@ -36,6 +37,7 @@ NEEDS = {
     "gpu_step.py": ["torch"],
     "bench_core.py": ["cvxpy"],
     "fashion_mnist_table.py": ["torch"],
+    "adaptive_radius.py": ["torch", "sklearn"],
 }
 
 
