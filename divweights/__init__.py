@@ -7,6 +7,7 @@ and device.
 """
 
 from ._api import class_weights, instance_weights, reweighted_class_losses
+from .adaptive import noise_radius, noise_rate, track_noise_rate
 from .divergences import KL, Alpha, ChiSquared, Divergence, ReverseKL, SquaredL2, TotalVariation
 from .strength import Strength
 
@@ -23,5 +24,8 @@ __all__ = [
     "TotalVariation",
     "class_weights",
     "instance_weights",
+    "noise_radius",
+    "noise_rate",
     "reweighted_class_losses",
+    "track_noise_rate",
 ]
