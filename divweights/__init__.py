@@ -8,6 +8,7 @@ and device.
 
 from ._api import class_weights, instance_weights, reweighted_class_losses
 from .divergences import KL, Alpha, ChiSquared, Divergence, ReverseKL, SquaredL2, TotalVariation
+from .strength import Strength
 
 __version__ = "0.1.0"
 
@@ -15,6 +16,7 @@ __all__ = [
     "instance_weights",
     "class_weights",
     "reweighted_class_losses",
+    "Strength",
     "Divergence",
     "KL",
     "ReverseKL",

@@ -5,21 +5,10 @@ from __future__ import annotations
 import math
 
 from ._array import check_scalar, is_concrete, prepare, quiet, scalar
-from .divergences import Divergence
+from .divergences import _check_divergence
+from .strength import Strength
 
 __all__ = ["instance_weights", "class_weights", "reweighted_class_losses"]
-
-
-def _check_divergence(divergence):
-    if isinstance(divergence, type) and issubclass(divergence, Divergence):
-        raise TypeError(
-            f"pass a divergence instance such as {divergence.__name__}(), not the class itself"
-        )
-    if not isinstance(divergence, Divergence):
-        raise TypeError(
-            "divergence must be a divweights divergence (KL(), ReverseKL(), Alpha(a), ChiSquared(), "
-            f"TotalVariation(), SquaredL2()); got {divergence!r}"
-        )
 
 
 def _nan_rows(xp, x, out):
@@ -84,22 +73,16 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
     >>> round(float(KL()(w, np.full(4, 0.25))), 6)
     0.1
     """
-    _check_divergence(divergence)
-    given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
-    if len(given) != 1:
-        names = " and ".join(given) if given else "none"
-        raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
-    (form, strength), = given.items()
+    strength = Strength.parse(divergence, lam=lam, delta=delta, temperature=temperature, required=True)
     l, work = prepare(losses, "losses")
     xp = work.xp
     if l.shape[-1] == 0:
         raise ValueError("losses must hold at least one example along the last axis (empty batch)")
-    check_scalar(form, strength, positive=form != "delta")
-    s = scalar(work, strength)
+    s = scalar(work, strength.value)
     all_inf = xp.min(l, axis=-1, keepdims=True) == math.inf
     l = xp.where(all_inf, xp.zeros_like(l), l)
     with quiet(xp):
-        w = divergence.instance(l, form, s, work)
+        w = divergence.instance(l, strength.kind, s, work)
         w = _nan_rows(xp, l, w)
     return work.finish(w)
 
