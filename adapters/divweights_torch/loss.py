@@ -28,6 +28,7 @@ from torch import nn
 from divweights import KL, Alpha, Divergence, ReverseKL
 from divweights._array import Work
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
+from divweights.strength import OFF, Strength
 
 from .distributed import gather_batch, is_distributed
 from .schedule import AnnealSchedule
@@ -35,7 +36,6 @@ from .schedule import AnnealSchedule
 __all__ = ["ReweightedLoss", "DEFAULT_DELTA"]
 
 _REDUCTIONS = ("none", "sum", "mean")
-_FORMS = ("lam", "delta", "temperature")
 
 
 def _autocast_off(device_type: str):
@@ -57,39 +57,14 @@ def _real(name: str, value) -> float:
 
 
 def _parse_strength(instance, lam, delta, temperature) -> tuple[str | None, float | None]:
-    """Validate the instance divergence and its strength with plain Python; return ``(form, value)``."""
-    given = {k: v for k, v in zip(_FORMS, (lam, delta, temperature)) if v is not None}
-    if instance is None:
-        if given:
-            raise ValueError(f"{' and '.join(given)} given but instance=None (uniform weights); pass a divergence")
+    """Validate the instance divergence and its strength once (plain Python); return ``(kind, value)``."""
+    for name, value in (("lam", lam), ("delta", delta), ("temperature", temperature)):
+        if value is not None:
+            _real(name, value)  # a Python number: a tensor strength would be a per-run constant anyway
+    strength = Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
+    if strength is None:
         return None, None
-    if isinstance(instance, type) and issubclass(instance, Divergence):
-        raise TypeError(f"pass a divergence instance such as {instance.__name__}(), not the class itself")
-    if not isinstance(instance, Divergence):
-        raise TypeError(
-            "instance must be a divweights divergence instance such as KL() or Alpha(0.1), or None; "
-            f"got {instance!r}"
-        )
-    if not given:
-        if type(instance) is not KL:
-            raise ValueError(
-                f"give one of lam=, delta=, temperature= for {instance!r}: the default "
-                f"delta={DEFAULT_DELTA} is a KL radius and only applies to instance=KL()"
-            )
-        given = {"delta": DEFAULT_DELTA}
-    if len(given) > 1:
-        raise ValueError(f"give at most one of lam, delta, temperature; got {' and '.join(given)}")
-    ((form, value),) = given.items()
-    value = _real(form, value)
-    if form not in instance.instance_forms:
-        alternatives = ", ".join(f"{f}=" for f in instance.instance_forms)
-        raise ValueError(f"{instance!r} does not support {form}= for instance weights; use one of {alternatives}")
-    if form == "delta":
-        if not value >= 0:
-            raise ValueError(f"delta must be >= 0; got {value!r}")
-    elif not value > 0:
-        raise ValueError(f"{form} must be > 0; got {value!r}")
-    return form, value
+    return strength.kind, float(strength.value)
 
 
 def _supports_class_problem(classes: Divergence) -> bool:
@@ -307,9 +282,9 @@ class ReweightedLoss(nn.Module):
 
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
         self.last_weights: torch.Tensor | None = None
-        self.last_losses: torch.Tensor | None = None
-        self._last_v: torch.Tensor | None = None
-        self._last_labels: tuple | None = None  # (targets, C, dtype) when v is the one-hot labels
+        # what last_losses / last_class_weights are built from, on first access (no work in the step)
+        self._last: tuple | None = None
+        self._last_built: dict = {}
 
     # -- step counter ---------------------------------------------------------
     @property
@@ -341,13 +316,29 @@ class ReweightedLoss(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
+    def last_losses(self) -> torch.Tensor | None:
+        """Per-example losses of the last call, ``(N,)``, detached; see the class docstring."""
+        if self._last is None:
+            return None
+        if "losses" not in self._last_built:
+            losses, _, invalid, _, _ = self._last
+            self._last_built["losses"] = losses if invalid is None else losses.masked_fill(invalid, 0.0)
+        return self._last_built["losses"]
+
+    @property
     def last_class_weights(self) -> torch.Tensor | None:
         """Class weights of the last call, ``(N, C)``, detached; see the class docstring."""
-        if self._last_v is None and self._last_labels is not None:
-            targets, k, dtype = self._last_labels
-            classes = torch.arange(k, device=targets.device)
-            self._last_v = (targets[:, None] == classes).to(dtype)
-        return self._last_v
+        if self._last is None:
+            return None
+        if "v" not in self._last_built:
+            losses, v, invalid, targets, k = self._last
+            if v is None:  # the labels themselves (ignore_index matches no class: zero rows)
+                classes = torch.arange(k, device=targets.device)
+                v = (targets[:, None] == classes).to(losses.dtype)
+            elif invalid is not None:
+                v = v.masked_fill(invalid[:, None], 0.0)
+            self._last_built["v"] = v
+        return self._last_built["v"]
 
     def extra_repr(self) -> str:
         parts = [repr(self.instance)]
@@ -403,26 +394,35 @@ class ReweightedLoss(nn.Module):
             return None, 1.0
         return self.schedule.factor_tensor(self.steps, dtype)
 
-    def _instance_weights(self, key, factor, work):
-        """Instance weights of the detached losses ``key`` (``+inf`` on ignored rows)."""
+    def _instance_weights(self, key, burn, factor, work):
+        """Instance weights of the detached losses ``key`` (``+inf`` on ignored rows).
+
+        Without a schedule the strength is a Python constant.  With one, it is a 0-d tensor
+        computed from :attr:`steps` -- annealed by ``factor`` and switched off (the uniform
+        weights of the burn-in: ``delta = 0``, ``lam = temperature =`` :data:`divweights.strength.OFF`)
+        where ``burn`` holds -- so one graph serves the whole run."""
         dtype = key.dtype
         finfo = torch.finfo(dtype)
-        form, s = self._form, self._strength
-        if form in ("lam", "temperature") and _is_kl(self.instance):
+        kind, s = self._form, self._strength
+        if burn is None:
+            value = s  # Python float: a constant of the run
+        else:
+            f = factor if isinstance(factor, torch.Tensor) else torch.full((), factor, dtype=dtype, device=key.device)
+            value = torch.where(burn, 0.0 if kind == "delta" else OFF, s / f if kind == "delta" else f * s)
+        if kind in ("lam", "temperature") and _is_kl(self.instance):
             # the KL penalty is a softmin: one fused kernel instead of the core's array-API
             # formula (same result, tested against divweights.instance_weights); the shift by the
             # minimum and the clipped scale give the tiny-strength limit (mass on the minimisers)
-            if isinstance(factor, torch.Tensor):
-                scale = (factor.reciprocal() * (1.0 / s)).clamp(finfo.tiny, finfo.max)
+            if isinstance(value, torch.Tensor):
+                scale = value.reciprocal().clamp(finfo.tiny, finfo.max)
             else:
-                scale = min(max(1.0 / (s * factor), finfo.tiny), finfo.max)
+                scale = min(max(1.0 / value, finfo.tiny), finfo.max)
             return torch.softmax((key.amin() - key) * scale, dim=0)
-        if isinstance(factor, torch.Tensor):
-            strength = s / factor if form == "delta" else s * factor
-            strength = strength.clamp_max(finfo.max)
+        if isinstance(value, torch.Tensor):
+            value = value if kind == "delta" else value.clamp_max(finfo.max)  # lam * f may overflow
         else:
-            strength = torch.full((), min(s, finfo.max), dtype=dtype, device=key.device)
-        return self.instance.instance(key, form, strength, work)
+            value = torch.full((), min(value, finfo.max), dtype=dtype, device=key.device)
+        return self.instance.instance(key, kind, value, work)
 
     def _uniform_weights(self, invalid, n, dtype, device):
         if invalid is None:
@@ -468,8 +468,8 @@ class ReweightedLoss(nn.Module):
                         v = torch.where(burn, y, v)
                 else:
                     v = y
-                if invalid is not None:
-                    v = v.masked_fill(invalid[:, None], 0.0)
+                # rows of ignored targets hold the class weights of label 0: finite, and their instance
+                # weight is zero (last_losses / last_class_weights show them as zero)
                 cv = v if weight is None else v * weight
                 losses = (cv * L).sum(dim=-1)
 
@@ -492,9 +492,7 @@ class ReweightedLoss(nn.Module):
             if self.instance is None:
                 w_all = self._uniform_weights(invalid_all, key_all.shape[0], dtype, device)
             else:
-                w_all = self._instance_weights(key_all, factor, work)
-                if burn is not None:
-                    w_all = torch.where(burn, self._uniform_weights(invalid_all, key_all.shape[0], dtype, device), w_all)
+                w_all = self._instance_weights(key_all, burn, factor, work)
                 if invalid_all is not None:  # an all-ignored batch: zero weights, not 0/0
                     w_all = w_all.masked_fill(invalid_all, 0.0)
             w = w_all[rank * n : (rank + 1) * n] if world > 1 else w_all
@@ -510,11 +508,9 @@ class ReweightedLoss(nn.Module):
                 out = out * world
         if record:
             self.last_weights = w
-            self.last_losses = losses.detach()
-            if v is None:
-                self._last_v, self._last_labels = None, (targets.detach(), k, dtype)
-            else:
-                self._last_v, self._last_labels = v.detach(), None
+            detached_v = None if v is None else v.detach()
+            self._last = (losses.detach(), detached_v, invalid, targets.detach() if v is None else None, k)
+            self._last_built = {}
         return out, w
 
     def _run(self, logits, targets, *, record: bool):
@@ -523,7 +519,8 @@ class ReweightedLoss(nn.Module):
         try:
             return self._compute(logits, targets, record=record)
         except (IndexError, RuntimeError) as exc:
-            _raise_for_labels(logits, targets, self.ignore_index, exc)
+            if isinstance(logits, torch.Tensor) and logits.ndim == 2:
+                _raise_for_labels(logits.shape[1], targets, self.ignore_index, exc)
             raise
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -560,19 +557,20 @@ class ReweightedLoss(nn.Module):
         return w
 
 
-def _raise_for_labels(logits, targets, ignore_index, exc) -> None:
-    """Turn torch's index error for an out-of-range label into the core's message (eager, CPU)."""
+def _raise_for_labels(k: int, targets, ignore_index: int | None, exc: BaseException) -> None:
+    """Turn torch's index error for an out-of-range label into the core's message (eager, CPU).
+
+    Called only after a kernel has raised, so valid batches pay nothing; reads the labels on the host."""
     if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.ndim != 1:
         return
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or targets.device.type != "cpu":
+    if targets.device.type != "cpu" or targets.dtype == torch.bool or targets.is_complex():
         return
-    k = logits.shape[1]
-    kept = targets[targets != ignore_index]
+    kept = targets if ignore_index is None else targets[targets != ignore_index]
     if kept.numel() == 0:
         return
     lo, hi = int(kept.min()), int(kept.max())
     if lo < 0 or hi >= k:
+        skipped = "" if ignore_index is None else f" (rows equal to ignore_index={ignore_index} are skipped)"
         raise ValueError(
-            f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}] "
-            f"(rows equal to ignore_index={ignore_index} are skipped)"
+            f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}]{skipped}"
         ) from exc
