@@ -33,7 +33,7 @@ def _step_ops(loss_fn) -> int:
     labels = torch.randint(0, K, (N,), generator=g)
     for _ in range(2):
         z = torch.randn(N, K, generator=g, requires_grad=True)
-        n = count_ops(lambda: loss_fn(z, labels).backward())
+        n = count_ops(lambda z=z: loss_fn(z, labels).backward())
     return n
 
 
@@ -52,7 +52,7 @@ def _cicw_m_ops() -> int:
 
     for _ in range(2):
         z = torch.randn(N, K, generator=g, requires_grad=True)
-        n = count_ops(lambda: step(z))
+        n = count_ops(lambda z=z: step(z))
     return n
 
 
@@ -83,9 +83,9 @@ def test_cicw_m_step_op_budget():
 _STUB_OPS = []
 
 
-def _uniform_stub(self, l, form, strength, work):
+def _uniform_stub(self, losses, form, strength, work):
     _STUB_OPS.append(1)
-    return torch.full_like(l, 1.0 / l.shape[-1])  # one op
+    return torch.full_like(losses, 1.0 / losses.shape[-1])  # one op
 
 
 def _labels_stub(self, L, y, onehot, gamma, work):

@@ -114,12 +114,12 @@ def test_per_example_loss_with_class_weight_and_smoothing_follows_torch(batch):
 
 
 def test_probability_targets(batch):
-    logits, labels = batch
+    logits, _ = batch
     probs = torch.softmax(torch.randn(16, 5, dtype=torch.float64), dim=-1)
     loss_fn = ReweightedLoss(KL(), temperature=1.0)
     loss = loss_fn(logits, probs)
-    l = F.cross_entropy(logits, probs, reduction="none")
-    torch.testing.assert_close(loss, (divweights.instance_weights(l, KL(), temperature=1.0) * l).sum())
+    losses = F.cross_entropy(logits, probs, reduction="none")
+    torch.testing.assert_close(loss, (divweights.instance_weights(losses, KL(), temperature=1.0) * losses).sum())
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -146,8 +146,8 @@ def test_reduction_mean_with_class_weight_divides_by_weighted_mass(batch):
     loss_fn = ReweightedLoss(KL(), temperature=0.5, weight=weight, reduction="mean")
     mean = loss_fn(logits, labels)
     w = loss_fn.last_weights
-    l = F.cross_entropy(logits, labels, weight=weight, reduction="none")
-    torch.testing.assert_close(mean, (w * l).sum() / (w * weight[labels]).sum())
+    losses = F.cross_entropy(logits, labels, weight=weight, reduction="none")
+    torch.testing.assert_close(mean, (w * losses).sum() / (w * weight[labels]).sum())
 
 
 def test_unknown_reduction_rejected():
@@ -161,8 +161,10 @@ def test_unknown_reduction_rejected():
 @pytest.mark.parametrize("g", [0.0, 0.2, 0.7])
 def test_total_variation_class_loss_is_hard_bootstrapping(batch, g):
     logits, labels = batch
-    loss_fn = ReweightedLoss(KL(), temperature=0.5, classes=TotalVariation(), gamma=g) if g else ReweightedLoss(
-        KL(), temperature=0.5
+    loss_fn = (
+        ReweightedLoss(KL(), temperature=0.5, classes=TotalVariation(), gamma=g)
+        if g
+        else ReweightedLoss(KL(), temperature=0.5)
     )
     loss = loss_fn(logits, labels)
     L = -torch.log_softmax(logits, dim=-1)
@@ -276,8 +278,9 @@ def test_schedule_rejects_bad_values(kw):
 
 def test_burnin_gives_uniform_weights_and_no_class_reweighting(batch):
     logits, labels = batch
-    loss_fn = ReweightedLoss(KL(), temperature=0.1, classes=TotalVariation(), gamma=0.5,
-                             schedule=AnnealSchedule(burnin_steps=2))
+    loss_fn = ReweightedLoss(
+        KL(), temperature=0.1, classes=TotalVariation(), gamma=0.5, schedule=AnnealSchedule(burnin_steps=2)
+    )
     for _ in range(2):
         loss = loss_fn(logits, labels)
         torch.testing.assert_close(loss_fn.last_weights, torch.full((16,), 1 / 16, dtype=torch.float64))
@@ -287,18 +290,19 @@ def test_burnin_gives_uniform_weights_and_no_class_reweighting(batch):
     assert not torch.allclose(loss_fn.last_weights, torch.full((16,), 1 / 16, dtype=torch.float64))
 
 
-@pytest.mark.parametrize(("form", "scale"), [("temperature", lambda s, f: s * f), ("lam", lambda s, f: s * f),
-                                              ("delta", lambda s, f: s / f)])
+@pytest.mark.parametrize(
+    ("form", "scale"), [("temperature", lambda s, f: s * f), ("lam", lambda s, f: s * f), ("delta", lambda s, f: s / f)]
+)
 def test_annealing_scales_the_strength(batch, form, scale):
     logits, labels = batch
     sched = AnnealSchedule(burnin_steps=1, anneal_steps=2, start_factor=4.0)
     loss_fn = ReweightedLoss(KL(), **{form: 0.2}, schedule=sched)
-    l = ce(logits, labels)
+    losses = ce(logits, labels)
     for step, factor in enumerate([None, 4.0, 2.5, 1.0, 1.0]):
         assert loss_fn.factor() == factor
         loss_fn(logits, labels)
         if factor is not None:
-            expected = divweights.instance_weights(l, KL(), **{form: scale(0.2, factor)})
+            expected = divweights.instance_weights(losses, KL(), **{form: scale(0.2, factor)})
             torch.testing.assert_close(loss_fn.last_weights, expected)
         assert loss_fn.step == step + 1
 
@@ -477,10 +481,10 @@ def test_other_class_divergences_follow_the_core(batch, div):
     loss = loss_fn(logits, labels)
     L = -torch.log_softmax(logits, dim=-1)
     v = divweights.class_weights(L, labels, div, gamma=0.05)
-    l = (v * L).sum(-1)
-    w = divweights.instance_weights(l, KL(), delta=0.3)
+    losses = (v * L).sum(-1)
+    w = divweights.instance_weights(losses, KL(), delta=0.3)
     torch.testing.assert_close(loss_fn.last_class_weights, v)
-    torch.testing.assert_close(loss, (w * l).sum())
+    torch.testing.assert_close(loss, (w * losses).sum())
 
 
 def test_kl_class_weights_with_probability_targets_follow_the_core(batch):
@@ -490,9 +494,9 @@ def test_kl_class_weights_with_probability_targets_follow_the_core(batch):
     loss = loss_fn(logits, probs)
     L = -torch.log_softmax(logits, dim=-1)
     v = divweights.class_weights(L, probs, KL(), gamma=0.05)
-    l = (v * L).sum(-1)
+    losses = (v * L).sum(-1)
     torch.testing.assert_close(loss_fn.last_class_weights, v)
-    torch.testing.assert_close(loss, (divweights.instance_weights(l, KL(), temperature=0.5) * l).sum())
+    torch.testing.assert_close(loss, (divweights.instance_weights(losses, KL(), temperature=0.5) * losses).sum())
 
 
 def test_kl_class_weights_with_integer_labels_rejected(batch):

@@ -66,7 +66,7 @@ def _check_compiled_equals_eager(make_step, *, max_graphs=2):
     assert 1 <= graphs <= max_graphs, f"{graphs} graphs compiled over {STEPS} steps"
     torch.testing.assert_close(compiled[0], eager[0])
     torch.testing.assert_close(compiled[1], eager[1])
-    for a, b in zip(compiled[2], eager[2]):
+    for a, b in zip(compiled[2], eager[2], strict=True):
         torch.testing.assert_close(a, b)
     assert compiled[3].step == eager[3].step == STEPS
     return graphs
@@ -139,6 +139,4 @@ def test_every_class_divergence_compiles_through_burn_in_and_annealing(kwargs):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["plain", "sample", "weight", "sample_weight", "label_smoothing"])
 def test_every_mixup_mode_compiles_in_a_cicw_m_step(mode):
-    _check_compiled_equals_eager(
-        _cicw_m_step(mode, classes=dw.ReverseKL(), gamma=0.01, schedule=_schedule())
-    )
+    _check_compiled_equals_eager(_cicw_m_step(mode, classes=dw.ReverseKL(), gamma=0.01, schedule=_schedule()))

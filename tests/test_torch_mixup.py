@@ -14,8 +14,6 @@ from divweights_torch.mixup import beta_symmetric  # noqa: E402
 from torch_counting import host_reads  # noqa: E402
 
 
-
-
 def _mix_batch(n=8, k=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, 2, 3, generator=g, dtype=torch.float64), torch.randint(0, k, (n,), generator=g)
@@ -54,8 +52,9 @@ def test_inputs_and_labels_mix_with_the_same_ratio(mode):
     x, y = _mix_batch()
     w = torch.rand(8, dtype=torch.float64)
     pred = torch.randn(8, 3, dtype=torch.float64)
-    mx, my, info = weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=pred,
-                                  generator=torch.Generator().manual_seed(3))
+    mx, my, info = weighted_mixup(
+        x, y, w, mode=mode, num_classes=3, predictions=pred, generator=torch.Generator().manual_seed(3)
+    )
     r, p = info["ratios"], info["partners"]
     assert mx.shape == x.shape and my.shape == (8, 3)
     torch.testing.assert_close(mx, r[:, None, None] * x + (1 - r[:, None, None]) * x[p], rtol=0, atol=1e-15)
@@ -68,8 +67,9 @@ def test_zero_weights_give_no_nan():
     x, y = _mix_batch()
     w = torch.tensor([0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     for mode in ("weight", "sample_weight", "label_smoothing"):
-        mx, my, info = weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=torch.randn(8, 3),
-                                      generator=torch.Generator().manual_seed(0))
+        mx, my, info = weighted_mixup(
+            x, y, w, mode=mode, num_classes=3, predictions=torch.randn(8, 3), generator=torch.Generator().manual_seed(0)
+        )
         assert torch.isfinite(mx).all() and torch.isfinite(my).all()
     _, _, info = weighted_mixup(x, y, torch.zeros(8, dtype=torch.float64), mode="sample_weight", num_classes=3)
     torch.testing.assert_close(info["ratios"], torch.full((8,), 0.5, dtype=torch.float64))
@@ -88,8 +88,9 @@ def test_weight_ratio_half_when_both_partners_weigh_zero():
 @pytest.mark.parametrize("alpha", [1.0, 0.2])
 def test_plain_mixup_uses_beta_ratios(alpha):
     x, y = _mix_batch(n=4000, k=3)
-    _, _, info = weighted_mixup(x, y, None, mode="plain", num_classes=3, alpha=alpha,
-                                generator=torch.Generator().manual_seed(0))
+    _, _, info = weighted_mixup(
+        x, y, None, mode="plain", num_classes=3, alpha=alpha, generator=torch.Generator().manual_seed(0)
+    )
     r = info["ratios"]
     assert torch.isfinite(r).all() and (r >= 0).all() and (r <= 1).all()
     assert float(r.mean()) == pytest.approx(0.5, abs=0.03)
@@ -107,8 +108,10 @@ def test_label_smoothing_mode_blends_labels_toward_predictions():
     expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
     torch.testing.assert_close(info["smoothed_targets"], expected)
     s = w / w.max()
-    torch.testing.assert_close(info["smoothed_targets"][0], s[0] * F.one_hot(y[0], 3).double()
-                               + (1 - s[0]) * F.one_hot(torch.tensor(1), 3).double())
+    torch.testing.assert_close(
+        info["smoothed_targets"][0],
+        s[0] * F.one_hot(y[0], 3).double() + (1 - s[0]) * F.one_hot(torch.tensor(1), 3).double(),
+    )
 
 
 def test_mixup_is_reproducible_with_a_generator():
@@ -158,8 +161,6 @@ def test_cicw_m_pipeline_runs_under_autocast():
         loss = loss_fn(model(mx), my)
     loss.backward()
     assert torch.isfinite(loss) and loss_fn.step == 1
-
-
 
 
 @pytest.mark.parametrize("mode", ["plain", "sample", "weight", "sample_weight", "label_smoothing"])
