@@ -89,7 +89,8 @@ class Divergence:
     #: forms of the instance problem this divergence supports
     instance_forms: tuple[str, ...] = ("lam", "delta")
 
-    #: largest meaningful class radius ``gamma`` (``inf``: unbounded)
+    #: largest meaningful class radius ``gamma``: a larger one leaves the whole
+    #: simplex feasible and gives the same weights (``inf``: no such bound)
     max_class_radius: float = math.inf
 
     def __setattr__(self, name, value):
@@ -330,7 +331,9 @@ class TotalVariation(Divergence):
     lowest-loss one(s).  Class weights with a one-hot target are hard
     bootstrapping, ``<v, l> = (1 - gamma) l_y + gamma min_j l_j``.  If your radius
     is an L1 radius ``r`` (``||v - y||_1 <= r``, as in the published cvxpy
-    variant), pass ``gamma = r / 2``.
+    variant), pass ``gamma = r / 2``.  The distance never exceeds 1, so
+    ``gamma >= 1`` lets all mass move and gives exactly the weights of
+    ``gamma = 1`` (:attr:`max_class_radius`).
 
     Examples
     --------
@@ -340,10 +343,9 @@ class TotalVariation(Divergence):
     array([0.5 , 0.25, 0.25, 0.  ])
     """
 
-    #: the total variation distance of two distributions is at most 1, so a
-    #: class radius ``gamma > 1`` could not mean anything more than ``gamma = 1``;
-    #: :func:`~divweights.class_weights` rejects it (it is usually an L1 radius
-    #: passed without halving)
+    #: the total variation distance of two distributions is at most 1: a class
+    #: radius ``gamma >= 1`` leaves the whole simplex feasible and acts exactly as
+    #: ``gamma = 1`` (an L1 radius ``r`` is ``gamma = r / 2``)
     max_class_radius = 1.0
 
     def value(self, xp, p, q):

@@ -33,6 +33,7 @@ from typing import Any, Literal, overload
 import array_api_compat
 
 from ._array import check_scalar
+from ._inputs import detach
 from .defaults import DEFAULT_DELTA
 from .divergences import KL, Divergence, _check_divergence
 
@@ -75,9 +76,19 @@ def _is_array(x) -> bool:
     return not isinstance(x, numbers.Real) and hasattr(x, "shape")
 
 
-def _check_factor(name: str, value) -> None:
-    """A factor is a real number or 0-d array, ``> 0`` (``inf`` allowed); checked when concrete."""
-    check_scalar(name, value, positive=True)
+def _check_factor(value) -> None:
+    """A schedule factor is a real number ``> 0`` (``inf`` allowed) or a 0-d array.
+
+    Array factors are never read: they change every step, and reading a
+    tensor would cost a host round-trip per step (the adapters promise none)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        check_scalar("factor", value, positive=True)
+        return
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        raise TypeError(f"factor must be a real number or a 0-d array; got {type(value).__name__}")
+    if tuple(shape) != ():
+        raise ValueError(f"factor must be a scalar (0-d); got shape {tuple(shape)}")
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,7 @@ class Strength:
         if self.kind not in _SPECS:
             raise ValueError(f"unknown strength kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         spec = _SPECS[self.kind]
-        check_scalar(self.kind, self.value, positive=spec.positive)
+        check_scalar(self.kind, detach(self.value), positive=spec.positive)
         if isinstance(self.value, numbers.Real) and not isinstance(self.value, float):
             object.__setattr__(self, "value", float(self.value))
 
@@ -254,7 +265,8 @@ class Strength:
         factor : float or 0-d array
             ``> 0``; ``inf`` gives uniform weights.  May be a tensor or a
             traced array: nothing is read back to the host (its value is
-            checked only when it is a Python number or a host array).
+            checked only when it is a Python number; the scaled value is not
+            checked again).
         active : bool or 0-d bool array, default True
             A traced flag selects with ``where``, so one compiled step serves
             the burn-in and the rest of training.
@@ -276,11 +288,11 @@ class Strength:
         >>> Strength("lam", 0.5).scaled(np.asarray(2.0), active=np.asarray(True)).value
         array(1.)
         """
-        _check_factor("factor", factor)
+        _check_factor(factor)
         spec = _SPECS[self.kind]
         value = self.value / factor if spec.divide else self.value * factor
         if isinstance(active, bool):
-            return Strength(self.kind, value if active else spec.off)
+            return self._unchecked(value if active else spec.off)
         shape = getattr(active, "shape", None)
         if shape is None or tuple(shape) != ():
             raise TypeError(f"active must be a bool or a 0-d bool array; got {active!r}")
@@ -293,7 +305,16 @@ class Strength:
         elif not xp.isdtype(value.dtype, "real floating") or xp.finfo(value.dtype).bits < 32:
             value = xp.astype(value, xp.float32)
         off = min(spec.off, float(xp.finfo(value.dtype).max))
-        return Strength(self.kind, xp.where(active, value, xp.full_like(value, off)))
+        return self._unchecked(xp.where(active, value, xp.full_like(value, off)))
+
+    def _unchecked(self, value) -> Strength:
+        """A strength of the same kind with ``value``, not validated again: a valid
+        strength scaled by a valid factor is valid, and re-reading an array value
+        would cost a host round-trip."""
+        out = object.__new__(Strength)
+        object.__setattr__(out, "kind", self.kind)
+        object.__setattr__(out, "value", float(value) if isinstance(value, numbers.Real) else value)
+        return out
 
     def as_kwargs(self) -> dict[str, Any]:
         """``{kind: value}``, to pass on as ``**kwargs``.

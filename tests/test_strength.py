@@ -1,6 +1,7 @@
 """divweights.Strength: one parse of lam / delta / temperature, scaling by a schedule factor;
 divergences are immutable values."""
 
+import copy
 import dataclasses
 import pickle
 
@@ -151,6 +152,32 @@ def test_tensor_factor_stays_a_tensor():
     assert isinstance(s.value, torch.Tensor) and s.value.item() == 0.125
 
 
+def test_tensor_factor_and_flag_are_never_read_on_the_host():
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    reads = []
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                reads.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        for kind in KINDS:
+            s = Strength(kind, 0.5).scaled(torch.tensor(4.0), torch.tensor(True))
+    assert reads == []
+    assert s.value.item() == 2.0
+
+
+def test_array_factor_must_be_a_scalar():
+    with pytest.raises(ValueError, match="factor must be a scalar"):
+        Strength("lam", 1.0).scaled(np.ones(2))
+    with pytest.raises(TypeError, match="factor must be a real number or a 0-d array"):
+        Strength("lam", 1.0).scaled("10")
+
+
 def test_traced_factor_and_flag_compile_once():
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
@@ -217,8 +244,9 @@ def test_equal_divergences_are_equal_and_distinct_ones_are_not():
 
 
 @pytest.mark.parametrize("d", [dw.Alpha(0.5), dw.ReverseKL(), dw.KL(), dw.SquaredL2()], ids=repr)
-def test_divergences_survive_pickling(d):
+def test_divergences_survive_pickling_and_copying(d):
     e = pickle.loads(pickle.dumps(d))
     assert e == d and hash(e) == hash(d)
+    assert copy.deepcopy(d) == d and copy.copy(d) == d
     with pytest.raises(AttributeError, match="immutable"):
         e.alpha = 3.0
