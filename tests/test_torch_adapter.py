@@ -683,8 +683,8 @@ def test_every_divergence_turns_a_nan_logit_into_nan_weights(batch, div, kw):
 @pytest.mark.parametrize("schedule", [AnnealSchedule(2, 4, 10.0), AnnealSchedule(3, 0), AnnealSchedule(0, 5, 0.5)])
 def test_schedule_factor_on_the_device_equals_the_host_factor(schedule):
     for step in range(10):
-        burn, f = schedule.factor_tensor(torch.tensor(step), torch.float64)
+        active, f = schedule.factor_tensor(torch.tensor(step), torch.float64)
         expected = schedule.factor(step)
-        assert bool(burn) == (expected is None)
+        assert bool(active) == (expected is not None)
         if expected is not None:
             assert float(f) == pytest.approx(expected, rel=1e-15)

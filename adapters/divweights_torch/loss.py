@@ -28,7 +28,7 @@ from torch import nn
 from divweights import KL, Alpha, Divergence, ReverseKL
 from divweights._array import Work
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
-from divweights.strength import OFF, Strength
+from divweights.strength import Strength
 
 from .distributed import gather_batch, is_distributed
 from .schedule import AnnealSchedule
@@ -56,15 +56,12 @@ def _real(name: str, value) -> float:
     return value
 
 
-def _parse_strength(instance, lam, delta, temperature) -> tuple[str | None, float | None]:
-    """Validate the instance divergence and its strength once (plain Python); return ``(kind, value)``."""
+def _parse_strength(instance, lam, delta, temperature) -> Strength | None:
+    """Validate the instance divergence and its strength once, with plain Python."""
     for name, value in (("lam", lam), ("delta", delta), ("temperature", temperature)):
         if value is not None:
             _real(name, value)  # a Python number: a tensor strength would be a per-run constant anyway
-    strength = Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
-    if strength is None:
-        return None, None
-    return strength.kind, float(strength.value)
+    return Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
 
 
 def _supports_class_problem(classes: Divergence) -> bool:
@@ -165,6 +162,9 @@ class ReweightedLoss(nn.Module):
 
     Attributes
     ----------
+    strength : divweights.Strength or None
+        The parsed instance strength (kind and value, validated once);
+        ``None`` for ``instance=None``.
     steps : torch.Tensor
         ``int64`` buffer (saved in ``state_dict``), incremented on the device
         by every call in training mode; the schedule reads it.  :attr:`step`
@@ -203,6 +203,9 @@ class ReweightedLoss(nn.Module):
       On an accelerator torch's device-side assertion fires instead, and
       under ``torch.compile`` the compiled kernel's bounds check does; the
       clear message is skipped there.
+    * The ``last_*`` attributes refer to tensors of the last step; under
+      ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) the next step
+      overwrites them, so clone what you keep.
 
     Examples
     --------
@@ -239,7 +242,7 @@ class ReweightedLoss(nn.Module):
         check_shard_sizes: bool = True,
     ):
         super().__init__()
-        self._form, self._strength = _parse_strength(instance, lam, delta, temperature)
+        self.strength = _parse_strength(instance, lam, delta, temperature)
         self.instance = instance
 
         gamma = _real("gamma", gamma)
@@ -342,8 +345,8 @@ class ReweightedLoss(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [repr(self.instance)]
-        if self._form is not None:
-            parts.append(f"{self._form}={self._strength!r}")
+        if self.strength is not None:
+            parts.append(f"{self.strength.kind}={self.strength.value!r}")
         if self.classes is not None:
             parts.append(f"classes={self.classes!r}, gamma={self.gamma!r}")
         parts.append(f"reduction={self.reduction!r}")
@@ -388,27 +391,28 @@ class ReweightedLoss(nn.Module):
             )
 
     def _schedule_state(self, dtype):
-        """``(burn, factor)``: ``burn`` a 0-d bool tensor (``None`` without a schedule),
-        ``factor`` a 0-d tensor or the Python float ``1.0`` (computed on the device from :attr:`steps`)."""
+        """``(active, factor)`` from :attr:`steps`, on the device: ``active`` a 0-d bool tensor,
+        false during the burn-in (``None`` without a schedule); ``factor`` a 0-d tensor or the
+        Python float ``1.0`` (a schedule without annealing)."""
         if self.schedule is None:
             return None, 1.0
         return self.schedule.factor_tensor(self.steps, dtype)
 
-    def _instance_weights(self, key, burn, factor, work):
+    def _instance_weights(self, key, active, factor, work):
         """Instance weights of the detached losses ``key`` (``+inf`` on ignored rows).
 
         Without a schedule the strength is a Python constant.  With one, it is a 0-d tensor
-        computed from :attr:`steps` -- annealed by ``factor`` and switched off (the uniform
-        weights of the burn-in: ``delta = 0``, ``lam = temperature =`` :data:`divweights.strength.OFF`)
-        where ``burn`` holds -- so one graph serves the whole run."""
+        computed from :attr:`steps` by :meth:`divweights.Strength.scaled` -- annealed by ``factor``
+        and switched off during the burn-in (uniform weights: ``delta = 0``, ``lam`` and
+        ``temperature`` :data:`divweights.strength.OFF`) -- so one graph serves the whole run."""
         dtype = key.dtype
         finfo = torch.finfo(dtype)
-        kind, s = self._form, self._strength
-        if burn is None:
-            value = s  # Python float: a constant of the run
+        if active is None:
+            strength = self.strength  # Python float: a constant of the run
         else:
             f = factor if isinstance(factor, torch.Tensor) else torch.full((), factor, dtype=dtype, device=key.device)
-            value = torch.where(burn, 0.0 if kind == "delta" else OFF, s / f if kind == "delta" else f * s)
+            strength = self.strength.scaled(f, active=active)
+        kind, value = strength.kind, strength.value
         if kind in ("lam", "temperature") and _is_kl(self.instance):
             # the KL penalty is a softmin: one fused kernel instead of the core's array-API
             # formula (same result, tested against divweights.instance_weights); the shift by the
@@ -442,7 +446,7 @@ class ReweightedLoss(nn.Module):
         with _autocast_off(device.type):
             z = logits if logits.dtype == dtype else logits.to(dtype)
             logp = F.log_softmax(z, dim=-1)
-            burn, factor = self._schedule_state(dtype)
+            active, factor = self._schedule_state(dtype)
             invalid = targets == self.ignore_index if integer else None
             weight = None if self.weight is None else self.weight.to(dtype)
             v = None
@@ -464,8 +468,8 @@ class ReweightedLoss(nn.Module):
                 if reweight_classes:
                     g = torch.full((), self.gamma, dtype=dtype, device=device)
                     v = self.classes.class_problem(L.detach(), y, integer and eps == 0, g, work)
-                    if burn is not None:
-                        v = torch.where(burn, y, v)
+                    if active is not None:  # no class reweighting during the burn-in
+                        v = torch.where(active, v, y)
                 else:
                     v = y
                 # rows of ignored targets hold the class weights of label 0: finite, and their instance
@@ -492,7 +496,7 @@ class ReweightedLoss(nn.Module):
             if self.instance is None:
                 w_all = self._uniform_weights(invalid_all, key_all.shape[0], dtype, device)
             else:
-                w_all = self._instance_weights(key_all, burn, factor, work)
+                w_all = self._instance_weights(key_all, active, factor, work)
                 if invalid_all is not None:  # an all-ignored batch: zero weights, not 0/0
                     w_all = w_all.masked_fill(invalid_all, 0.0)
             w = w_all[rank * n : (rank + 1) * n] if world > 1 else w_all

@@ -109,28 +109,30 @@ class AnnealSchedule:
 
         Returns
         -------
-        burn : torch.Tensor
-            0-d bool, ``True`` during the burn-in (where :meth:`factor` is ``None``).
+        active : torch.Tensor
+            0-d bool, ``False`` during the burn-in (where :meth:`factor` is
+            ``None``), ``True`` after.
         factor : torch.Tensor or float
             0-d tensor of ``dtype`` on ``step``'s device (during the burn-in it
             holds ``start_factor``, a valid strength factor that the caller
             discards), or the Python float ``1.0`` when the schedule has no
-            anneal (then the factor is constant).
+            anneal (then the factor is constant).  Use both with
+            :meth:`divweights.Strength.scaled`: ``strength.scaled(factor, active=active)``.
 
         Examples
         --------
         >>> import torch
         >>> from divweights_torch import AnnealSchedule
         >>> s = AnnealSchedule(burnin_steps=2, anneal_steps=4, start_factor=10.0)
-        >>> burn, f = s.factor_tensor(torch.tensor(3))
-        >>> bool(burn), round(float(f), 4), s.factor(3)
-        (False, 7.75, 7.75)
+        >>> active, f = s.factor_tensor(torch.tensor(3))
+        >>> bool(active), round(float(f), 4), s.factor(3)
+        (True, 7.75, 7.75)
         """
-        burn = step < self.burnin_steps
+        active = step >= self.burnin_steps
         if self.anneal_steps == 0:
-            return burn, 1.0
+            return active, 1.0
         t = (step - self.burnin_steps).clamp(0, self.anneal_steps).to(dtype)
-        return burn, t * ((1.0 - self.start_factor) / self.anneal_steps) + self.start_factor
+        return active, t * ((1.0 - self.start_factor) / self.anneal_steps) + self.start_factor
 
     def state_dict(self) -> dict:
         """Plain ``dict`` of the fields (``AnnealSchedule(**d)`` rebuilds it)."""
