@@ -33,7 +33,7 @@ STRENGTH = {"lam": 0.5, "delta": 0.3, "temperature": 0.5}
 
 
 def class_vs_cvxpy(rounds: int):
-    from divweights import reference
+    from divweights import testing as reference
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(128, 10)) * 2

@@ -9,7 +9,7 @@ from ._inputs import detach, same_library
 from .divergences import _check_divergence
 from .strength import Strength
 
-__all__ = ["instance_weights", "class_weights", "reweighted_class_losses"]
+__all__ = ["class_weights", "instance_weights", "reweighted_class_losses"]
 
 
 def _nan_rows(xp, x, out):

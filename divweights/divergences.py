@@ -35,13 +35,13 @@ from .solvers.squared_l2 import squared_l2_class
 from .solvers.total_variation import tv_constrained, tv_penalty
 
 __all__ = [
-    "Divergence",
     "KL",
-    "ReverseKL",
     "Alpha",
     "ChiSquared",
-    "TotalVariation",
+    "Divergence",
+    "ReverseKL",
     "SquaredL2",
+    "TotalVariation",
 ]
 
 KL_TOLERANCE = 1e-3

@@ -7,7 +7,7 @@ import pytest
 import divweights as dw
 
 pytest.importorskip("cvxpy")
-from divweights import reference
+from divweights import testing
 
 CLASSES = [dw.SquaredL2(), dw.ReverseKL(), dw.TotalVariation()]
 
@@ -19,9 +19,9 @@ def oracle_loss(logits, labels, classes, gamma, delta):
         - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
         - logits.max(-1, keepdims=True)
     )
-    v = reference.class_weights(L, labels, classes, gamma=gamma)
+    v = testing.class_weights(L, labels, classes, gamma=gamma)
     losses = (v * L).sum(-1)
-    w = reference.instance_weights(losses, dw.KL(), delta=delta)
+    w = testing.instance_weights(losses, dw.KL(), delta=delta)
     return float((w * losses).sum())
 
 

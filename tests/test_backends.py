@@ -3,10 +3,9 @@ same weights, in the input's namespace and dtype."""
 
 import numpy as np
 import pytest
+from helpers import CLASS_DIVERGENCES, INSTANCE_CASES, case_id
 
 import divweights as dw
-
-from helpers import CLASS_DIVERGENCES, INSTANCE_CASES, case_id
 
 
 @pytest.mark.parametrize("case", INSTANCE_CASES, ids=case_id)

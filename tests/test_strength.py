@@ -7,12 +7,11 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import INSTANCE_CASES, case_id
 
 import divweights as dw
 from divweights.defaults import DEFAULT_DELTA
 from divweights.strength import KINDS, OFF, Strength
-
-from helpers import INSTANCE_CASES, case_id
 
 # ------------------------------------------------------------------ parse
 
