@@ -27,7 +27,7 @@ import numbers
 import torch
 from torch import nn
 
-from .loss import _autocast_off, _raise_for_labels
+from .loss import _autocast_off, _is_compiling, _raise_for_labels
 
 __all__ = [
     "BiTemperedLoss",
@@ -102,7 +102,7 @@ def _reduce(per_example, reduction):
 
 def _guarded(fn, logits, targets):
     """Run ``fn``; in eager mode on the CPU turn torch's index error for a bad label into a clear one."""
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return fn()
     try:
         return fn()

@@ -38,6 +38,14 @@ __all__ = ["ReweightedLoss", "DEFAULT_DELTA"]
 _REDUCTIONS = ("none", "sum", "mean")
 
 
+def _is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing this call (``torch.compiler.is_compiling``, torch >= 2.3)."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if check is None:  # pragma: no cover - older torch
+        check = torch._dynamo.is_compiling
+    return check()
+
+
 def _autocast_off(device_type: str):
     """Context that disables autocast for ``device_type`` if it is on."""
     try:
@@ -518,7 +526,7 @@ class ReweightedLoss(nn.Module):
         return out, w
 
     def _run(self, logits, targets, *, record: bool):
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             return self._compute(logits, targets, record=record)
         try:
             return self._compute(logits, targets, record=record)

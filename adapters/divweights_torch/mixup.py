@@ -31,7 +31,7 @@ import torch
 
 from divweights.mixup import MIXUP_MODES, mixup_ratio, partner_probabilities, smooth_targets, smoothing_factors
 
-from .loss import _raise_for_labels
+from .loss import _is_compiling, _raise_for_labels
 
 __all__ = ["MIXUP_MODES", "beta_symmetric", "weighted_mixup"]
 
@@ -258,7 +258,7 @@ def weighted_mixup(
         k = targets.shape[1] if targets.is_floating_point() else num_classes
         if tuple(predictions.shape) != (n, k):
             raise ValueError(f"predictions must have shape (N, C) = {(n, k)}; got {tuple(predictions.shape)}")
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator)
     try:
         return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator)
@@ -295,7 +295,7 @@ def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions,
         partners = torch.multinomial(probs, n, replacement=True, generator=generator)
     else:
         partners = torch.randperm(n, generator=generator, device=device)
-    gather = mode in _PERMUTED and torch.compiler.is_compiling()
+    gather = mode in _PERMUTED and _is_compiling()
 
     # -- ratios --------------------------------------------------------------------
     if mode in ("weight", "sample_weight"):
