@@ -508,6 +508,8 @@ class ReweightedLoss(nn.Module):
                 if invalid_all is not None:  # an all-ignored batch: zero weights, not 0/0
                     w_all = w_all.masked_fill(invalid_all, 0.0)
             w = w_all[rank * n : (rank + 1) * n] if world > 1 else w_all
+            if not record:  # weights(): no loss, nothing recorded
+                return None, w
 
             if self.reduction == "none":
                 out = w * losses
@@ -518,11 +520,10 @@ class ReweightedLoss(nn.Module):
                     out = out / denom  # 0 / 0 = NaN when no mass is left, as in torch
             if world > 1:
                 out = out * world
-        if record:
-            self.last_weights = w
-            detached_v = None if v is None else v.detach()
-            self._last = (losses.detach(), detached_v, invalid, targets.detach() if v is None else None, k)
-            self._last_built = {}
+        self.last_weights = w
+        detached_v = None if v is None else v.detach()
+        self._last = (losses.detach(), detached_v, invalid, targets.detach() if v is None else None, k)
+        self._last_built = {}
         return out, w
 
     def _run(self, logits, targets, *, record: bool):
