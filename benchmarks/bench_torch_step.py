@@ -1,216 +1,262 @@
-"""Training-step time of a small CNN on the CPU: CE vs CIW vs CICW vs CICW-M.
+"""Training-step overhead of reweighting in PyTorch: CE vs CIW vs CICW vs CICW-M (small CNN, CPU).
 
-One SGD step (forward, loss, backward, update) on a batch of 128 single-channel
-28x28 inputs with 10 classes.  The variants run interleaved, in a shuffled
-order in every round, so that they all see the same load on the machine; the
-table reports the median time per step over the rounds and the median over
-rounds of the ratio to the cross-entropy time of the same round (a paired
-comparison, robust to slow drifts in the machine's load).
+One SGD step (forward, loss, backward, update) of the demo's small CNN
+(``SmallCNN``, width 16) on a batch of 128 single-channel 28x28 inputs with
+10 classes, for each method with the library's defaults (see
+``benchmarks/_torch_steps.py``), eager and under ``torch.compile(fullgraph=True)``.
+All steps run interleaved, in a shuffled order in every round, so that they
+see the same load on the machine. The table reports the median time per step
+and the median over rounds of the ratio to the CE step *of the same round and
+mode* (paired), against the goals of issue #10 (CIW and CICW <= 1.03x, CICW-M
+<= 1.3x), with PASS/FAIL. "CE again" is an A/A control: its distance from
+1.000 is the noise floor of the run. A step that does not compile is reported
+as "not compilable" with the reason, and the others still run.
 
 Usage::
 
-    python benchmarks/bench_torch_step.py [--rounds 15] [--steps 5] [--threads 1] [--clock cpu] [--profile]
+    python benchmarks/bench_torch_step.py            # eager + compiled, 15 rounds x 5 steps (several minutes)
+    python benchmarks/bench_torch_step.py --quick    # eager only, 7 rounds x 3 steps (make bench)
+    python benchmarks/bench_torch_step.py --tiny     # seconds: checks that the script runs (tests)
 
-The default clock is the process's CPU time, which is less sensitive than the
-elapsed time to other programs sharing the machine.
-
-``--profile`` also times the weight computations alone on fixed logits and
-counts the aten operators each loss call dispatches (torch eager pays a fixed
-cost per operator, which dominates for small batches).
+The default clock is the process's CPU time with one torch thread, which is
+less sensitive than the elapsed time to other programs on the machine.
+``--profile`` also times the loss calls alone on fixed logits and counts the
+aten operators they dispatch.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import random
+import os
 import statistics
+import sys
 import time
 from collections import Counter
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-import divweights
-from divweights import KL, Alpha, ReverseKL, TotalVariation
-from divweights_torch import DEFAULT_DELTA, ReweightedLoss, weighted_mixup
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-try:
-    from divweights_train.models_torch import SmallCNN
-except ImportError:  # pragma: no cover - the training package is optional
+from _timing import clock_timer, paired_ratio, paired_rounds, verdict
+from _torch_steps import (
+    GOALS,
+    METHODS,
+    build_runner,
+    describe_failure,
+    make_loss,
+    quiet_compiler,
+)
+from divweights_train.models_torch import SmallCNN
 
-    class SmallCNN(nn.Module):
-        def __init__(self, in_channels=1, num_classes=10, width=32):
-            super().__init__()
-            self.net = nn.Sequential(
-                nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Flatten(), nn.Linear(2 * width * 7 * 7, num_classes),
+CLASSES = 10
+
+
+def run(args) -> list[dict]:
+    """Time every method and mode; one row per (mode, method)."""
+    torch.manual_seed(args.seed)
+    base = SmallCNN(1, CLASSES, width=args.width)
+    x = torch.randn(args.batch, 1, 28, 28)
+    y = torch.randint(0, CLASSES, (args.batch,))
+    modes = ["eager"] + (["compiled"] if args.compile else [])
+    if args.compile:
+        quiet_compiler()
+    rows, runners = [], {}
+    for mode in modes:
+        for method in METHODS:
+            t0 = time.perf_counter()
+            scope = "step" if mode == "compiled" else None
+            runner, reason = build_runner(
+                base,
+                method,
+                x,
+                y,
+                num_classes=CLASSES,
+                compile_scope=scope,
+                warmup=args.warmup,
+                tag=f"{mode}_{method.name.replace(' ', '_')}",
             )
+            row = {
+                "mode": mode,
+                "method": method,
+                "reason": reason,
+                "warmup_s": time.perf_counter() - t0,
+                "graphs": runner.graphs if runner else None,
+            }
+            rows.append(row)
+            if runner is not None:
+                runners[(mode, method.name)] = runner.step
 
-        def forward(self, x):
-            return self.net(x)
+    def dropped(key, exc):
+        row = next(r for r in rows if (r["mode"], r["method"].name) == key)
+        row["reason"] = describe_failure(exc, key[0] == "compiled")
 
-
-BATCH, CLASSES = 128, 10
-
-
-def make_variants():
-    """name -> (loss factory or None for CE, uses mixup, goal ratio)."""
-    return {
-        "CE": (None, False, None),
-        "CE again (A/A control: the noise floor)": (None, False, None),
-        f"CIW (KL, delta={DEFAULT_DELTA}, default)": (lambda: ReweightedLoss(), False, 1.03),
-        "CIW (Alpha(0.1), temperature=0.1)": (lambda: ReweightedLoss(Alpha(0.1), temperature=0.1), False, 1.03),
-        "CICW (KL delta + TV gamma=0.2)": (
-            lambda: ReweightedLoss(classes=TotalVariation(), gamma=0.2), False, 1.03),
-        "CICW (KL delta + ReverseKL gamma=0.01)": (
-            lambda: ReweightedLoss(classes=ReverseKL(), gamma=0.01), False, 1.03),
-        "CICW-M (sample_weight, KL delta + ReverseKL)": (
-            lambda: ReweightedLoss(classes=ReverseKL(), gamma=0.01), True, 1.4),
-    }
-
-
-class Runner:
-    def __init__(self, base_model, loss_factory, mixup, x, y, seed):
-        self.model = copy.deepcopy(base_model)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        self.loss_fn = loss_factory() if loss_factory else None
-        self.mixup = mixup
-        self.x, self.y = x, y
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def step(self):
-        self.opt.zero_grad(set_to_none=True)
-        x, y = self.x, self.y
-        if self.loss_fn is None:
-            loss = F.cross_entropy(self.model(x), y)
-        elif self.mixup:
-            with torch.no_grad():
-                w = self.loss_fn.weights(self.model(x), y)
-            mx, my, _ = weighted_mixup(x, y, w, mode="sample_weight", num_classes=CLASSES, generator=self.gen)
-            loss = self.loss_fn(self.model(mx), my)
-        else:
-            loss = self.loss_fn(self.model(x), y)
-        loss.backward()
-        self.opt.step()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    times = paired_rounds(
+        runners,
+        rounds=args.rounds,
+        repeat=args.steps,
+        timer=clock_timer(clock),
+        seed=args.seed,
+        on_error=dropped,
+    )
+    for row in rows:
+        key = (row["mode"], row["method"].name)
+        ts, base_ts = times.get(key), times.get((row["mode"], "CE"))
+        if row["reason"] or not ts:
+            continue
+        row["median_s"] = statistics.median(ts)
+        row["ratio"] = paired_ratio(ts, base_ts) if base_ts else float("nan")
+    return rows
 
 
-def bench(rounds: int, steps: int, clock, warmup: int = 3):
-    torch.manual_seed(0)
-    base = SmallCNN(1, CLASSES)
-    x = torch.randn(BATCH, 1, 28, 28)
-    y = torch.randint(0, CLASSES, (BATCH,))
-    variants = make_variants()
-    runners = {name: Runner(base, f, m, x, y, i) for i, (name, (f, m, _)) in enumerate(variants.items())}
-    for r in runners.values():
-        for _ in range(warmup):
-            r.step()
-    times = {name: [] for name in runners}
-    order = list(runners)
-    rng = random.Random(0)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for name in order:
-            r = runners[name]
-            t0 = clock()
-            for _ in range(steps):
-                r.step()
-            times[name].append((clock() - t0) / steps)
-    med = {name: statistics.median(ts) for name, ts in times.items()}
-    # paired: ratio to the CE time of the same round, then the median over rounds
-    ratio = {name: statistics.median(t / c for t, c in zip(ts, times["CE"])) for name, ts in times.items()}
-    return med, ratio, {name: g for name, (_, _, g) in variants.items()}
+def table(rows, args) -> str:
+    lines = [
+        (
+            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), SmallCNN width {args.width}, "
+            f"batch {args.batch} x 1 x 28 x 28, {args.rounds} interleaved rounds x {args.steps} steps, "
+            f"{args.clock} clock"
+        ),
+        "",
+        "| mode | step | ms / step (median) | ratio to CE (paired median) | goal | result |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        m = r["method"]
+        goal = f"<= {m.goal:.2f}" if m.goal else ""
+        if r["reason"]:
+            lines.append(f"| {r['mode']} | {m.name} | – | – | {goal} | {r['reason']} |")
+            continue
+        result = verdict(r["ratio"], m.goal)
+        if r["mode"] == "compiled":
+            result = f"{result} ({r['graphs']} graph{'s' if r['graphs'] != 1 else ''})".strip()
+        lines.append(
+            f"| {r['mode']} | {m.name} | {r['median_s'] * 1e3:.2f} | {r['ratio']:.3f} | {goal} | {result} |"
+        )
+    lines.append("")
+    lines += [f"* {m.name}: {m.description}" for m in METHODS]
+    return "\n".join(lines)
 
 
-def count_ops(fn):
-    """Number of aten operators dispatched by ``fn()`` (forward only)."""
+# --------------------------------------------------------------------------- --profile
+def count_ops(fn) -> int:
+    """Number of aten operators dispatched by ``fn()``."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     counts = Counter()
 
     class Count(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            counts[str(func.overloadpacket.__name__)] += 1
+            counts[func.overloadpacket.__name__] += 1
             return func(*args, **(kwargs or {}))
 
     with Count():
         fn()
-    return counts
+    return sum(counts.values())
 
 
-def time_call(fn, repeat=200, clock=time.process_time):
-    for _ in range(min(10, repeat)):
-        fn()
-    t0 = clock()
-    for _ in range(repeat):
-        fn()
-    return (clock() - t0) / repeat
-
-
-def profile():
+def profile(batch: int) -> str:
+    """Per-call time and aten ops of each method's loss on fixed logits (forward + backward)."""
     torch.manual_seed(0)
-    logits = torch.randn(BATCH, CLASSES)
-    y = torch.randint(0, CLASSES, (BATCH,))
-    L = -torch.log_softmax(logits, -1)
-    l = L.gather(1, y[:, None])[:, 0]
-    _, mixed, _ = weighted_mixup(torch.randn(BATCH, 3), y, torch.rand(BATCH), mode="sample_weight", num_classes=CLASSES)
-    plain, tv = ReweightedLoss(), ReweightedLoss(classes=TotalVariation(), gamma=0.2)
-    calls = {
-        "F.cross_entropy": lambda: F.cross_entropy(logits, y),
-        f"instance_weights KL delta={DEFAULT_DELTA}": (
-            lambda: divweights.instance_weights(l, KL(), delta=DEFAULT_DELTA)),
-        "instance_weights KL temperature": lambda: divweights.instance_weights(l, KL(), temperature=1.0),
-        "instance_weights Alpha(0.1) temperature": lambda: divweights.instance_weights(l, Alpha(0.1), temperature=0.1),
-        "class_weights TV (labels)": lambda: divweights.class_weights(L, y, TotalVariation(), gamma=0.2),
-        "class_weights ReverseKL (labels)": lambda: divweights.class_weights(L, y, ReverseKL(), gamma=0.01),
-        "class_weights ReverseKL (mixed-up labels)": lambda: divweights.class_weights(
-            L, mixed, ReverseKL(), gamma=0.01),
-        "ReweightedLoss() full call": lambda: plain(logits, y),
-        "ReweightedLoss(classes=TV) full call": lambda: tv(logits, y),
-    }
-    print("\n| call (n=128, k=10) | time (us) | aten ops |\n|---|---:|---:|")
-    for name, fn in calls.items():
-        ops = count_ops(fn)
-        print(f"| {name} | {time_call(fn) * 1e6:.0f} | {sum(ops.values())} |")
-    model = SmallCNN(1, CLASSES)
-    x = torch.randn(BATCH, 1, 28, 28)
-    runner = Runner(model, None, False, x, y, 0)
+    logits0 = torch.randn(batch, CLASSES)
+    y = torch.randint(0, CLASSES, (batch,))
+    lines = [
+        "",
+        "| loss on fixed logits, forward + backward | µs / call | aten ops |",
+        "|---|---:|---:|",
+    ]
+    for name, kind in (
+        ("CE", "ce"),
+        ("CIW", "ciw"),
+        ("CICW", "cicw"),
+        ("CICW-M's loss (no mixup)", "cicw-m"),
+    ):
+        loss_fn = make_loss(kind)
 
-    def forward():
-        with torch.no_grad():
-            model(x)
+        def call(loss_fn=loss_fn):
+            z = logits0.detach().requires_grad_()
+            loss = F.cross_entropy(z, y) if loss_fn is None else loss_fn(z, y)
+            loss.backward()
 
-    t_fwd, t_step = time_call(forward, 20), time_call(runner.step, 20)
-    print(f"| SmallCNN forward, no grad (CICW-M's extra pass) | {t_fwd * 1e6:.0f} | |")
-    print(f"| SmallCNN CE training step | {t_step * 1e6:.0f} | |")
-    print(f"\nextra forward / CE step = {t_fwd / t_step:.3f}")
+        timer = clock_timer(time.process_time)
+        call()
+        t = timer(call, 200)
+        lines.append(f"| {name} | {t * 1e6:.0f} | {count_ops(call)} |")
+    return "\n".join(lines)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                   help="cpu: process CPU time (robust on a shared machine); wall: elapsed time")
-    p.add_argument("--profile", action="store_true")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    med, ratio, goals = bench(args.rounds, args.steps, clock)
-    print(
-        f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH}, "
-        f"{args.rounds} rounds x {args.steps} steps, {args.clock} clock"
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
     )
-    print("\n| variant | median ms/step | ratio to CE (paired median) | goal |\n|---|---:|---:|---:|")
-    for name, t in med.items():
-        goal = "" if goals[name] is None else f"<= {goals[name]:.2f}"
-        print(f"| {name} | {t * 1e3:.1f} | {ratio[name]:.3f} | {goal} |")
+    p.add_argument(
+        "--rounds", type=int, default=15, help="interleaved timing rounds (default 15)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=5, help="steps per method per round (default 5)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=3,
+        help="untimed steps per method first (compiles; default 3)",
+    )
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument(
+        "--width", type=int, default=16, help="SmallCNN width (default 16, the demo's)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: process CPU time (robust on a shared machine); wall: elapsed time",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time torch.compile(fullgraph=True) steps (default: on, off with --quick/--tiny)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="7 rounds x 3 steps, eager only (about a minute)",
+    )
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="batch 16, width 4, 2 rounds x 1 step: a smoke test",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time and count the ops of the loss calls alone",
+    )
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.rounds, args.steps, args.warmup, args.batch, args.width = 2, 1, 1, 16, 4
+    elif args.quick:
+        args.rounds, args.steps = 7, 3
+    if args.compile is None:
+        args.compile = not (args.quick or args.tiny)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = run(args)
+    print(table(rows, args))
     if args.profile:
-        profile()
+        print(profile(args.batch))
+    goals = ", ".join(f"{k} <= {v}x" for k, v in GOALS.items())
+    print(f"\nGoals (issue #10): {goals} the CE step of the same mode.")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

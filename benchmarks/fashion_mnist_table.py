@@ -1,7 +1,7 @@
 """Benchmark of record: Fashion-MNIST accuracy under label noise, method by method.
 
 Grid: symmetric noise 20/40/60/80% and asymmetric noise 40% (the
-``FASHION_MNIST_ASYMMETRIC`` class mapping of :mod:`divweights.noise`) x the
+``FASHION_MNIST_ASYMMETRIC`` class mapping of :mod:`divweights_train.noise`) x the
 methods CE, bootstrap, mixup, CIW, CICW, CICW-M x at least two seeds. Every
 cell is one ``divweights-train`` run with the library defaults on a stratified
 training subset (10% of it held out as a noisy validation split), evaluated on

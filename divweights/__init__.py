@@ -7,19 +7,25 @@ and device.
 """
 
 from ._api import class_weights, instance_weights, reweighted_class_losses
+from .adaptive import noise_radius, noise_rate, track_noise_rate
 from .divergences import KL, Alpha, ChiSquared, Divergence, ReverseKL, SquaredL2, TotalVariation
+from .strength import Strength
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "instance_weights",
-    "class_weights",
-    "reweighted_class_losses",
-    "Divergence",
     "KL",
-    "ReverseKL",
     "Alpha",
     "ChiSquared",
-    "TotalVariation",
+    "Divergence",
+    "ReverseKL",
     "SquaredL2",
+    "Strength",
+    "TotalVariation",
+    "class_weights",
+    "instance_weights",
+    "noise_radius",
+    "noise_rate",
+    "reweighted_class_losses",
+    "track_noise_rate",
 ]

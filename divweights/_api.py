@@ -5,21 +5,11 @@ from __future__ import annotations
 import math
 
 from ._array import check_scalar, is_concrete, prepare, quiet, scalar
-from .divergences import Divergence
+from ._inputs import detach, same_library
+from .divergences import _check_divergence
+from .strength import Strength
 
-__all__ = ["instance_weights", "class_weights", "reweighted_class_losses"]
-
-
-def _check_divergence(divergence):
-    if isinstance(divergence, type) and issubclass(divergence, Divergence):
-        raise TypeError(
-            f"pass a divergence instance such as {divergence.__name__}(), not the class itself"
-        )
-    if not isinstance(divergence, Divergence):
-        raise TypeError(
-            "divergence must be a divweights divergence (KL(), ReverseKL(), Alpha(a), ChiSquared(), "
-            f"TotalVariation(), SquaredL2()); got {divergence!r}"
-        )
+__all__ = ["class_weights", "instance_weights", "reweighted_class_losses"]
 
 
 def _nan_rows(xp, x, out):
@@ -69,9 +59,16 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
       others (masking an example by giving it an infinite loss is the same as
       removing it).  A row whose losses are all ``+inf`` gets uniform weights.
     * A row containing NaN returns NaN weights for the whole row.
-    * The weights are meant to be held constant in the backward pass: by
+    * The weights carry no gradient: ``losses`` (and an array strength) are
+      detached first (``detach()`` for torch, ``jax.lax.stop_gradient`` for
+      JAX).  They are meant to be held constant in the backward pass: by
       Danskin's theorem the gradient of the optimal value is
       :math:`\sum_i w^*_i \nabla \ell_i`.
+    * The strength is parsed by :meth:`Strength.parse
+      <divweights.strength.Strength.parse>` (``required=True``).  Its value is
+      checked (sign, NaN) only when it is known eagerly: a Python number or a
+      0-d array in host memory; traced values (``jax.jit``) and arrays on an
+      accelerator are used as given.
 
     Examples
     --------
@@ -84,32 +81,29 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
     >>> round(float(KL()(w, np.full(4, 0.25))), 6)
     0.1
     """
-    _check_divergence(divergence)
-    given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
-    if len(given) != 1:
-        names = " and ".join(given) if given else "none"
-        raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
-    (form, strength), = given.items()
-    l, work = prepare(losses, "losses")
+    strength = Strength.parse(divergence, lam=lam, delta=delta, temperature=temperature, required=True)
+    l, work = prepare(detach(losses), "losses")
     xp = work.xp
     if l.shape[-1] == 0:
         raise ValueError("losses must hold at least one example along the last axis (empty batch)")
-    check_scalar(form, strength, positive=form != "delta")
-    s = scalar(work, strength)
+    s = scalar(work, detach(strength.value))
     all_inf = xp.min(l, axis=-1, keepdims=True) == math.inf
     l = xp.where(all_inf, xp.zeros_like(l), l)
     with quiet(xp):
-        w = divergence.instance(l, form, s, work)
+        w = divergence.instance(l, strength.kind, s, work)
         w = _nan_rows(xp, l, w)
     return work.finish(w)
 
 
-def _targets_as_probabilities(targets, L, work):
+def _default_int(xp, device):
+    return xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
+
+
+def _targets_as_probabilities(targets, L, work, class_losses):
     """Return ``(y, onehot)`` with ``y`` of ``L``'s shape and dtype."""
     xp = work.xp
     k = L.shape[-1]
-    if not hasattr(targets, "dtype"):
-        raise TypeError(f"targets must be an array; got {type(targets).__name__}")
+    targets = detach(same_library(xp, targets, "targets", class_losses, "class_losses"))
     if xp.isdtype(targets.dtype, "integral"):
         if tuple(targets.shape) != tuple(L.shape[:-1]):
             raise ValueError(
@@ -123,6 +117,10 @@ def _targets_as_probabilities(targets, L, work):
                 raise ValueError(
                     f"integer targets must lie in [0, {k}) for {k} classes; got values in [{int(lo)}, {int(hi)}]"
                 )
+        if xp.iinfo(targets.dtype).max < k - 1:
+            # a narrow type (uint8 labels, 300 classes) cannot hold every class index:
+            # compare in the namespace's default integer type instead of wrapping
+            targets = xp.astype(targets, _default_int(xp, work.device))
         classes = xp.arange(k, dtype=targets.dtype, device=work.device)
         y = xp.astype(targets[..., None] == classes, work.dtype)
         return y, True
@@ -135,7 +133,9 @@ def _targets_as_probabilities(targets, L, work):
     y = xp.astype(targets, work.dtype)
     if is_concrete(y) and math.prod(y.shape) != 0:
         bad = xp.any(y < 0) | ~xp.all(xp.isfinite(y))
-        tol = 1e-3 if work.finfo.bits < 64 else 1e-6
+        # the tolerance follows the targets' own precision: a bfloat16 softmax is
+        # off by ~1e-3 (its eps is 2**-7), and cross-entropy accepts it
+        tol = max(1e-3 if work.finfo.bits < 64 else 1e-6, 4 * float(xp.finfo(targets.dtype).eps))
         off = xp.any(xp.abs(xp.sum(y, axis=-1) - 1.0) > tol)
         if is_concrete(bad):
             if bool(bad):
@@ -164,12 +164,39 @@ def class_weights(class_losses, targets, divergence, /, *, gamma):
         ``SquaredL2()``, or ``KL()`` (probability targets only:
         ``v ∝ target * exp(-class_losses / lam)``, loss-adaptive label smoothing).
     gamma : float or 0-d array
-        Radius, ``>= 0``.  ``0`` returns the targets.
+        Radius, ``>= 0``.  ``0`` returns the targets.  A radius at or above
+        ``divergence.max_class_radius`` (``1`` for ``TotalVariation()``: no
+        two distributions are farther apart) leaves the whole simplex
+        feasible, so ``TotalVariation()`` with ``gamma > 1`` gives exactly the
+        weights of ``gamma = 1`` (all mass on the lowest-loss classes).  If
+        you have an L1 radius ``r``, pass ``gamma = r / 2``.
 
     Returns
     -------
     v : array, shape (..., k)
         Rows on the simplex; namespace, dtype and device of ``class_losses``.
+        No gradient: the inputs are detached first.
+
+    Raises
+    ------
+    TypeError
+        ``targets`` from another array library than ``class_losses`` (NumPy
+        targets with JAX losses are accepted and converted, as JAX itself
+        does), boolean targets, or a non-divergence.
+    ValueError
+        Shapes that do not match; labels outside ``[0, k)``; probability
+        targets that are negative, non-finite or do not sum to one (within a
+        tolerance that follows the targets' dtype: ``4 eps``, at least
+        ``1e-3``, or ``1e-6`` in float64 work); ``gamma`` negative or NaN.
+
+    Notes
+    -----
+    Integer labels of any integer type are accepted; a type too narrow to
+    hold every class index (``uint8`` with 300 classes) is widened to the
+    namespace's default integer type before comparing.  Value checks (label
+    range, probability rows, ``gamma``) run when the values are known
+    eagerly (host memory, not traced); under ``jax.jit`` and on accelerators
+    they are skipped.
 
     Examples
     --------
@@ -180,13 +207,13 @@ def class_weights(class_losses, targets, divergence, /, *, gamma):
     array([[0.7, 0.3, 0. ]])
     """
     _check_divergence(divergence)
-    L, work = prepare(class_losses, "class_losses")
+    L, work = prepare(detach(class_losses), "class_losses")
     xp = work.xp
     if L.shape[-1] == 0:
         raise ValueError("class_losses must have at least one class along the last axis")
-    check_scalar("gamma", gamma, positive=False)
-    g = scalar(work, gamma)
-    y, onehot = _targets_as_probabilities(targets, L, work)
+    check_scalar("gamma", detach(gamma), positive=False)
+    g = scalar(work, detach(gamma))
+    y, onehot = _targets_as_probabilities(targets, L, work, class_losses)
     with quiet(xp):
         v = divergence.class_problem(L, y, onehot, g, work)
         v = _nan_rows(xp, L, v)
@@ -197,7 +224,10 @@ def reweighted_class_losses(class_losses, targets, divergence, /, *, gamma):
     r"""The class-reweighted loss :math:`\langle v^*, \ell\rangle` of every row.
 
     Same arguments as :func:`class_weights`; classes with zero weight
-    contribute zero even when their loss is infinite.
+    contribute zero even when their loss is infinite.  The weights
+    :math:`v^*` are computed from the detached losses and held constant, so
+    the result is differentiable in ``class_losses`` with Danskin's gradient
+    :math:`\sum_c v^*_c \nabla \ell_c` (torch autograd, ``jax.grad``).
 
     Examples
     --------

@@ -1,7 +1,9 @@
 """Recommended default strengths, shared by every adapter.
 
 ``DEFAULT_DELTA`` is the KL radius used by :class:`divweights_torch.ReweightedLoss`
-and :func:`divweights_jax.reweighted_loss` when no strength is given.  An exact
+and :func:`divweights_jax.reweighted_loss` when no strength is given; the rule
+("the default applies to ``KL()`` only") lives in one place,
+:meth:`divweights.Strength.parse <divweights.strength.Strength.parse>`.  An exact
 KL radius is scale-free: the weights have a perplexity (effective sample size)
 of ``n * exp(-delta)`` whatever the scale of the losses, so the same value
 works from the first step to the last.

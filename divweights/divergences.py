@@ -35,13 +35,13 @@ from .solvers.squared_l2 import squared_l2_class
 from .solvers.total_variation import tv_constrained, tv_penalty
 
 __all__ = [
-    "Divergence",
     "KL",
-    "ReverseKL",
     "Alpha",
     "ChiSquared",
-    "TotalVariation",
+    "Divergence",
+    "ReverseKL",
     "SquaredL2",
+    "TotalVariation",
 ]
 
 KL_TOLERANCE = 1e-3
@@ -66,11 +66,38 @@ def _pair(p, q):
     return xp, p, q
 
 
+def _check_divergence(divergence, name: str = "divergence") -> None:
+    """Raise a specific ``TypeError`` unless ``divergence`` is a divergence instance."""
+    if isinstance(divergence, type) and issubclass(divergence, Divergence):
+        raise TypeError(f"pass a divergence instance such as {divergence.__name__}(), not the class itself")
+    if not isinstance(divergence, Divergence):
+        raise TypeError(
+            f"{name} must be a divweights divergence (KL(), ReverseKL(), Alpha(a), ChiSquared(), "
+            f"TotalVariation(), SquaredL2()); got {divergence!r}"
+        )
+
+
 class Divergence:
-    """Base class.  Subclasses implement ``value`` and the solver hooks."""
+    """Base class.  Subclasses implement ``value`` and the solver hooks.
+
+    Divergences are immutable values: their parameters are set once in
+    ``__init__`` (with ``object.__setattr__``), assigning or deleting an
+    attribute afterwards raises :class:`AttributeError`, and equal divergences
+    hash alike for their whole life.
+    """
 
     #: forms of the instance problem this divergence supports
     instance_forms: tuple[str, ...] = ("lam", "delta")
+
+    #: largest meaningful class radius ``gamma``: a larger one leaves the whole
+    #: simplex feasible and gives the same weights (``inf``: no such bound)
+    max_class_radius: float = math.inf
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}; create a new divergence")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
 
     def __call__(self, p, q):
         """Divergence of ``p`` from ``q`` along the last axis."""
@@ -83,12 +110,10 @@ class Divergence:
 
     # -- instance problem -------------------------------------------------
     def instance(self, l, form: str, strength, work):
+        """Solve the instance problem; ``form`` was checked by :meth:`Strength.parse
+        <divweights.strength.Strength.parse>`."""
         if form not in self.instance_forms:
-            alternatives = ", ".join(f"{f}=" for f in self.instance_forms)
-            raise ValueError(
-                f"{self!r} does not support {form}= for instance weights: the "
-                f"{_FORM_MEANING[form]} is not defined for it; use one of {alternatives}"
-            )
+            raise ValueError(f"{self!r} does not support {form}= for instance weights")
         return getattr(self, f"_instance_{form}")(l, strength, work)
 
     # -- class problem ----------------------------------------------------
@@ -98,21 +123,17 @@ class Divergence:
             "ReverseKL(), SquaredL2(), and KL() with probability (soft) targets"
         )
 
+    def _params(self) -> tuple:
+        return tuple(sorted(vars(self).items()))
+
     def __eq__(self, other):
-        return type(self) is type(other) and self.__dict__ == other.__dict__
+        return type(self) is type(other) and self._params() == other._params()
 
     def __hash__(self):
-        return hash((type(self).__name__, tuple(sorted(self.__dict__.items()))))
+        return hash((type(self).__name__, self._params()))
 
     def __repr__(self):
         return f"{type(self).__name__}()"
-
-
-_FORM_MEANING = {
-    "lam": "penalty form (multiplier lam)",
-    "delta": "constraint form (radius delta)",
-    "temperature": "published temperature parameterisation (Alpha family only)",
-}
 
 
 class KL(Divergence):
@@ -188,7 +209,7 @@ class Alpha(Divergence):
         alpha = float(alpha)
         if not math.isfinite(alpha):
             raise ValueError(f"alpha must be finite; got {alpha}")
-        self.alpha = alpha
+        object.__setattr__(self, "alpha", alpha)
 
     def __repr__(self):
         return f"Alpha({self.alpha!r})"
@@ -310,7 +331,9 @@ class TotalVariation(Divergence):
     lowest-loss one(s).  Class weights with a one-hot target are hard
     bootstrapping, ``<v, l> = (1 - gamma) l_y + gamma min_j l_j``.  If your radius
     is an L1 radius ``r`` (``||v - y||_1 <= r``, as in the published cvxpy
-    variant), pass ``gamma = r / 2``.
+    variant), pass ``gamma = r / 2``.  The distance never exceeds 1, so
+    ``gamma >= 1`` lets all mass move and gives exactly the weights of
+    ``gamma = 1`` (:attr:`max_class_radius`).
 
     Examples
     --------
@@ -319,6 +342,11 @@ class TotalVariation(Divergence):
     >>> instance_weights(np.array([1.0, 2.0, 3.0, 4.0]), TotalVariation(), delta=0.25)
     array([0.5 , 0.25, 0.25, 0.  ])
     """
+
+    #: the total variation distance of two distributions is at most 1: a class
+    #: radius ``gamma >= 1`` leaves the whole simplex feasible and acts exactly as
+    #: ``gamma = 1`` (an L1 radius ``r`` is ``gamma = r / 2``)
+    max_class_radius = 1.0
 
     def value(self, xp, p, q):
         return 0.5 * xp.sum(xp.abs(p - q), axis=-1)

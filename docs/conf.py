@@ -1,8 +1,11 @@
 """Sphinx configuration for the divweights documentation.
 
-The build is fully offline: no intersphinx inventories are fetched, MathJax is
-loaded by the reader's browser, and the example gallery runs on CPU with
-NumPy and Matplotlib only.
+The build and the built site are fully offline: no intersphinx inventories are
+fetched, MathJax is served from the site itself (``_ext/offline_assets.py``,
+with the copy shipped by the ``sphinx-mathjax-offline`` package), a page that
+would load a script, style sheet or image from another host fails the build
+under ``-W``, and the example gallery runs on CPU with NumPy and Matplotlib
+only.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 # Importable without an editable install too.
-for path in (ROOT, ROOT / "adapters"):
+for path in (ROOT, ROOT / "adapters", DOCS / "_ext"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
 
-import divweights  # noqa: E402
+import divweights
 
 project = "divweights"
 author = "divweights developers"
@@ -36,6 +39,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "offline_assets",  # local MathJax; no page loads anything from another host
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
@@ -44,6 +48,10 @@ exclude_patterns = [
     "_build",
     "_static/*.rst",  # fragments pulled in with ``.. include::``
     "examples/README.rst",
+    # sphinx-gallery's timing pages load jQuery/DataTables from CDNs; they are not written
+    # (write_computation_times below), and stale copies from older builds are ignored.
+    "sg_execution_times.rst",
+    "auto_examples/sg_execution_times.rst",
     "**.ipynb_checkpoints",
 ]
 
@@ -78,7 +86,9 @@ html_theme_options = {
     "sidebar_width": "240px",
     "show_relbars": True,
 }
-html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
+html_sidebars = {
+    "**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]
+}
 
 # -- sphinx-gallery -----------------------------------------------------------
 sphinx_gallery_conf = {
@@ -93,6 +103,7 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "abort_on_example_error": True,
     "show_memory": False,
+    "write_computation_times": False,
     "plot_gallery": "True",
 }
 
@@ -112,16 +123,28 @@ def _write_cli_help() -> None:
         "sys.argv = ['divweights-train', '--help']\n"
         "main()\n"
     )
-    env = dict(os.environ, COLUMNS="100", PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "adapters")]))
+    env = dict(
+        os.environ,
+        COLUMNS="100",
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "adapters")]),
+    )
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+            [sys.executable, "-c", code],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=ROOT,
         )
         text = proc.stdout if proc.returncode == 0 and proc.stdout.strip() else ""
     except (OSError, subprocess.TimeoutExpired):
         text = ""
     if not text:
-        text = "(divweights-train --help could not be run when these pages were built)\n"
+        text = (
+            "(divweights-train --help could not be run when these pages were built)\n"
+        )
     if not out.exists() or out.read_text() != text:
         out.write_text(text)
 
@@ -131,9 +154,13 @@ def _write_optional() -> None:
     gen = DOCS / "generated"
     gen.mkdir(parents=True, exist_ok=True)
     fragments = {
-        "api_cli_toctree.inc": ".. toctree::\n   :maxdepth: 2\n\n   cli\n" if HAVE_CLI else "",
+        "api_cli_toctree.inc": ".. toctree::\n   :maxdepth: 2\n\n   cli\n"
+        if HAVE_CLI
+        else "",
         "cli_link.inc": (
-            "The option list of the installed version is in :doc:`../api/cli`.\n" if HAVE_CLI else ""
+            "The option list of the installed version is in :doc:`../api/cli`.\n"
+            if HAVE_CLI
+            else ""
         ),
     }
     for name, text in fragments.items():
@@ -142,8 +169,19 @@ def _write_optional() -> None:
             path.write_text(text)
 
 
+def _clear_autosummary_stubs() -> None:
+    """Delete the autosummary stubs of earlier builds (``generated/*.rst``).
+
+    autosummary writes one stub per documented object and regenerates every stub
+    that the API pages list; a stub of an object that moved or was renamed since
+    would otherwise stay behind as an orphan page (a warning, so an error under
+    ``-W``) in a checkout that built the docs before.
+    """
+    for stub in (DOCS / "generated").glob("*.rst"):
+        stub.unlink()
+
+
+_clear_autosummary_stubs()
 _write_optional()
 if HAVE_CLI:
     _write_cli_help()
-
-

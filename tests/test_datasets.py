@@ -9,6 +9,8 @@ import struct
 import numpy as np
 import pytest
 
+from _writers import write_cifar_like, write_idx
+
 from divweights_train import datasets as D
 from divweights_train.datasets import (
     ArrayDataset,
@@ -22,8 +24,6 @@ from divweights_train.datasets import (
     stratified_subset,
     subset,
     train_val_split,
-    write_cifar_like,
-    write_idx,
 )
 
 
@@ -144,6 +144,24 @@ def test_load_fashion_mnist_count_mismatch(tmp_path):
         load_fashion_mnist(tmp_path, split="train")
 
 
+@pytest.mark.parametrize(
+    "which, array, match",
+    [
+        ("images", np.full((6, 28, 28), 300.7), "unsigned bytes"),
+        ("images", np.full((6, 28, 28), -1, np.int16), "unsigned bytes"),
+        ("labels", np.full(6, 0.7, np.float32), "labels must be integers"),
+    ],
+    ids=["float-pixels", "signed-pixels", "float-labels"],
+)
+def test_load_fashion_mnist_rejects_values_it_would_misread(tmp_path, which, array, match):
+    # Before: float images were divided by 255 and float labels truncated, with no error.
+    _write_fake_fmnist(tmp_path)
+    path = write_idx(tmp_path / f"t10k-{which}-idx{3 if which == 'images' else 1}-ubyte.gz", array)
+    with pytest.raises(IdxFormatError, match=match) as info:
+        load_fashion_mnist(tmp_path, split="test")
+    assert str(path) in str(info.value)
+
+
 def test_load_fashion_mnist_missing_gives_instructions(tmp_path):
     with pytest.raises(DatasetNotFoundError) as info:
         load_fashion_mnist(tmp_path)
@@ -241,6 +259,65 @@ def test_cifar_reader_refuses_arbitrary_pickled_objects(tmp_path):
                          "evil": print}, fh)
     with pytest.raises(ValueError, match="refusing"):
         load_cifar(tmp_path, "cifar100", "train")
+
+
+def _cifar100_test_batch(tmp_path, data, fine_labels):
+    """A CIFAR-100 folder whose test file holds ``data`` and ``fine_labels``; returns the file."""
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    path = folder / "test"
+    with open(path, "wb") as fh:
+        pickle.dump({b"data": data, b"fine_labels": fine_labels, b"coarse_labels": [0] * len(fine_labels)}, fh)
+    return path
+
+
+@pytest.mark.parametrize(
+    "pixel, dtype",
+    [(300.7, np.float64), (-1.0, np.float64), (0.5, np.float32), (300, np.int64), (-1, np.int16)],
+    ids=["float-over", "float-negative", "float-in-range", "int-over", "int-negative"],
+)
+def test_cifar_reader_rejects_pixels_it_would_wrap(tmp_path, pixel, dtype):
+    # Regression (issue 14): 300.7 became 44 and -1 became 255 (astype(uint8)) with no error.
+    data = np.zeros((2, 3072), dtype)
+    data[1, 5] = pixel
+    path = _cifar100_test_batch(tmp_path, data, [0, 1])
+    with pytest.raises(D.DatasetFormatError, match=r"pixel|uint8") as info:
+        load_cifar(tmp_path, "cifar100", "test")
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        ([0, 0.7], "integer class indices, got dtype float64"),
+        (["3", "4"], "integer class indices, got strings"),
+        ([b"3", b"4"], "integer class indices, got strings"),
+        ([0, 100], r"must lie in \[0, 100\), got range \[0, 100\]"),
+        ([-1, 2], r"must lie in \[0, 100\)"),
+        ([True, False], "integer class indices, got dtype bool"),
+    ],
+    ids=["fraction", "str", "bytes", "too-large", "negative", "bool"],
+)
+def test_cifar_reader_rejects_bad_labels_naming_the_file(tmp_path, labels, match):
+    # Regression (issue 14): label 0.7 became 0; out-of-range labels failed without naming the file.
+    path = _cifar100_test_batch(tmp_path, np.zeros((2, 3072), np.uint8), labels)
+    with pytest.raises(D.DatasetFormatError, match=match) as info:
+        load_cifar(tmp_path, "cifar100", "test")
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"garbage bytes", pickle.dumps({b"data": np.zeros((1, 3072), np.uint8)})[:-9], b"\x80\x02}q\x00(U"],
+    ids=["empty", "garbage", "truncated", "truncated-header"],
+)
+def test_cifar_reader_names_a_corrupt_file(tmp_path, payload):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    (folder / "test").write_bytes(payload)
+    with pytest.raises(D.DatasetFormatError, match="not a valid CIFAR pickle batch") as info:
+        load_cifar(tmp_path, "cifar100", "test")
+    assert str(folder / "test") in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
@@ -366,3 +443,34 @@ def test_stratified_subset_redistributes_short_classes():
 def test_stratified_subset_rejects_too_large():
     with pytest.raises(ValueError, match="size"):
         stratified_subset(np.array([0, 1]), 3, rng=0)
+
+
+# --------------------------------------------------------------------------- #
+# The package layout
+# --------------------------------------------------------------------------- #
+OLD_PUBLIC_NAMES = [
+    "ArrayDataset", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD", "DatasetNotFoundError",
+    "DEFAULT_FASHION_MNIST_DIR", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "IdxFormatError", "load_cifar",
+    "load_digits_dataset", "load_fashion_mnist", "make_two_moons", "read_idx", "stratified_subset", "subset",
+    "train_val_split",
+]
+
+
+def test_public_names_still_come_from_the_package():
+    assert set(OLD_PUBLIC_NAMES) <= set(D.__all__)
+    assert all(hasattr(D, name) for name in D.__all__)
+
+
+@pytest.mark.parametrize("name", ["write_idx", "write_cifar_like"])
+def test_test_only_writers_left_the_package(name):
+    with pytest.raises(AttributeError, match="tests/_writers.py"):
+        getattr(D, name)
+
+
+def test_package_is_framework_free():
+    import subprocess
+    import sys
+
+    code = "import sys, divweights_train.datasets; print(sorted({'torch', 'jax', 'PIL'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

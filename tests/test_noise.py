@@ -1,48 +1,29 @@
-"""Tests for divweights.noise (synthetic label-noise generators)."""
+"""Tests for the generators of divweights_train.noise (transition matrices, specs, old path: test_noise_spec.py)."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
 import numpy as np
 import pytest
-
-from divweights import noise
-from divweights.noise import (
+from divweights_train import noise
+from divweights_train.noise import (
     CIFAR10_ASYMMETRIC,
     CIFAR100_FINE_TO_COARSE,
     CIFAR100_NEXT_IN_SUPERCLASS,
     CIFAR100_SUPERCLASSES,
     FASHION_MNIST_ASYMMETRIC,
-    NoiseSpec,
     apply_noise,
     asymmetric_noise,
     cifar100_asymmetric_noise,
     instance_dependent_noise,
     noise_transition_matrix,
     pair_flip_noise,
-    parse_noise_spec,
     symmetric_noise,
     transition_matrix_noise,
 )
+from helpers import balanced, random_scores, within
 
 COARSE = np.asarray(CIFAR100_FINE_TO_COARSE)
 
-
-def balanced(n, k, seed=0):
-    """n labels, as balanced as possible over k classes, in random order."""
-    return np.random.default_rng(seed).permutation(np.arange(n) % k)
-
-
-def within(count, n, p, sigmas=5.0):
-    """Is a Binomial(n, p) count within ``sigmas`` standard deviations of n*p?"""
-    sd = math.sqrt(n * p * (1 - p))
-    return abs(count - n * p) <= sigmas * sd + 1e-9
-
-
-def random_scores(n, k, seed=0):
-    return np.random.default_rng(seed).dirichlet(np.ones(k), size=n)
 
 
 # Every generator, as a function of (labels, seed) for shared property tests.
@@ -337,132 +318,6 @@ def test_cifar100_random_stays_in_superclass_and_is_roughly_uniform():
         assert within((got == sibling).sum(), 200, 0.25)
 
 
-# ---------------------------------------------------------------- transition matrices
-
-
-def test_transition_matrix_empirical_frequencies_match():
-    T = np.array([[0.6, 0.3, 0.1, 0.0],
-                  [0.0, 0.9, 0.0, 0.1],
-                  [0.25, 0.25, 0.25, 0.25],
-                  [0.0, 0.0, 0.0, 1.0]])
-    n_per = 8000
-    y = np.repeat(np.arange(4), n_per)
-    noisy, _ = transition_matrix_noise(y, T, rng=0)
-    for i in range(4):
-        counts = np.bincount(noisy[y == i], minlength=4)
-        for j in range(4):
-            if T[i, j] == 0:
-                assert counts[j] == 0
-            else:
-                assert within(counts[j], n_per, T[i, j])
-
-
-def test_transition_matrix_rejects_column_stochastic_matrix():
-    col = np.array([[0.5, 0.2, 0.1],
-                    [0.3, 0.7, 0.1],
-                    [0.2, 0.1, 0.8]])
-    with pytest.raises(ValueError, match=r"rows must each sum to 1.*columns sum to 1"):
-        transition_matrix_noise(np.array([0, 1, 2]), col, rng=0)
-
-
-def test_transition_matrix_accepts_rows_within_tolerance():
-    T = np.array([[1.0 + 5e-7, 0.0], [0.5, 0.5]])
-    noisy, mask = transition_matrix_noise(np.array([0, 1]), T, rng=0)
-    assert noisy[0] == 0
-
-
-@pytest.mark.parametrize(
-    "matrix, match",
-    [
-        (np.ones((2, 3)) / 3, "square"),
-        (np.ones(3) / 3, "square"),
-        (np.zeros((0, 0)), "square"),
-        (np.array([[1.5, -0.5], [0.0, 1.0]]), "nonnegative"),
-        (np.array([[np.nan, 1.0], [0.0, 1.0]]), "NaN"),
-        (np.array([[0.5, 0.4], [0.0, 1.0]]), "rows must each sum to 1"),
-    ],
-)
-def test_transition_matrix_validation(matrix, match):
-    with pytest.raises(ValueError, match=match):
-        transition_matrix_noise(np.array([0, 1]), matrix, rng=0)
-
-
-def test_transition_matrix_rejects_non_real_dtype():
-    with pytest.raises(TypeError, match="real-valued"):
-        transition_matrix_noise(np.array([0, 1]), np.eye(2, dtype=bool), rng=0)
-
-
-def test_transition_matrix_labels_must_fit_matrix():
-    with pytest.raises(ValueError, match=r"\[0, 3\) for a 3x3"):
-        transition_matrix_noise(np.array([0, 3]), np.eye(3), rng=0)
-
-
-def test_transition_matrix_num_classes_must_match():
-    with pytest.raises(ValueError, match="3x3 but num_classes is 4"):
-        transition_matrix_noise(np.array([0, 1]), np.eye(3), rng=0, num_classes=4)
-
-
-@pytest.mark.parametrize("kind", ["none", "symmetric", "symmetric-uniform", "pairflip"])
-def test_noise_transition_matrix_rows_are_stochastic(kind):
-    T = noise_transition_matrix(kind, 7, 0.3)
-    assert T.shape == (7, 7)
-    assert np.all(T >= 0)
-    np.testing.assert_allclose(T.sum(axis=1), 1.0)
-
-
-def test_noise_transition_matrix_values():
-    k, r = 5, 0.4
-    sym = noise_transition_matrix("symmetric", k, r)
-    np.testing.assert_allclose(np.diag(sym), 1 - r)
-    np.testing.assert_allclose(sym[0, 1], r / (k - 1))
-    uni = noise_transition_matrix("symmetric-uniform", k, r)
-    np.testing.assert_allclose(np.diag(uni), 1 - r + r / k)
-    np.testing.assert_allclose(uni[0, 1], r / k)
-    pair = noise_transition_matrix("pairflip", k, r)
-    np.testing.assert_allclose(pair[k - 1, 0], r)
-    np.testing.assert_allclose(pair[0, 2], 0.0)
-
-
-def test_noise_transition_matrix_asymmetric_and_cifar100():
-    A = noise_transition_matrix("asymmetric", 10, 0.3, mapping=CIFAR10_ASYMMETRIC)
-    assert A[9, 1] == pytest.approx(0.3) and A[9, 9] == pytest.approx(0.7)
-    assert A[0, 0] == 1.0
-    for kind in ("cifar100-next", "cifar100-random"):
-        C = noise_transition_matrix(kind, 100, 0.4)
-        np.testing.assert_allclose(C.sum(axis=1), 1.0)
-        same_super = COARSE[:, None] == COARSE[None, :]
-        assert np.all(C[~same_super] == 0)
-    assert noise_transition_matrix("cifar100-next", 100, 0.4)[4, 30] == pytest.approx(0.4)
-
-
-def test_noise_transition_matrix_matches_bernoulli_generator():
-    k, n, r = 4, 20000, 0.3
-    y = balanced(n, k)
-    noisy, _ = symmetric_noise(y, r, k, rng=0, exact=False)
-    T = noise_transition_matrix("symmetric", k, r)
-    row0 = noisy[y == 0]
-    for j in range(k):
-        assert within((row0 == j).sum(), row0.size, T[0, j])
-
-
-@pytest.mark.parametrize(
-    "args, kwargs, exc, match",
-    [
-        (("instance", 3, 0.1), {}, ValueError, "no class-level transition matrix"),
-        (("bogus", 3, 0.1), {}, ValueError, "unknown noise kind"),
-        (("asymmetric", 10, 0.1), {}, ValueError, "needs a mapping"),
-        (("symmetric", 3, 0.1), {"mapping": {0: 1}}, ValueError, "only used with kind='asymmetric'"),
-        (("cifar100-next", 10, 0.1), {}, ValueError, "num_classes=100"),
-        (("symmetric", 1, 0.1), {}, ValueError, "at least 2"),
-        (("symmetric", 3, 1.1), {}, ValueError, r"\[0, 1\]"),
-        ((3, 3, 0.1), {}, TypeError, "kind must be a str"),
-    ],
-)
-def test_noise_transition_matrix_validation(args, kwargs, exc, match):
-    with pytest.raises(exc, match=match):
-        noise_transition_matrix(*args, **kwargs)
-
-
 # ---------------------------------------------------------------- instance-dependent
 
 
@@ -641,135 +496,3 @@ def test_dtype_overflow_is_reported():
 def test_bad_mappings_are_rejected(mapping, exc, match):
     with pytest.raises(exc, match=match):
         asymmetric_noise(np.array([0, 1]), 0.5, mapping=mapping, rng=0, num_classes=10)
-
-
-# ---------------------------------------------------------------- specs and dispatch
-
-
-@pytest.mark.parametrize("text, kind, rate", [
-    ("symmetric:0.6", "symmetric", 0.6),
-    ("symmetric-uniform:0.4", "symmetric-uniform", 0.4),
-    ("asymmetric:0.4", "asymmetric", 0.4),
-    ("pairflip:0.45", "pairflip", 0.45),
-    ("cifar100-next:0.4", "cifar100-next", 0.4),
-    ("cifar100-random:0.4", "cifar100-random", 0.4),
-    ("instance:0.4", "instance", 0.4),
-    ("none", "none", 0.0),
-    ("none:0", "none", 0.0),
-    ("  Symmetric : 0.2 ", "symmetric", 0.2),
-    ("pair-flip:0.1", "pairflip", 0.1),
-    ("asym:1", "asymmetric", 1.0),
-])
-def test_parse_noise_spec(text, kind, rate):
-    assert parse_noise_spec(text) == NoiseSpec(kind, rate)
-
-
-@pytest.mark.parametrize("text", ["symmetric:0.6", "pairflip:0.45", "none", "instance:0.0"])
-def test_noise_spec_str_round_trips(text):
-    spec = parse_noise_spec(text)
-    assert parse_noise_spec(str(spec)) == spec
-
-
-def test_noise_spec_is_frozen_and_passes_through():
-    spec = NoiseSpec("symmetric", 0.5)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        spec.rate = 0.1  # type: ignore[misc]
-    assert parse_noise_spec(spec) is spec
-
-
-@pytest.mark.parametrize("text, exc, match", [
-    ("bogus:0.1", ValueError, "unknown noise kind 'bogus'; supported kinds: none, symmetric"),
-    ("symmetric", ValueError, "missing a rate"),
-    ("symmetric:", ValueError, "missing a rate"),
-    ("symmetric:abc", ValueError, "could not parse rate 'abc'"),
-    ("symmetric:0.2:3", ValueError, "could not parse rate"),
-    ("symmetric:1.5", ValueError, r"rate must lie in \[0, 1\]"),
-    ("symmetric:nan", ValueError, r"rate must lie in \[0, 1\]"),
-    ("none:0.3", ValueError, "must have rate 0"),
-    ("   ", ValueError, "empty noise spec"),
-    (0.4, TypeError, "noise spec must be a str"),
-])
-def test_parse_noise_spec_errors(text, exc, match):
-    with pytest.raises(exc, match=match):
-        parse_noise_spec(text)
-
-
-def test_noise_spec_constructor_validates():
-    with pytest.raises(ValueError, match="unknown noise kind"):
-        NoiseSpec("sym", 0.1)  # aliases are for the parser only
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        NoiseSpec("symmetric", 2.0)
-
-
-@pytest.mark.parametrize("spec, direct, k", [
-    ("symmetric:0.4", lambda y: symmetric_noise(y, 0.4, 10, rng=3), 10),
-    ("symmetric-uniform:0.4",
-     lambda y: symmetric_noise(y, 0.4, 10, rng=3, variant="uniform"), 10),
-    ("pairflip:0.45", lambda y: pair_flip_noise(y, 0.45, 10, rng=3), 10),
-    ("cifar100-next:0.4", lambda y: cifar100_asymmetric_noise(y, 0.4, rng=3), 100),
-    ("cifar100-random:0.4",
-     lambda y: cifar100_asymmetric_noise(y, 0.4, rng=3, variant="random"), 100),
-])
-def test_apply_noise_dispatches(spec, direct, k):
-    y = balanced(1000, k)
-    a, ma = apply_noise(spec, y, k, rng=3)
-    b, mb = direct(y)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(ma, mb)
-
-
-@pytest.mark.parametrize("dataset, mapping", [
-    ("cifar10", CIFAR10_ASYMMETRIC),
-    ("CIFAR-10", CIFAR10_ASYMMETRIC),
-    ("fashion-mnist", FASHION_MNIST_ASYMMETRIC),
-    ("FashionMNIST", FASHION_MNIST_ASYMMETRIC),
-])
-def test_apply_noise_asymmetric_picks_mapping_by_dataset(dataset, mapping):
-    y = balanced(1000, 10)
-    a, _ = apply_noise("asymmetric:0.4", y, 10, rng=3, dataset=dataset)
-    b, _ = asymmetric_noise(y, 0.4, mapping=mapping, rng=3)
-    np.testing.assert_array_equal(a, b)
-
-
-def test_apply_noise_instance_uses_scores():
-    y = balanced(500, 10)
-    scores = random_scores(500, 10)
-    a, _ = apply_noise("instance:0.3", y, 10, rng=3, confusion_scores=scores)
-    b, _ = instance_dependent_noise(y, 0.3, scores, rng=3)
-    np.testing.assert_array_equal(a, b)
-
-
-def test_apply_noise_none_returns_copy():
-    y = balanced(100, 10).astype(np.int32)
-    noisy, mask = apply_noise("none", y, 10, rng=0)
-    np.testing.assert_array_equal(noisy, y)
-    assert noisy.dtype == np.int32 and noisy is not y
-    assert not mask.any()
-
-
-def test_apply_noise_passes_exact_flag():
-    n = 20000
-    y = balanced(n, 10)
-    _, mask = apply_noise("symmetric:0.3", y, 10, rng=0, exact=False)
-    assert mask.sum() != round(0.3 * n)
-    assert within(mask.sum(), n, 0.3)
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"spec": "asymmetric:0.4", "dataset": None}, r"needs dataset=.*'cifar10', 'fashion-mnist'"),
-    ({"spec": "asymmetric:0.4", "dataset": "mnist"},
-     r"no asymmetric mapping for dataset 'mnist'; supported: 'cifar10', 'fashion-mnist'"),
-    ({"spec": "asymmetric:0.4", "dataset": "cifar100"}, "cifar100-next"),
-    ({"spec": "asymmetric:0.4", "dataset": "cifar10", "num_classes": 12}, "num_classes=10"),
-    ({"spec": "cifar100-next:0.4"}, "num_classes=100"),
-    ({"spec": "instance:0.4"}, "needs confusion_scores"),
-    ({"spec": "instance:0.4", "confusion_scores": np.ones((4, 10)), "exact": False},
-     "exact=False is not supported"),
-    ({"spec": "instance:0.4", "confusion_scores": np.ones((4, 3))}, "3 columns but num_classes is 10"),
-])
-def test_apply_noise_errors(kwargs, match):
-    kwargs = dict(kwargs)
-    spec = kwargs.pop("spec")
-    k = kwargs.pop("num_classes", 10)
-    with pytest.raises(ValueError, match=match):
-        apply_noise(spec, np.array([0, 1, 2, 3]), k, rng=0, **kwargs)

@@ -13,8 +13,12 @@ runs on Fashion-MNIST with 60% symmetric noise; the log of those runs is in
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-from collections.abc import Mapping
+import math
+import numbers
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -25,13 +29,17 @@ __all__ = [
     "METHOD_DEFAULTS",
     "MIXUP_MODES",
     "MODELS",
+    "NUMERIC_OPTIONS",
     "MethodSpec",
+    "OptionError",
+    "OptionRange",
     "TrainConfig",
     "auto_delta",
     "expected_flip_rate",
     "method_spec",
     "parse_divergence",
     "schedule_steps",
+    "unused_options",
 ]
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "two-moons", "digits")
@@ -111,7 +119,9 @@ def method_spec(method: str) -> MethodSpec:
     try:
         return _METHOD_SPECS[method]
     except KeyError:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}") from None
+        raise ValueError(
+            f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
+        ) from None
 
 
 #: Defaults of the reweighting hyperparameters per method, used where the
@@ -136,7 +146,13 @@ _DEFAULT_BURNIN_EPOCHS = 2.0
 _DEFAULT_ANNEAL_EPOCHS = 2.0
 
 
-_NUM_CLASSES = {"fashion-mnist": 10, "cifar10": 10, "cifar100": 100, "two-moons": 2, "digits": 10}
+_NUM_CLASSES = {
+    "fashion-mnist": 10,
+    "cifar10": 10,
+    "cifar100": 100,
+    "two-moons": 2,
+    "digits": 10,
+}
 
 #: Bounds of :func:`auto_delta`.
 AUTO_DELTA_RANGE = (0.1, 1.6)
@@ -152,7 +168,7 @@ def expected_flip_rate(noise: str, dataset: str) -> float:
     >>> expected_flip_rate("asymmetric:0.4", "fashion-mnist")  # 4 of 10 classes are mapped
     0.16
     """
-    from divweights.noise import ASYMMETRIC_MAPPINGS, parse_noise_spec
+    from .noise import ASYMMETRIC_MAPPINGS, parse_noise_spec
 
     spec = parse_noise_spec(noise)
     k = _NUM_CLASSES.get(dataset, 10)
@@ -220,7 +236,9 @@ def parse_divergence(name: str | None):
         try:
             a = float(key.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"bad alpha divergence {name!r}; write e.g. 'alpha:0.1'") from None
+            raise ValueError(
+                f"bad alpha divergence {name!r}; write e.g. 'alpha:0.1'"
+            ) from None
         return divweights.Alpha(a)
     canon = _DIVERGENCE_ALIASES.get(key)
     if canon is None:
@@ -237,13 +255,167 @@ def parse_divergence(name: str | None):
     }[canon]()
 
 
+class OptionError(ValueError):
+    """A :class:`TrainConfig` option out of range or inconsistent with the others.
+
+    ``field`` names the option (a :class:`TrainConfig` field, the flag
+    ``--field-name`` of ``divweights-train``); ``problem`` says what is wrong
+    and what to give instead. ``str(err)`` is ``"<field> <problem>"``.
+
+    Examples
+    --------
+    >>> try:
+    ...     TrainConfig(weight_decay=float("nan"))
+    ... except OptionError as err:
+    ...     print(err.field, "|", err.problem)
+    weight_decay | must be a finite number in [0, 1]; got nan
+    """
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field} {problem}")
+
+
+#: Largest count (steps, batch sizes, subset sizes) accepted: the JAX trainer counts steps in 32-bit integers.
+MAX_COUNT = 2**31 - 1
+
+#: Seeds are 32-bit: every random stream is derived from the seed's 32 bits
+#: (``divweights_train.prepare.derive_seed``), so larger seeds would alias smaller ones.
+SEED_RANGE = (0, 2**32 - 1)
+
+#: ``alpha:A`` divergences need ``|A| <= ALPHA_LIMIT`` (measured: the solvers give weights on the
+#: simplex at every form up to ``|A| = 1e4``; at ``A = 1e100`` the penalty form returns NaN and at
+#: ``1e155`` the constraint form overflows; the solvers are tested for ``A`` in ``[-2.5, 5]``).
+ALPHA_LIMIT = 100.0
+
+
+def _fmt(v: float) -> str:
+    if v == math.inf:
+        return "inf"
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else f"{v:g}"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionRange:
+    """The valid values of one numeric option.
+
+    Examples
+    --------
+    >>> OptionRange(False, 0, 10, low_open=True).describe()
+    'a finite number in (0, 10]'
+    >>> OptionRange(True, 1).describe(), OptionRange(False, 0).contains(float("inf"))
+    ('an integer >= 1', False)
+    """
+
+    integer: bool
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a finite number"
+        if math.isinf(self.high):
+            return f"{kind} {'>' if self.low_open else '>='} {_fmt(self.low)}"
+        lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
+        return f"{kind} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+
+    def short(self) -> str:
+        """The range in interval notation, for ``--help``."""
+        lo, hi = (
+            "(" if self.low_open else "[",
+            ")" if self.high_open or math.isinf(self.high) else "]",
+        )
+        kind = "integer " if self.integer else ""
+        return f"{kind}{lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return False
+        if self.integer:
+            if not isinstance(value, numbers.Integral):
+                return False
+        elif not isinstance(value, numbers.Real):
+            return False
+        v = float(value) if not self.integer else int(value)
+        if not math.isfinite(v):
+            return False
+        above = v > self.low if self.low_open else v >= self.low
+        below = v < self.high if self.high_open else v <= self.high
+        return above and below
+
+
+#: The range of every numeric :class:`TrainConfig` field (``None`` values mean "automatic" and are not checked).
+#: The upper bounds keep every value meaningful: learning rates above 10, weight decay above 1 or
+#: ``alpha:A`` with ``|A| > 100`` only make the run diverge or overflow, and counts stay in 32 bits.
+NUMERIC_OPTIONS: Mapping[str, OptionRange] = {
+    "subset": OptionRange(True, 2, MAX_COUNT),
+    "val_fraction": OptionRange(False, 0.0, 1.0, high_open=True),
+    "delta": OptionRange(False, 0.0),
+    "temperature": OptionRange(False, 0.0, low_open=True),
+    "lam": OptionRange(False, 0.0, low_open=True),
+    "class_gamma": OptionRange(False, 0.0),
+    "mixup_alpha": OptionRange(False, 0.0, 1e6, low_open=True),
+    "mixup_power": OptionRange(False, 0.0, 1e6, low_open=True),
+    "burnin_steps": OptionRange(True, 0, MAX_COUNT),
+    "anneal_steps": OptionRange(True, 0, MAX_COUNT),
+    "burnin_epochs": OptionRange(False, 0.0, 1e6),
+    "anneal_epochs": OptionRange(False, 0.0, 1e6),
+    "anneal_start_factor": OptionRange(False, 0.0, 1e6, low_open=True),
+    "width": OptionRange(True, 1, 65536),
+    "epochs": OptionRange(True, 1, 1_000_000),
+    "batch_size": OptionRange(True, 1, MAX_COUNT),
+    "eval_batch_size": OptionRange(True, 1, MAX_COUNT),
+    "lr": OptionRange(False, 0.0, 10.0, low_open=True),
+    "momentum": OptionRange(False, 0.0, 1.0, high_open=True),
+    "weight_decay": OptionRange(False, 0.0, 1.0),
+    "lr_decay": OptionRange(False, 0.0, 1.0, low_open=True),
+    "warmup_epochs": OptionRange(False, 0.0, 1e6),
+    "seed": OptionRange(True, SEED_RANGE[0], SEED_RANGE[1]),
+    "max_steps": OptionRange(True, 1, MAX_COUNT),
+    "stop_after_epochs": OptionRange(True, 0, 1_000_000),
+    "threads": OptionRange(True, 1, 1024),
+    "clean_model_epochs": OptionRange(True, 1, 1_000_000),
+}
+
+#: Largest class radius per class divergence (total variation and squared L2 distances between
+#: distributions are at most 1 and 2: larger radii act like these).
+CLASS_GAMMA_MAX = {"tv": 1.0, "l2": 2.0}
+
+#: Class divergences the training program can use (its targets are integer labels; KL class weights
+#: need soft targets).
+CLASS_DIVERGENCES = ("reverse-kl", "tv", "l2", "none")
+
+
+def _canonical_divergence(name: str) -> str:
+    """``kl``, ``reverse-kl``, ... or ``alpha`` for ``alpha:A`` (``name`` already parsed)."""
+    key = str(name).strip().lower().replace("_", "-")
+    return "alpha" if key.startswith("alpha:") else _DIVERGENCE_ALIASES[key]
+
+
 def _check_divergence_name(what: str, name: str | None) -> None:
     if name is None:
         return
     try:
-        parse_divergence(name)
-    except ValueError as err:
-        raise ValueError(f"{what}: {err}") from None
+        div = parse_divergence(name)
+    except (ValueError, TypeError) as err:
+        raise OptionError(what, f"is not valid: {err}") from None
+    alpha = getattr(div, "alpha", None)
+    if _canonical_divergence(name) == "alpha" and not abs(alpha) <= ALPHA_LIMIT:
+        raise OptionError(
+            what,
+            f"alpha:A needs -{_fmt(ALPHA_LIMIT)} <= A <= {_fmt(ALPHA_LIMIT)}; got {name!r}",
+        )
+
+
+def _class_divergence_key(name: str) -> str:
+    """The canonical class divergence of ``name``: alpha:0 is reverse-kl, alpha:1 is kl."""
+    canon = _canonical_divergence(name)
+    if canon == "alpha":
+        a = parse_divergence(name).alpha
+        return "reverse-kl" if a == 0 else "kl" if abs(a - 1) < 1e-3 else "alpha"
+    return canon
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,89 +489,187 @@ class TrainConfig:
     cache_dir: str | None = None
 
     # Fields that may differ between an interrupted run and its resumption.
-    RUN_CONTROL_FIELDS = ("out", "resume", "quiet", "stop_after_epochs", "threads", "device", "plots")
+    RUN_CONTROL_FIELDS = (
+        "out",
+        "resume",
+        "quiet",
+        "stop_after_epochs",
+        "threads",
+        "device",
+        "plots",
+    )
 
     def __post_init__(self):
         self.validate()
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Raise ValueError/TypeError for inconsistent or out-of-range options."""
+        """Raise :class:`OptionError` (a ValueError) for an out-of-range or inconsistent option.
+
+        Every numeric option must be a finite number (an integer for counts)
+        in its :data:`NUMERIC_OPTIONS` range; choices must be known; the
+        instance and class divergences must support the method, strength form
+        and radius given; paths must not be empty. Nothing is run or read.
+        """
         if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        method_spec(self.method)
+            from .datasets import is_user_dataset
+
+            if not is_user_dataset(self.dataset):
+                raise OptionError(
+                    "dataset",
+                    f"must be one of {', '.join(DATASETS)}, a .npz file (arrays x, y) or a folder of "
+                    f"class-named image folders; got {self.dataset!r}",
+                )
+        if self.method not in METHODS:
+            raise OptionError(
+                "method", f"must be one of {', '.join(METHODS)}; got {self.method!r}"
+            )
         if self.model is not None and self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+            raise OptionError(
+                "model", f"must be one of {', '.join(MODELS)}; got {self.model!r}"
+            )
         if self.framework not in FRAMEWORKS:
-            raise ValueError(f"unknown framework {self.framework!r}; choose one of {', '.join(FRAMEWORKS)}")
+            raise OptionError(
+                "framework",
+                f"must be one of {', '.join(FRAMEWORKS)}; got {self.framework!r}",
+            )
         if self.augment is not None and self.augment not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
+            raise OptionError(
+                "augment",
+                f"must be one of {', '.join(AUGMENTATIONS)}; got {self.augment!r}",
+            )
         if self.mixup_mode is not None:
             if self.mixup_mode not in MIXUP_MODES:
-                raise ValueError(f"unknown mixup mode {self.mixup_mode!r}; choose one of {', '.join(MIXUP_MODES)}")
+                raise OptionError(
+                    "mixup_mode",
+                    f"must be one of {', '.join(MIXUP_MODES)}; got {self.mixup_mode!r}",
+                )
             if method_spec(self.method).mixup is None:
-                raise ValueError(f"mixup_mode needs a mixup method (mixup, ciw-m, cicw-m), not {self.method!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must lie in [0, 1), got {self.val_fraction}")
-        if self.width is not None and int(self.width) < 1:
-            raise ValueError(f"width must be at least 1, got {self.width}")
+                raise OptionError(
+                    "mixup_mode",
+                    f"needs a mixup method (mixup, ciw-m, cicw-m), not {self.method!r}",
+                )
+        for name, rng in NUMERIC_OPTIONS.items():
+            value = getattr(self, name)
+            if value is not None and not rng.contains(value):
+                raise OptionError(name, f"must be {rng.describe()}; got {value!r}")
         if self.width is not None and self.model == "preact-resnet18":
-            raise ValueError("width applies to the cnn and mlp models only")
-        if self.subset is not None and self.subset < 2:
-            raise ValueError(f"subset must be at least 2, got {self.subset}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_steps", "stop_after_epochs", "threads"):
-            v = getattr(self, name)
-            if v is not None and int(v) < (0 if name == "stop_after_epochs" else 1):
-                raise ValueError(f"{name} must be positive, got {v}")
-        strengths = [n for n in ("delta", "temperature", "lam") if getattr(self, n) is not None]
+            raise OptionError(
+                "width", "applies to the cnn and mlp models only, not preact-resnet18"
+            )
+        strengths = [
+            n for n in ("delta", "temperature", "lam") if getattr(self, n) is not None
+        ]
         if len(strengths) > 1:
-            raise ValueError(f"give at most one of delta, temperature, lam; got {' and '.join(strengths)}")
-        if self.delta is not None and not self.delta >= 0:
-            raise ValueError(f"delta must be >= 0, got {self.delta}")
-        for name in ("temperature", "lam"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be > 0, got {v}")
-        if self.class_gamma is not None and not self.class_gamma >= 0:
-            raise ValueError(f"class_gamma must be >= 0, got {self.class_gamma}")
-        for name in ("mixup_alpha", "mixup_power", "anneal_start_factor"):
-            if getattr(self, name) is not None and not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("burnin_steps", "anneal_steps"):
-            v = getattr(self, name)
-            if v is not None and int(v) < 0:
-                raise ValueError(f"{name} must be >= 0, got {v}")
-        for name in ("burnin_epochs", "anneal_epochs"):
-            v = getattr(self, name)
-            if v is not None and not v >= 0:
-                raise ValueError(f"{name} must be >= 0, got {v}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.warmup_epochs is not None and not self.warmup_epochs >= 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
+            raise OptionError(
+                strengths[1],
+                f"cannot be combined with {strengths[0]}: give at most one of "
+                "delta, temperature, lam",
+            )
+        if self.warmup_epochs is not None and self.warmup_epochs > self.epochs:
+            raise OptionError(
+                "warmup_epochs",
+                f"must be at most epochs ({self.epochs}): a longer warm-up never "
+                f"reaches the learning rate; got {self.warmup_epochs!r}",
+            )
         if self.lr_milestones is not None:
-            ms = tuple(int(m) for m in self.lr_milestones)
-            if any(m < 0 for m in ms) or list(ms) != sorted(ms):
-                raise ValueError(f"lr_milestones must be increasing non-negative epochs, got {ms}")
+            ms = tuple(self.lr_milestones)
+            if not all(
+                isinstance(m, numbers.Integral) and not isinstance(m, bool) for m in ms
+            ):
+                raise OptionError(
+                    "lr_milestones", f"must be integers (epochs); got {ms}"
+                )
+            if any(m < 0 for m in ms) or any(b <= a for a, b in itertools.pairwise(ms)):
+                raise OptionError(
+                    "lr_milestones",
+                    f"must be strictly increasing non-negative epochs; got {ms}",
+                )
+            if ms and ms[-1] >= self.epochs:
+                raise OptionError(
+                    "lr_milestones",
+                    f"must lie below epochs ({self.epochs}): milestone {ms[-1]} is "
+                    "never reached; drop it or raise epochs",
+                )
+        for name in ("out", "data_dir", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None and not str(value).strip():
+                raise OptionError(
+                    name,
+                    "must not be empty: give a folder, or leave the option out for the default",
+                )
+        if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", str(self.device)):
+            raise OptionError(
+                "device", f"must be 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}"
+            )
+        self._validate_divergences()
+        from .noise import parse_noise_spec
+
+        try:
+            parse_noise_spec(self.noise)
+        except (ValueError, TypeError) as err:
+            raise OptionError("noise", f"is not valid: {err}") from None
+
+    def _validate_divergences(self) -> None:
         _check_divergence_name("instance_divergence", self.instance_divergence)
         _check_divergence_name("class_divergence", self.class_divergence)
-        if self.device not in ("cpu",) and not str(self.device).startswith("cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
-        from divweights.noise import parse_noise_spec
-
-        parse_noise_spec(self.noise)
+        spec = method_spec(self.method)
+        if spec.instance:
+            div = parse_divergence(self.instance_divergence)
+            if div is None:
+                raise OptionError(
+                    "instance_divergence",
+                    f"cannot be 'none' with method {self.method!r}, which "
+                    "reweights instances; use --method ce for uniform weights",
+                )
+            form = next(
+                (
+                    n
+                    for n in ("delta", "temperature", "lam")
+                    if getattr(self, n) is not None
+                ),
+                "delta",
+            )
+            if form not in div.instance_forms:
+                raise OptionError(
+                    form,
+                    f"is not available with instance divergence {self.instance_divergence!r} "
+                    f"(it takes {' or '.join(div.instance_forms)})",
+                )
+        class_div = self.class_divergence
+        if class_div is None:
+            class_div = METHOD_DEFAULTS[self.method].get(
+                "class_divergence", "reverse-kl"
+            )
+        key = _class_divergence_key(class_div)
+        if key == "kl":
+            raise OptionError(
+                "class_divergence",
+                "kl needs soft (probability) targets, and the training program's "
+                "targets are integer labels; use reverse-kl (KL(label || v) <= gamma, the published "
+                "'kl' option), tv or l2",
+            )
+        if key not in CLASS_DIVERGENCES:
+            raise OptionError(
+                "class_divergence",
+                f"{class_div!r} has no class weights; choose one of "
+                f"{', '.join(CLASS_DIVERGENCES)}",
+            )
+        if (
+            self.class_gamma is not None
+            and key in CLASS_GAMMA_MAX
+            and self.class_gamma > CLASS_GAMMA_MAX[key]
+        ):
+            hi = _fmt(CLASS_GAMMA_MAX[key])
+            raise OptionError(
+                "class_gamma",
+                f"must be at most {hi} with class divergence {key} (no two "
+                f"distributions are further apart; a larger radius acts like {hi}); got "
+                f"{self.class_gamma!r}",
+            )
 
     # -------------------------------------------------------------- defaults
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """Return a copy with every automatic (None) field filled in.
 
         * ``model``: ``preact-resnet18`` for CIFAR, ``mlp`` for two-moons,
@@ -422,7 +692,13 @@ class TrainConfig:
         """
         changes: dict[str, Any] = {}
         cifar = self.dataset in ("cifar10", "cifar100")
-        model = self.model or ("preact-resnet18" if cifar else "mlp" if self.dataset == "two-moons" else "cnn")
+        model = self.model or (
+            "preact-resnet18"
+            if cifar
+            else "mlp"
+            if self.dataset == "two-moons"
+            else "cnn"
+        )
         changes["model"] = model
         if self.lr is None:
             changes["lr"] = {"preact-resnet18": 0.1, "cnn": 0.02}.get(model, 0.05)
@@ -430,9 +706,18 @@ class TrainConfig:
             changes["warmup_epochs"] = 1.0 if model == "cnn" else 0.0
         if self.lr_milestones is None:
             if model == "preact-resnet18":
-                ms = tuple(sorted({max(1, round(self.epochs * f)) for f in (30 / 120, 80 / 120, 110 / 120)}))
+                ms = tuple(
+                    sorted(
+                        {
+                            max(1, round(self.epochs * f))
+                            for f in (30 / 120, 80 / 120, 110 / 120)
+                        }
+                    )
+                )
             else:
-                ms = tuple(sorted({max(1, round(self.epochs * f)) for f in (2 / 3, 13 / 15)}))
+                ms = tuple(
+                    sorted({max(1, round(self.epochs * f)) for f in (2 / 3, 13 / 15)})
+                )
             changes["lr_milestones"] = tuple(m for m in ms if m < self.epochs)
         else:
             changes["lr_milestones"] = tuple(int(m) for m in self.lr_milestones)
@@ -455,9 +740,13 @@ class TrainConfig:
         if self.mixup_recompute is None:
             changes["mixup_recompute"] = method_spec(self.method).recompute_on_mixed
         if self.burnin_epochs is None:
-            changes["burnin_epochs"] = float(defaults.get("burnin_epochs", _DEFAULT_BURNIN_EPOCHS))
+            changes["burnin_epochs"] = float(
+                defaults.get("burnin_epochs", _DEFAULT_BURNIN_EPOCHS)
+            )
         if self.anneal_epochs is None:
-            changes["anneal_epochs"] = float(defaults.get("anneal_epochs", _DEFAULT_ANNEAL_EPOCHS))
+            changes["anneal_epochs"] = float(
+                defaults.get("anneal_epochs", _DEFAULT_ANNEAL_EPOCHS)
+            )
         return dataclasses.replace(self, **changes)
 
     # -------------------------------------------------------- serialisation
@@ -474,7 +763,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True, indent=1)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Build a config from :meth:`to_dict` output; unknown keys are an error."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -506,7 +795,9 @@ class TrainConfig:
         ['width']
         """
         mine, theirs = self.run_identity(), other.run_identity()
-        return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        return sorted(
+            k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)
+        )
 
     def lr_at_epoch(self, epoch: int) -> float:
         """Learning rate during ``epoch`` (0-based) under step decay.
@@ -533,11 +824,15 @@ class TrainConfig:
         >>> cfg = TrainConfig(dataset="two-moons", lr=0.1, lr_milestones=(), warmup_epochs=1.0)
         >>> [round(cfg.lr_at(0, s, 4), 3) for s in range(5)]
         [0.025, 0.05, 0.075, 0.1, 0.1]
+        >>> TrainConfig(dataset="two-moons", lr=0.1, lr_milestones=(), warmup_epochs=0.1).lr_at(0, 0, 4)
+        0.1
         """
         lr = self.lr_at_epoch(epoch)
         warm = self.warmup_epochs * steps_per_epoch
         if warm > 0 and step < warm:
-            lr *= (step + 1) / warm
+            lr *= min(
+                1.0, (step + 1) / warm
+            )  # a warm-up shorter than one step never raises the lr
         return lr
 
     def strength(self) -> dict[str, float]:
@@ -553,7 +848,8 @@ def schedule_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]
     """Burn-in and annealing lengths in optimisation steps.
 
     Explicit ``burnin_steps``/``anneal_steps`` win; otherwise
-    ``round(epochs * steps_per_epoch)`` from ``burnin_epochs``/``anneal_epochs``.
+    ``round(epochs * steps_per_epoch)`` from ``burnin_epochs``/``anneal_epochs``
+    (at most :data:`MAX_COUNT`).
 
     Examples
     --------
@@ -561,12 +857,169 @@ def schedule_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]
     >>> schedule_steps(cfg, 10)
     (15, 7)
     """
-    cfg = config if config.burnin_epochs is not None and config.anneal_epochs is not None else config.resolved()
+    cfg = (
+        config
+        if config.burnin_epochs is not None and config.anneal_epochs is not None
+        else config.resolved()
+    )
     burnin = cfg.burnin_steps
     if burnin is None:
-        burnin = int(round(cfg.burnin_epochs * steps_per_epoch))
+        burnin = min(MAX_COUNT, round(cfg.burnin_epochs * steps_per_epoch))
     anneal = cfg.anneal_steps
     if anneal is None:
-        anneal = int(round(cfg.anneal_epochs * steps_per_epoch))
+        anneal = min(MAX_COUNT, round(cfg.anneal_epochs * steps_per_epoch))
     return int(burnin), int(anneal)
 
+
+# ---------------------------------------------------------------------------
+# Options that have no effect
+# ---------------------------------------------------------------------------
+def _methods_with(attr: str) -> str:
+    return ", ".join(m for m in METHODS if getattr(_METHOD_SPECS[m], attr))
+
+
+_INSTANCE_OPTIONS = ("instance_divergence", "delta", "temperature", "lam")
+_CLASS_OPTIONS = ("class_divergence", "class_gamma")
+_BURNIN_OPTIONS = ("burnin_steps", "burnin_epochs")
+_ANNEAL_OPTIONS = ("anneal_steps", "anneal_epochs", "anneal_start_factor")
+_MIXUP_OPTIONS = ("mixup_alpha", "mixup_power", "mixup_recompute")
+#: Datasets whose inputs are not images (two-moons always; digits when flattened for the MLP).
+_GENERATED_DATASETS = {"two-moons": "is generated", "digits": "ships with scikit-learn"}
+
+
+def _unused_reason(
+    cfg: TrainConfig, name: str, value: Any, opt: Callable[[str], str]
+) -> str | None:
+    """Why option ``name`` (given as ``value``) changes nothing in a run of ``cfg`` (resolved), or None.
+
+    ``opt`` turns a field name into the name shown to the user (a flag for the CLI).
+    """
+    spec = method_spec(cfg.method)
+    mode = cfg.mixup_mode or spec.mixup
+    method = f"{opt('method')} {cfg.method}"
+    mode_from = f"{cfg.method}'s default or {opt('mixup_mode')}"
+    if name in _INSTANCE_OPTIONS and not spec.instance:
+        return f"with {method}, which has no instance weights (methods with them: {_methods_with('instance')})"
+    if name in _CLASS_OPTIONS and not spec.classes:
+        return f"with {method}, which has no class weights (methods with them: {_methods_with('classes')})"
+    if name == "class_divergence" and cfg.class_gamma == 0:
+        return f"with {opt('class_gamma')} 0, which switches class reweighting off"
+    if name == "class_gamma" and _class_divergence_key(cfg.class_divergence) == "none":
+        return (
+            f"with {opt('class_divergence')} none, which switches class reweighting off"
+        )
+    if name in _BURNIN_OPTIONS + _ANNEAL_OPTIONS and not (
+        spec.instance or spec.classes
+    ):
+        return f"with {method}, which does not reweight (nothing to burn in or anneal)"
+    if name in _ANNEAL_OPTIONS and not spec.instance:
+        return (
+            f"with {method}: annealing scales the instance strength and {cfg.method} has none (the class "
+            "radius is not annealed, only switched on after the burn-in)"
+        )
+    if name == "burnin_epochs" and cfg.burnin_steps is not None:
+        return f"together with {opt('burnin_steps')}, which takes precedence"
+    if name == "anneal_epochs" and cfg.anneal_steps is not None:
+        return f"together with {opt('anneal_steps')}, which takes precedence"
+    if name == "anneal_start_factor" and (
+        cfg.anneal_steps == 0 or (cfg.anneal_steps is None and cfg.anneal_epochs == 0)
+    ):
+        return "without annealing (its length is 0): the strength starts at its target"
+    if name in _MIXUP_OPTIONS and mode is None:
+        mixers = ", ".join(m for m in METHODS if _METHOD_SPECS[m].mixup)
+        return f"with {method}, which does no mixup (mixup methods: {mixers})"
+    if name == "mixup_alpha" and mode in ("weight", "sample_weight"):
+        return (
+            f"with mixup mode {mode} ({mode_from}): its mixing ratios are w_i / (w_i + w_j) from the "
+            "weights, not Beta(alpha, alpha) draws"
+        )
+    if name == "mixup_power" and mode in ("plain", "weight", "label_smoothing"):
+        return f"with mixup mode {mode} ({mode_from}): partners are a random permutation, not sampled by weight"
+    if name == "mixup_recompute" and mode == "plain":
+        return (
+            f"with mixup mode plain ({mode_from}): it has no clean-pass weights to reuse; the mixed batch "
+            "always gets the method's loss"
+        )
+    if (
+        name == "augment"
+        and value != "none"
+        and (
+            cfg.dataset == "two-moons"
+            or (cfg.dataset == "digits" and cfg.model == "mlp")
+        )
+    ):
+        return f"with {opt('dataset')} {cfg.dataset} and {opt('model')} {cfg.model}: the inputs are not images"
+    if name == "data_dir" and cfg.dataset in _GENERATED_DATASETS:
+        return f"with {opt('dataset')} {cfg.dataset}, which {_GENERATED_DATASETS[cfg.dataset]} (no files are read)"
+    if name in ("clean_model_epochs", "cache_dir"):
+        from .noise import parse_noise_spec
+
+        if parse_noise_spec(cfg.noise).kind != "instance":
+            return (
+                f"with {opt('noise')} {cfg.noise}: only instance-dependent noise (instance:R) trains a clean "
+                "model to score the examples"
+            )
+    if name == "lr_decay" and not cfg.lr_milestones:
+        return f"without {opt('lr_milestones')} below {opt('epochs')} (the learning rate is never decayed)"
+    if name == "nesterov" and value and cfg.momentum == 0:
+        return f"with {opt('momentum')} 0 (Nesterov momentum needs momentum)"
+    if name == "threads" and cfg.framework == "jax":
+        return (
+            f"with {opt('framework')} jax: XLA fixes its CPU thread pool when JAX starts (set XLA_FLAGS "
+            "before launching instead)"
+        )
+    if name == "stop_after_epochs" and value >= cfg.epochs:
+        return f"with {opt('epochs')} {cfg.epochs}: the run ends before that anyway"
+    return None
+
+
+def unused_options(
+    config: TrainConfig,
+    given: Mapping[str, Any] | Iterable[str],
+    *,
+    option_name: Callable[[str], str] | None = None,
+) -> list[tuple[str, str]]:
+    """The options in ``given`` that would have no effect on a run of ``config``, with the reason.
+
+    ``divweights-train`` refuses such options (``--method ce --class-divergence
+    tv`` would otherwise train plain cross-entropy without a word). The config
+    alone cannot tell which options a user set on purpose (:meth:`TrainConfig.resolved`
+    fills every automatic field), so the caller names them.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's options.
+    given : mapping or iterable of str
+        The field names the user set explicitly (a mapping also gives their values;
+        otherwise the config's values are used).
+    option_name : callable, optional
+        Turns a field name into the name used in the reasons (default: the
+        field name; the CLI passes its flags).
+
+    Returns
+    -------
+    list of (str, str)
+        ``(field, reason)`` pairs, in the order of ``given``; empty when every option counts.
+
+    Examples
+    --------
+    >>> cfg = TrainConfig(dataset="two-moons", method="ce", class_divergence="tv")
+    >>> unused_options(cfg, ["method", "class_divergence"])
+    [('class_divergence', 'with method ce, which has no class weights (methods with them: bootstrap, cicw, cicw-m)')]
+    >>> unused_options(TrainConfig(method="cicw-m", delta=0.2), ["delta"])
+    []
+    """
+    cfg = config.resolved()
+    values = (
+        dict(given)
+        if isinstance(given, Mapping)
+        else {n: getattr(config, n) for n in given}
+    )
+    opt = option_name or (lambda field: field)
+    out = []
+    for name, value in values.items():
+        reason = _unused_reason(cfg, name, value, opt)
+        if reason is not None:
+            out.append((name, reason))
+    return out

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
+import json
 import os
+import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +26,15 @@ import numpy as np
 from . import datasets as ds_mod
 from .config import TrainConfig
 
-__all__ = ["PreparedData", "derive_seed", "epoch_permutation", "load_raw", "prepare_data"]
+__all__ = [
+    "NoiseCacheError",
+    "PreparedData",
+    "clean_model_recipe",
+    "derive_seed",
+    "epoch_permutation",
+    "load_raw",
+    "prepare_data",
+]
 
 _TAGS = {
     "subset": 1,
@@ -37,7 +49,15 @@ _TAGS = {
     "mixup": 10,
     "dropout": 11,
     "clean-model": 12,
+    "user-test": 13,
 }
+
+#: Fraction of a user dataset without its own test set that is held out as the test set.
+USER_TEST_FRACTION = 0.2
+
+
+class NoiseCacheError(ValueError):
+    """A cached clean-model score file is unreadable or belongs to another recipe; the message names it."""
 
 
 def derive_seed(seed: int, tag: str, *extra: int) -> int:
@@ -117,9 +137,22 @@ def load_raw(config: TrainConfig) -> tuple[ds_mod.ArrayDataset, ds_mod.ArrayData
 
     two-moons draws 2000 training points (or ``subset``) and 1000 test points
     with Gaussian jitter 0.1; digits splits scikit-learn's 1797 images into
-    2/3 training and 1/3 test, stratified, with the run's seed.
+    2/3 training and 1/3 test, stratified, with the run's seed. A user
+    dataset (a ``.npz`` file or an image folder, see
+    :func:`~divweights_train.datasets.load_user_dataset`) uses its own test
+    set when it has one; otherwise a stratified :data:`USER_TEST_FRACTION` of
+    it is held out (its labels are the user's, so as noisy as the rest).
     """
     name = config.dataset
+    if name not in _BUILTIN and ds_mod.is_user_dataset(name):
+        train = ds_mod.load_user_dataset(name, "train")
+        if ds_mod.user_dataset_has_test_split(name):
+            return train, ds_mod.load_user_dataset(name, "test")
+        test_idx = ds_mod.stratified_subset(train.y, round(USER_TEST_FRACTION * len(train)),
+                                            rng=_rng(config.seed, "user-test"), num_classes=train.num_classes)
+        mask = np.ones(len(train), dtype=bool)
+        mask[test_idx] = False
+        return ds_mod.subset(train, np.flatnonzero(mask)), ds_mod.subset(train, test_idx)
     if name == "fashion-mnist":
         return (
             ds_mod.load_fashion_mnist(config.data_dir, "train"),
@@ -143,16 +176,133 @@ def load_raw(config: TrainConfig) -> tuple[ds_mod.ArrayDataset, ds_mod.ArrayData
     raise ValueError(f"unknown dataset {name!r}")
 
 
+_BUILTIN = ("fashion-mnist", "cifar10", "cifar100", "two-moons", "digits")
+
+
 def _noise_dataset_name(name: str) -> str | None:
     return {"fashion-mnist": "fashion-mnist", "cifar10": "cifar10"}.get(name)
 
 
-def _confusion_cache_path(config: TrainConfig, n: int) -> Path:
+def _framework_version(framework: str) -> str | None:
+    dist = {"torch": "torch", "jax": "jax"}.get(framework)
+    if dist is None:
+        return None
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def clean_model_recipe(config: TrainConfig) -> dict:
+    """Every setting of ``config`` that the clean model of instance-dependent noise depends on.
+
+    The trainers' clean model (plain cross-entropy, ``clean_model_epochs``
+    epochs of SGD at the constant rate ``lr``) reads exactly these; its
+    scores decide which labels flip, so each of them is part of the key of
+    the score cache (:func:`prepare_data`), together with a fingerprint of
+    the clean training data.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from divweights_train.config import TrainConfig
+    >>> a = TrainConfig(dataset="two-moons", noise="instance:0.3").resolved()
+    >>> clean_model_recipe(a) == clean_model_recipe(dataclasses.replace(a, weight_decay=0.0))
+    False
+    """
+    return {
+        "framework": config.framework,
+        "framework_version": _framework_version(config.framework),
+        "device": str(config.device).split(":")[0],
+        "model": config.model,
+        "width": config.width,
+        "seed": int(config.seed),
+        "epochs": int(config.clean_model_epochs),
+        "batch_size": int(config.batch_size),
+        "lr": config.lr,
+        "momentum": config.momentum,
+        "nesterov": bool(config.nesterov),
+        "weight_decay": config.weight_decay,
+    }
+
+
+def _data_fingerprint(ds: ds_mod.ArrayDataset) -> str:
+    h = hashlib.sha256()
+    for arr in (ds.x, ds.y):
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(memoryview(arr).cast("B"))
+    h.update(json.dumps([list(ds.mean), list(ds.std)]).encode())
+    return h.hexdigest()
+
+
+def _confusion_cache_key(config: TrainConfig, clean_train: ds_mod.ArrayDataset) -> str:
+    """The cache key as canonical JSON: the clean-model recipe and the data it is trained on."""
+    key = {
+        "format": 2,
+        "dataset": config.dataset,
+        "num_examples": len(clean_train),
+        "num_classes": clean_train.num_classes,
+        "data_sha256": _data_fingerprint(clean_train),
+        "recipe": clean_model_recipe(config),
+    }
+    return json.dumps(key, sort_keys=True)
+
+
+def _confusion_cache_path(config: TrainConfig, key: str) -> Path:
     base = Path(config.cache_dir) if config.cache_dir else Path.home() / ".cache" / "divweights_train"
-    key = (f"{config.dataset}|{config.data_dir}|{config.subset}|{n}|{config.seed}|{config.clean_model_epochs}|"
-           f"{config.model}|{config.width}|{config.lr}|{config.batch_size}")
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return base / f"confusion-{config.dataset}-{digest}.npy"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(config.dataset).name) or "data"
+    return base / f"confusion-{label}-{digest}.npz"
+
+
+def _check_scores(scores, n: int, k: int, what: str) -> np.ndarray:
+    scores = np.asarray(scores)
+    if scores.shape != (n, k):
+        raise NoiseCacheError(f"{what}: expected clean-model scores of shape ({n}, {k}), got {scores.shape}")
+    if scores.dtype.kind != "f" or not np.all(np.isfinite(scores)) or (scores.size and scores.min() < 0):
+        raise NoiseCacheError(f"{what}: clean-model scores must be finite nonnegative floats")
+    return scores.astype(np.float64, copy=False)
+
+
+def _load_cached_scores(path: Path, key: str, n: int, k: int) -> np.ndarray:
+    """Scores from the cache file ``path``, after checking that it was written for ``key``."""
+    advice = "delete it to recompute the clean model's scores"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stored_key, scores = str(z["key"][()]), z["scores"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise NoiseCacheError(
+            f"noise cache {path} is corrupt or not a score cache ({type(exc).__name__}: {exc}); {advice}"
+        ) from exc
+    if stored_key != key:
+        raise NoiseCacheError(
+            f"noise cache {path} was written for another clean model or data than this run's; {advice}"
+        )
+    return _check_scores(scores, n, k, f"noise cache {path}")
+
+
+def _save_scores(path: Path, key: str, scores: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, scores=scores, key=np.array(key))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _instance_scores(config: TrainConfig, train: ds_mod.ArrayDataset, confusion_fn) -> np.ndarray:
+    key = _confusion_cache_key(config, train)
+    path = _confusion_cache_path(config, key)
+    n, k = len(train), train.num_classes
+    if path.exists():
+        return _load_cached_scores(path, key, n, k)
+    if confusion_fn is None:
+        raise ValueError("instance-dependent noise needs confusion scores from a clean model")
+    scores = _check_scores(confusion_fn(train), n, k, "confusion_fn")
+    _save_scores(path, key, scores)
+    return scores
 
 
 def prepare_data(
@@ -176,14 +326,19 @@ def prepare_data(
         ``confusion_fn(clean_train) -> (n, k)`` class probabilities of a model
         trained on clean labels; needed only for ``instance`` noise. The
         result is cached on disk (``config.cache_dir``, default
-        ``~/.cache/divweights_train``) keyed by dataset, subset, seed and the
-        clean model's settings.
+        ``~/.cache/divweights_train``), keyed by a fingerprint of the clean
+        training data and every setting the clean model depends on
+        (:func:`clean_model_recipe`: framework, model, optimiser, epochs,
+        seed, ...). The key is stored in the file and checked on load; a
+        corrupt file or a key mismatch raises :class:`NoiseCacheError`
+        naming the file. The file holds only arrays and is read without
+        pickle.
 
     Returns
     -------
     PreparedData
     """
-    from divweights.noise import apply_noise, parse_noise_spec
+    from .noise import apply_noise, parse_noise_spec
 
     train, test = load_raw(config)
     if config.subset is not None and config.dataset != "two-moons":
@@ -193,19 +348,7 @@ def prepare_data(
                                        num_classes=train.num_classes)
         train = ds_mod.subset(train, idx)
     spec = parse_noise_spec(config.noise)
-    scores = None
-    if spec.kind == "instance":
-        path = _confusion_cache_path(config, len(train))
-        if path.is_file():
-            scores = np.load(path)
-        else:
-            if confusion_fn is None:
-                raise ValueError("instance-dependent noise needs confusion scores from a clean model")
-            scores = np.asarray(confusion_fn(train), dtype=np.float64)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npy")
-            np.save(tmp, scores)
-            os.replace(tmp, path)
+    scores = _instance_scores(config, train, confusion_fn) if spec.kind == "instance" else None
     noisy, flipped = apply_noise(spec, train.y, train.num_classes, rng=_rng(config.seed, "noise"),
                                  dataset=_noise_dataset_name(config.dataset), confusion_scores=scores)
     clean_labels = train.y.copy()

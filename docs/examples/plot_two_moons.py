@@ -5,7 +5,7 @@ Two moons with 30% label noise
 The illustration of the CIW blog post, reproduced with a tiny NumPy network.
 
 Two hundred points from two interleaved half-moons get 30% of their labels
-flipped (:func:`divweights.noise.symmetric_noise`).  The same two-hidden-layer
+flipped (:func:`divweights_train.noise.symmetric_noise`).  The same two-hidden-layer
 ReLU network is trained twice with mini-batch SGD with momentum:
 
 * **plain**: the mean cross-entropy of each mini-batch (uniform weights);
@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from divweights import Alpha, instance_weights
-from divweights.noise import symmetric_noise
+from divweights_train.noise import symmetric_noise
 
 
 def make_moons(n, noise, rng):

@@ -1,0 +1,276 @@
+r"""Radii that need no noise rate: estimate the batch's noisy mass from the model's predictions.
+
+A divergence radius encodes how much of a mini-batch the weights may set
+aside.  The right amount is the fraction of wrong labels, which a user rarely
+knows.  This module estimates it from the batch and turns the estimate into a
+radius for any divergence.  Three pure functions:
+
+* :func:`noise_rate` -- the batch estimate
+  :math:`\hat\pi = \frac1n\sum_i \bigl(1 - p_{iy_i}/\max_j p_{ij}\bigr)`,
+  how much the model prefers another class to the label, from the class
+  losses :math:`L_{ij} = -\log p_{ij}` and the labels;
+* :func:`track_noise_rate` -- an exponential moving average of it started at
+  ``0`` (the only state: one scalar);
+* :func:`noise_radius` -- the radius of a divergence that lets the weights
+  set aside a fraction :math:`\pi` of the batch (instance weights) or of a
+  label's mass (class weights): :math:`-\log(1-\pi)` for KL, :math:`\pi`
+  for total variation.
+
+What it estimates, and when it fails, is derived in the docs
+(``docs/derivations/adaptive.rst``).  In short: once the model has learned
+the clean structure of the data (which it does first, before it memorises
+the noise), a wrong label is one whose probability is far below that of the
+model's favourite class, and a right label is the favourite.  An untrained
+model predicts almost uniformly, so every ratio is near one and the estimate
+starts near zero: the radius grows as the model learns, with no schedule to
+tune.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from ._array import is_concrete, prepare, quiet
+from .divergences import Divergence
+
+__all__ = ["DEFAULT_NOISE_MOMENTUM", "noise_rate", "track_noise_rate", "noise_radius"]
+
+#: Momentum of :func:`track_noise_rate` used by the adapters' ``delta="auto"``:
+#: a time constant of about 20 steps, which smooths the batch-to-batch
+#: scatter of the estimate (about ``0.5 / sqrt(n)``) and keeps the radius small
+#: during the first steps, and still follows the model within an epoch on a
+#: dataset of a few thousand examples (measured: ``benchmarks/adaptive_radius.py``).
+DEFAULT_NOISE_MOMENTUM = 0.95
+
+_PROBLEMS = ("instance", "class")
+
+
+def _check_momentum(momentum) -> float:
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(f"momentum must be a real number in [0, 1); got {type(momentum).__name__}")
+    momentum = float(momentum)
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must lie in [0, 1); got {momentum!r}")
+    return momentum
+
+
+def _row_losses(L, targets, work):
+    """Per-row loss of the given label(s): ``L[i, y_i]`` or ``<y_i, L_i>``."""
+    xp = work.xp
+    if not hasattr(targets, "dtype"):
+        raise TypeError(f"targets must be an array; got {type(targets).__name__}")
+    k = L.shape[-1]
+    if xp.isdtype(targets.dtype, "integral"):
+        if tuple(targets.shape) != tuple(L.shape[:-1]):
+            raise ValueError(
+                f"integer targets must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; "
+                f"got {tuple(targets.shape)}"
+            )
+        classes = xp.arange(k, dtype=xp.int64, device=work.device)
+        onehot = xp.astype(xp.astype(targets, xp.int64)[..., None] == classes, work.dtype)
+        return xp.sum(onehot * L, axis=-1)
+    if xp.isdtype(targets.dtype, "bool"):
+        raise TypeError("targets must be integer labels or floating probabilities, not bool")
+    if tuple(targets.shape) != tuple(L.shape):
+        raise ValueError(
+            f"probability targets must have the shape of class_losses {tuple(L.shape)}; got {tuple(targets.shape)}"
+        )
+    y = xp.astype(targets, work.dtype)
+    finite = xp.where(y > 0, L, xp.zeros_like(L))  # 0 * inf is 0 here: a class the label does not hold
+    return xp.sum(y * finite, axis=-1)
+
+
+def noise_rate(class_losses: Any, targets: Any, /, *, valid: Any = None) -> Any:
+    r"""Estimate the fraction of wrong labels in a batch from how much the model prefers another class.
+
+    .. math::
+
+        \hat\pi = \frac{1}{|V|}\sum_{i\in V} \Bigl(1 - \frac{p_{i y_i}}{\max_j p_{ij}}\Bigr)
+                 = \frac{1}{|V|}\sum_{i\in V} -\operatorname{expm1}\bigl(-(\ell_i - \min_j L_{ij})\bigr)
+
+    over the rows :math:`V` marked ``valid`` (all rows by default), with
+    :math:`p_{ij} = e^{-L_{ij}}` and :math:`\ell_i = L_{i y_i}` (or
+    :math:`\langle y_i, L_i\rangle` for probability targets).  A row counts
+    fully when the model puts (almost) nothing on the label next to its
+    favourite class, not at all when the label is the favourite, and in
+    between when the model hesitates; see the module notes for what this
+    estimates and when it fails.
+
+    Parameters
+    ----------
+    class_losses : array, shape (..., n, k)
+        Class losses :math:`L_{ij} = -\log p_{ij}` (for example
+        ``-log_softmax(logits)``), treated as constants.
+    targets : array
+        Integer labels of shape ``(..., n)`` or probabilities of shape
+        ``(..., n, k)``.  Labels are not range-checked here (indexing is by
+        comparison, so an out-of-range label counts as a wrong label).
+    valid : array of bool, shape (..., n), optional
+        Rows to use (for example not padding, not ``ignore_index``).  A batch
+        without a valid row gives ``0``.
+
+    Returns
+    -------
+    rate : array, shape (...)
+        In :math:`[0, 1]`, in the namespace, device and (floating) dtype of
+        ``class_losses``; float16/bfloat16 are computed in float32.  No host
+        synchronisation (safe under ``jax.jit`` and ``torch.compile``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from divweights import noise_rate
+    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.5, 0.5]])
+    >>> round(float(noise_rate(-np.log(p), np.array([0, 1, 1]))), 6)  # (0 + 0.75 + 0) / 3
+    0.25
+    """
+    L, work = prepare(class_losses, "class_losses", min_ndim=2)
+    xp = work.xp
+    if L.shape[-1] == 0:
+        raise ValueError("class_losses must hold at least one class along the last axis")
+    with quiet(xp):
+        gap = _row_losses(L, targets, work) - xp.min(L, axis=-1)
+        # 1 - p_y / p_max, accurate near 0; a NaN loss stays NaN, an infinite gap counts as 1
+        per_row = -xp.expm1(-xp.where(gap > 0, gap, xp.zeros_like(gap)))
+        per_row = xp.where(xp.isnan(gap), gap, per_row)
+        if valid is None:
+            rate = xp.mean(per_row, axis=-1)
+        else:
+            if tuple(valid.shape) != tuple(L.shape[:-1]):
+                raise ValueError(
+                    f"valid must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; got {tuple(valid.shape)}"
+                )
+            mask = xp.astype(valid, work.dtype)
+            total = xp.sum(mask, axis=-1)
+            picked = xp.where(mask > 0, per_row, xp.zeros_like(per_row))
+            rate = xp.sum(picked, axis=-1) / xp.maximum(total, xp.ones_like(total))
+    return work.finish(xp.asarray(rate))  # NumPy reductions return scalars, not 0-d arrays
+
+
+def track_noise_rate(
+    previous: Any,
+    class_losses: Any,
+    targets: Any,
+    /,
+    *,
+    momentum: float = DEFAULT_NOISE_MOMENTUM,
+    valid: Any = None,
+) -> Any:
+    r"""One step of the moving average of :func:`noise_rate`.
+
+    .. math::
+
+        \bar\pi_t = m\,\bar\pi_{t-1} + (1 - m)\,\hat\pi_t, \qquad \bar\pi_0 = 0.
+
+    Starting at zero is deliberate (no bias correction): the radius starts at
+    zero, as plain cross-entropy, and follows the estimate after about
+    :math:`1/(1-m)` steps.
+
+    Parameters
+    ----------
+    previous : array or float
+        The average so far (``0.0`` before the first step).
+    class_losses, targets, valid
+        As in :func:`noise_rate`.
+    momentum : float, default :data:`DEFAULT_NOISE_MOMENTUM`
+        In ``[0, 1)``; ``0`` uses the current batch alone.
+
+    Returns
+    -------
+    rate : array
+        The new average, in the namespace, dtype and device of
+        ``class_losses``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from divweights import track_noise_rate
+    >>> L = -np.log(np.array([[0.8, 0.2], [0.8, 0.2]]))
+    >>> state = 0.0
+    >>> for _ in range(3):
+    ...     state = track_noise_rate(state, L, np.array([0, 1]), momentum=0.5)
+    >>> round(float(state), 4)  # 0.375 * (1 - 0.5 ** 3)
+    0.3281
+    """
+    m = _check_momentum(momentum)
+    rate = noise_rate(class_losses, targets, valid=valid)
+    xp = prepare(rate, "rate", min_ndim=0)[1].xp
+    if isinstance(previous, numbers.Real):
+        return xp.asarray(rate * (1.0 - m) + float(previous) * m)
+    return xp.asarray(xp.astype(previous, rate.dtype) * m + rate * (1.0 - m))
+
+
+def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instance") -> Any:
+    r"""The radius that lets the weights set aside a fraction ``rate`` of the mass.
+
+    * ``problem="instance"``: :math:`D(u_S \,\|\, u)` for :math:`u_S` uniform
+      on a subset :math:`S` holding a fraction :math:`1-\pi` of the batch, the
+      weights that drop the noisy part when its losses stand apart.  For an
+      f-divergence :math:`D_f(u_S\|u) = (1-\pi) f\!\left(\tfrac{1}{1-\pi}\right) + \pi f(0)`;
+      KL gives :math:`-\log(1-\pi)`, total variation :math:`\pi`.
+    * ``problem="class"``: :math:`D(v \,\|\, e_y)` for :math:`v` that keeps
+      :math:`1-\pi` on the label :math:`y` and moves :math:`\pi` to another
+      class (reverse KL gives :math:`-\log(1-\pi)`, total variation
+      :math:`\pi`).
+
+    Parameters
+    ----------
+    divergence : Divergence
+        The divergence of the instance or class problem.
+    rate : float or array
+        Fraction in ``[0, 1)``; array values are not checked (they may be
+        traced) and are clipped to ``[0, 1 - eps]``.
+    problem : {"instance", "class"}
+
+    Returns
+    -------
+    radius : float or array
+        A Python float for a float ``rate``, otherwise an array like ``rate``.
+        ``inf`` where the divergence cannot express the drop (reverse KL of
+        instance weights, which must stay positive).
+
+    Examples
+    --------
+    >>> from divweights import KL, TotalVariation, ReverseKL, noise_radius
+    >>> round(noise_radius(KL(), 0.6), 4)  # -log(0.4)
+    0.9163
+    >>> noise_radius(TotalVariation(), 0.25)
+    0.25
+    >>> round(noise_radius(ReverseKL(), 0.6, problem="class"), 4)
+    0.9163
+    """
+    if not isinstance(divergence, Divergence):
+        raise TypeError(f"divergence must be a divweights divergence such as KL(); got {divergence!r}")
+    if problem not in _PROBLEMS:
+        raise ValueError(f"problem must be one of {_PROBLEMS}; got {problem!r}")
+    as_float = isinstance(rate, numbers.Real) and not isinstance(rate, bool)
+    if as_float:
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"rate must lie in [0, 1); got {rate!r}")
+        import numpy as np
+
+        r = np.asarray(rate, dtype=np.float64)
+    else:
+        r, work = prepare(rate, "rate", min_ndim=0)
+        if is_concrete(r) and bool(work.xp.any(work.xp.isnan(r))):
+            raise ValueError("rate must not be NaN")
+    xp = prepare(r, "rate", min_ndim=0)[1].xp
+    eps = xp.finfo(r.dtype).eps
+    r = xp.clip(r, 0.0, 1.0 - eps)
+    kept, dropped = 1.0 - r, r
+    one, zero = xp.ones_like(r), xp.zeros_like(r)
+    # two bins: the kept part and the dropped part; an f-divergence of distributions
+    # that are constant on each bin equals the divergence of the two-bin masses
+    pair_p = xp.stack([one, zero], axis=-1)
+    pair_q = xp.stack([kept, dropped], axis=-1)
+    with quiet(xp):
+        if problem == "instance":
+            radius = divergence(pair_p, pair_q)
+        else:
+            radius = divergence(pair_q, pair_p)
+    if as_float:
+        return float(radius)
+    return radius
+

@@ -1,0 +1,178 @@
+"""Every benchmark script runs (in its smallest mode) and ``make bench`` runs every one of them.
+
+No timing is asserted here: timing goals live in the benchmarks' own tables
+(medians of interleaved runs, ratios in the same run). These tests only keep
+the scripts from rotting, and ``make bench`` from naming a script that does
+not exist (as it once named ``benchmarks/bench_adapters.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+#: Every benchmark script and its smallest invocation; a new script needs an entry (see the test below).
+SMALLEST = {
+    "bench_torch_step.py": ["--tiny"],
+    "bench_jax_step.py": ["--tiny"],
+    "gpu_step.py": ["--device", "cpu", "--tiny"],
+    "bench_core.py": ["--quick"],
+    "adaptive_radius.py": ["--tiny"],  # no smaller mode: n = 1e5 and cvxpy solves (slow)
+    "fashion_mnist_table.py": [
+        "--estimate"
+    ],  # times a few CNN steps and prints the grid's estimate
+}
+#: More than ~10 s of CPU: bench_core's quick mode, and the JAX steps' jit compiles (about 20 s today).
+SLOW = {"bench_core.py", "bench_jax_step.py"}
+NEEDS = {
+    "bench_torch_step.py": ["torch"],
+    "bench_jax_step.py": ["jax"],
+    "gpu_step.py": ["torch"],
+    "bench_core.py": ["cvxpy"],
+    "fashion_mnist_table.py": ["torch"],
+    "adaptive_radius.py": ["torch", "sklearn"],
+}
+
+
+def scripts() -> list[str]:
+    return sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+
+
+def recipe(target: str) -> list[str]:
+    """The command lines of a Makefile target."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(
+        i
+        for i, line in enumerate(lines)
+        if re.match(rf"^{re.escape(target)}\s*:", line)
+    )
+    out = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        out.append(line.strip())
+    return out
+
+
+def run_script(
+    name: str, args: list[str], tmp_path: Path, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), str(ROOT / "adapters"), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return subprocess.run(
+        [sys.executable, str(BENCH / name), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def smallest_run(tmp_path_factory):
+    """``name -> CompletedProcess`` of the script's smallest invocation, each run once per module."""
+    done = {}
+
+    def get(name: str) -> subprocess.CompletedProcess:
+        for module in NEEDS[name]:
+            pytest.importorskip(module)
+        if name not in done:
+            done[name] = run_script(
+                name, SMALLEST[name], tmp_path_factory.mktemp(name.removesuffix(".py"))
+            )
+        return done[name]
+
+    return get
+
+
+def test_every_benchmark_has_a_smallest_invocation():
+    assert set(scripts()) == set(SMALLEST), (
+        "add the new benchmark's smallest invocation to SMALLEST"
+    )
+
+
+def test_make_bench_runs_every_benchmark_and_nothing_missing():
+    commands = recipe("bench")
+    named = {
+        m.group(1)
+        for c in commands
+        for m in [re.search(r"benchmarks/(\w+\.py)", c)]
+        if m
+    }
+    assert named == set(scripts()), (
+        f"make bench runs {sorted(named)}, the benchmarks are {scripts()}"
+    )
+    for target in ("bench", "bench-full", "bench-accuracy"):
+        for command in recipe(target):
+            for path in re.findall(r"benchmarks/\w+\.py", command):
+                assert (ROOT / path).is_file(), (
+                    f"make {target} runs {path}, which does not exist"
+                )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+        for n in sorted(SMALLEST)
+    ],
+)
+def test_benchmark_runs_in_its_smallest_mode(name, smallest_run):
+    proc = smallest_run(name)
+    assert proc.returncode == 0, (
+        f"{name} {' '.join(SMALLEST[name])} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    assert proc.stdout.strip(), f"{name} printed nothing"
+
+
+STEP_BENCHES = ["bench_torch_step.py", "bench_jax_step.py", "gpu_step.py"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in STEP_BENCHES],
+)
+def test_step_benchmark_reports_every_method_against_its_goal(name, smallest_run):
+    """The step tables name CE, the A/A control and the three methods, with ratios and PASS/FAIL for the goals."""
+    proc = smallest_run(name)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        for method in ("CE", "CE again", "CIW", "CICW", "CICW-M"):
+            if method in cells:
+                rows.setdefault(method, []).append(cells)
+    assert set(rows) == {"CE", "CE again", "CIW", "CICW", "CICW-M"}, proc.stdout
+    for method, goal in (
+        ("CIW", "<= 1.03"),
+        ("CICW", "<= 1.03"),
+        ("CICW-M", "<= 1.30"),
+    ):
+        for cells in rows[method]:
+            assert goal in cells, cells
+            assert {"PASS", "FAIL"} & set(cells) or any(
+                "not compilable" in c for c in cells
+            ), cells
+    for cells in rows["CE"]:
+        assert "1.000" in cells, cells  # the baseline's paired ratio to itself
+
+
+def test_gpu_step_without_a_gpu_says_so_and_exits_cleanly(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    proc = run_script("gpu_step.py", [], tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "no CUDA GPU" in proc.stdout and "Traceback" not in proc.stderr
