@@ -13,6 +13,7 @@ helpers keep three promises made by the public functions:
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import sys
 from dataclasses import dataclass
@@ -22,12 +23,16 @@ import array_api_compat
 
 __all__ = [
     "Work",
-    "prepare",
-    "scalar",
-    "logsumexp",
-    "softmax_or",
     "check_scalar",
     "is_concrete",
+    "is_eager_numpy",
+    "logsumexp",
+    "prepare",
+    "quiet",
+    "safe_log",
+    "scalar",
+    "softmax_or",
+    "uniform_on_minimisers",
 ]
 
 
@@ -46,8 +51,8 @@ class Work:
 
     @property
     def polish(self) -> int:
-        """Newton steps after the grid stage of the root finders."""
-        return 8 if self.finfo.bits >= 64 else 5
+        """Newton steps after the grid stage of the root finders (see :mod:`divweights._root`)."""
+        return 3 if self.finfo.bits >= 64 else 1
 
     def const(self, value) -> Any:
         # xp.full launches a fill on the device; xp.asarray(python_float, device=gpu)
@@ -156,7 +161,7 @@ def check_scalar(name: str, value, *, positive: bool, allow_inf: bool = True) ->
             v = float(value)
         except Exception:  # pragma: no cover - traced by a framework we do not know
             return
-    if v != v:
+    if math.isnan(v):
         raise ValueError(f"{name} must not be NaN")
     if not allow_inf and v == float("inf"):
         raise ValueError(f"{name} must be finite; got inf")
@@ -203,12 +208,21 @@ def softmax_or(xp, logits, fallback_logits, *, axis: int = -1):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-def argmin_mask(xp, x, *, axis: int = -1):
-    """Boolean mask of the minima of ``x`` along ``axis`` (ties all True)."""
-    return x == xp.min(x, axis=axis, keepdims=True)
+def safe_log(xp, x):
+    """``log(x)`` for ``x >= 0`` with ``log(0) = -inf``, without evaluating ``log(0)``
+    (no warning, and no infinite gradient inside a discarded branch under JAX)."""
+    pos = x > 0
+    return xp.where(pos, xp.log(xp.where(pos, x, xp.ones_like(x))), xp.full_like(x, -float("inf")))
 
 
-def uniform_on(xp, mask, dtype):
-    """Uniform distribution over ``mask`` along the last axis."""
-    m = xp.astype(mask, dtype)
+def uniform_on_minimisers(xp, x):
+    """Uniform distribution over the minimisers of ``x`` along the last axis
+    (the strong-reweighting limit of every instance and class problem)."""
+    m = xp.astype(x == xp.min(x, axis=-1, keepdims=True), x.dtype)
     return m / xp.sum(m, axis=-1, keepdims=True)
+
+
+def is_eager_numpy(xp, x) -> bool:
+    """True for NumPy arrays: eager host code, where iterating until converged
+    costs no device synchronisation and nothing is traced."""
+    return array_api_compat.is_numpy_namespace(xp) and array_api_compat.is_numpy_array(x)
