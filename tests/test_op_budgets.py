@@ -22,7 +22,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import divweights as dw  # noqa: E402
 from divweights_torch import ReweightedLoss, weighted_mixup  # noqa: E402
-from torch_counting import count_ops, op_counts  # noqa: E402
+from torch_helpers import count_ops, op_counts  # noqa: E402
 
 N, K = 128, 10
 
