@@ -75,7 +75,8 @@ def _device(x):
 
 def _grid_start(xp, fun, lo, hi, g: int, numel: int):
     """Root ``x0`` of the piecewise-linear interpolant of ``f`` on ``g`` grid
-    points, and a bracket ``[x0 - h, x0 + h]`` of the root (``h``: grid step)."""
+    points, and a bracket of the root: ``[x0 - h, x0 + h]`` (``h``: grid step)
+    within ``[lo, hi]``."""
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     big = float(xp.finfo(lo.dtype).max)
     h = (hi - lo) / (g - 1)
@@ -90,7 +91,7 @@ def _grid_start(xp, fun, lo, hi, g: int, numel: int):
     pos = xp.clip(f[1:, ...], min=tiny, max=big)  # f_{j+1} where positive, else tiny (never 0 / 0)
     x0 = lo + h * xp.sum(neg / (neg - pos), axis=0)
     # x0 and the root lie in the same grid cell, so the root is within h of x0
-    return x0, x0 - h, x0 + h
+    return x0, xp.maximum(x0 - h, lo), xp.minimum(x0 + h, hi)
 
 
 def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: bool = False):

@@ -91,12 +91,13 @@ class _Power:
 
 
 def _steps(a: float, work) -> dict:
-    """Root-finder settings.  For ``a > 1`` the equations have a kink wherever a
+    """Root-finder settings: one Newton step more than KL (whose residual is nearly
+    linear in ``log beta``).  For ``a > 1`` the equations have a kink wherever a
     weight reaches zero, and for ``a > 2`` a weight leaves zero like
     ``(c - c_k)^{1/(a-1)}``, with an infinite slope: the steps are safeguarded
     by bisection, and more of them are taken."""
     if a <= 1:
-        return {"steps": work.polish}
+        return {"steps": work.polish + 1}
     if a <= 2:
         return {"steps": 2 * work.polish + 4, "safeguarded": True}
     return {"steps": 4 * work.polish + 8, "safeguarded": True}
@@ -203,13 +204,24 @@ def alpha_constrained(losses, a: float, delta, work):
     gap = xp.min(xp.where(ay > 0, ay, xp.full_like(ay, math.inf)), axis=-1, keepdims=True)
     # Upper end: the weights deviate from uniform by at most ~|p| y_max e^{-s}, so
     # D <= delta / 8 there (and y_max e^{-s} <= e^{-2} / 2: nothing is clamped).
-    # Lower end: every non-minimiser is clamped (a > 1) or weighs less than
-    # exp(-60 - delta n) relative to a minimiser: the limit, uniform on the minimisers.
     hi = xp.log(y_max) + xp.clip(math.log(2.0 * abs(p)) - 0.5 * xp.log(delta_s), min=math.log(2.0)) + 2.0
-    if a > 1:
+    if a > 1:  # lower end: every non-minimiser is clamped, the limit
         lo = xp.log(gap) - 1.0
     else:
-        lo = xp.log(gap) - (60.0 + xp.clip(delta_s, max=1e3) * fam.count) / abs(p)
+        # Lower end: every non-minimiser has n w_i <= e^{-k'} with e^{s} w_i/w_min <= (gap e^{-s})^p.
+        # k' = 60 makes the weights the limit (uniform on the minimisers) to e^{-60}; for a <= 0,
+        # where D is unbounded, also D >= ((n - m) / n) f(e^{-k'}) >= delta: with r = n / (n - m),
+        # k' >= 1 + delta r (a = 0) or log(1 + delta a (a - 1) r) / |a| (a < 0).
+        m = xp.sum(xp.astype(fam.support & (lp == 0), lp.dtype), axis=-1, keepdims=True)
+        r = fam.count / xp.clip(fam.count - m, min=1.0)
+        d_r = xp.clip(delta_s, max=1e3) * r
+        if a == 0:
+            k = xp.clip(1.0 + d_r, min=60.0)
+        elif a < 0:
+            k = xp.clip(xp.log1p(a * (a - 1.0) * d_r) / abs(a), min=60.0)
+        else:
+            k = 60.0
+        lo = xp.log(gap) - (k + xp.log(fam.count)) / abs(p)
     lo = xp.minimum(lo, hi)
 
     def make_fun(lp_rows):

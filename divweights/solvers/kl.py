@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 
 from .._array import logsumexp
-from .._root import solve_increasing
+from .._root import solve_increasing, zero_strength
 
 __all__ = ["kl_constrained", "kl_penalty"]
 
@@ -120,6 +120,8 @@ def kl_constrained(losses, delta, work, logq=None):
     lo = xp.log(xp.clip(delta, min=math.sqrt(tiny), max=top))
     arrays = (nlp,) if logq is None else (nlp, logq)
     v = solve_increasing(xp, _make_fun(xp, delta, logq is not None), arrays, lo, hi, steps=work.polish)
+    # delta = 0: the residual is zero up to rounding for every tiny beta; the lower end is exact
+    v = zero_strength(xp, delta, lo, v)
     t = xp.exp(v) * nlp
     e = xp.exp(t if logq is None else t + logq)
     return e / xp.sum(e, axis=-1, keepdims=True)

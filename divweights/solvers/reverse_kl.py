@@ -21,8 +21,11 @@ Stationarity gives :math:`v_j = \eta\, y_j / (\ell_j + \mu)` on the support of
   limits: at the upper end :math:`v = y` to rounding (:math:`\gamma = 0`, or
   all target classes equally good).
 
-Every target class keeps a positive weight (at least the smallest normal
-number), so that :math:`\mathrm{KL}(y\|v)` stays finite in every dtype.
+Every target class keeps a positive weight, at least the smallest normal
+number of the dtype returned to the caller (``float16`` results are computed
+in ``float32``: their floor is float16's), so that :math:`\mathrm{KL}(y\|v)`
+stays finite in every dtype.  Raising a weight that small to the floor only
+lowers :math:`\mathrm{KL}(y\|v)`.
 """
 
 from __future__ import annotations
@@ -36,11 +39,16 @@ from .total_variation import move_onehot
 __all__ = ["reverse_kl_class", "reverse_kl_class_onehot"]
 
 
+def _floor(work) -> float:
+    """Smallest weight of a target class: the smallest normal number of the output dtype."""
+    return float(work.xp.finfo(work.out_dtype).smallest_normal)
+
+
 def reverse_kl_class_onehot(L, onehot, gamma, work):
     """Closed form for one-hot targets: ``v_y = exp(-gamma)``, the rest on the argmin."""
     xp = work.xp
-    # exp(-gamma) underflows for gamma > ~745 (float64): keep the smallest positive mass
-    keep = xp.clip(xp.exp(-gamma), min=float(work.finfo.smallest_normal))
+    # exp(-gamma) underflows for large gamma: keep the smallest positive mass
+    keep = xp.clip(xp.exp(-gamma), min=_floor(work))
     return move_onehot(xp, L, onehot, keep)
 
 
@@ -91,7 +99,7 @@ def reverse_kl_class(L, y, gamma, work):
     h_b = e_log + logsumexp(xp, log_y - log_db)
     leave = can_leave & (gamma >= h_b)
     v_in = xp.exp(e_log - gamma + log_y - log_db)
-    v_in = xp.where(supp, xp.clip(v_in, min=tiny), v_in)  # no underflow to 0 on the support
+    v_in = xp.where(supp, xp.clip(v_in, min=_floor(work)), v_in)  # no underflow to 0 on the support
     rest = xp.clip(1.0 - xp.sum(v_in, axis=-1, keepdims=True), min=0.0)
     ob = xp.astype(out_best, L.dtype)
     v_leave = v_in + rest * ob / xp.clip(xp.sum(ob, axis=-1, keepdims=True), min=1.0)
@@ -111,6 +119,6 @@ def reverse_kl_class(L, y, gamma, work):
     t = solve_increasing(xp, _stay_fun(xp, gamma_s), (d, log_y), t_lo, t_hi, steps=work.polish)
     a = log_y - xp.logaddexp(safe_log(xp, xp.where(supp, d, zeros)), t)
     v_stay = xp.exp(a - logsumexp(xp, a))
-    v_stay = xp.where(supp, xp.clip(v_stay, min=tiny), v_stay)
+    v_stay = xp.where(supp, xp.clip(v_stay, min=_floor(work)), v_stay)
     v_stay = v_stay / xp.sum(v_stay, axis=-1, keepdims=True)
     return zero_strength(xp, gamma, y0, xp.where(leave, v_leave, v_stay))

@@ -90,13 +90,34 @@ def _kth_largest(xp, key, k):
     return xp.min(xp.where(idx <= k, s, xp.full_like(s, math.inf)), axis=-1, keepdims=True)
 
 
+def _removal_pairwise(xp, losses, cap, budget):
+    """Mass each coordinate gives up, from the pairwise comparison of the coordinates:
+    with ``A_i`` the capacity strictly above ``losses_i`` and ``E_i`` the capacity at its
+    level, ``cap_i * clip((budget - A_i) / E_i, 0, 1)`` (all of it above the threshold
+    level, the same fraction of every tied coordinate at it, none below)."""
+    row = losses[..., None, :]
+    col = losses[..., :, None]
+    zero = xp.zeros((), dtype=cap.dtype, device=array_api_compat.device(cap))
+    capacity = cap[..., None, :]
+    above = xp.sum(xp.where(row > col, capacity, zero), axis=-1)
+    level = xp.sum(xp.where(row == col, capacity, zero), axis=-1)
+    tiny = float(xp.finfo(cap.dtype).smallest_normal)
+    return cap * xp.clip((budget - above) / xp.clip(level, min=tiny), min=0.0, max=1.0)
+
+
+def _removal_sorted(xp, losses, cap, budget, tau):
+    """Mass each coordinate gives up, given the threshold level ``tau``."""
+    zeros = xp.zeros_like(cap)
+    above = losses > tau
+    at = losses == tau
+    y_gt = xp.sum(xp.where(above, cap, zeros), axis=-1, keepdims=True)
+    y_eq = xp.sum(xp.where(at, cap, zeros), axis=-1, keepdims=True)
+    frac = xp.clip((budget - y_gt) / xp.clip(y_eq, min=float(xp.finfo(cap.dtype).smallest_normal)), min=0.0, max=1.0)
+    return xp.where(above, cap, xp.where(at, frac * cap, zeros))
+
+
 def _level(xp, losses, cap, budget):
     """Threshold level ``tau``: the lowest loss such that the capacity strictly above it fits the budget."""
-    k = losses.shape[-1]
-    if k <= PAIRWISE_MAX:
-        higher = losses[..., None, :] > losses[..., :, None]
-        above = xp.sum(xp.where(higher, cap[..., None, :], xp.zeros_like(higher, dtype=cap.dtype)), axis=-1)
-        return xp.min(xp.where(above <= budget, losses, xp.full_like(losses, math.inf)), axis=-1, keepdims=True)
     order = xp.argsort(losses, axis=-1, descending=True, stable=True)
     s = xp.take_along_axis(losses, order, axis=-1)
     cap_sorted = xp.take_along_axis(cap, order, axis=-1)
@@ -121,16 +142,14 @@ def tv_constrained(losses, budget, work, prior=None):
         # every removable example gives 1 / count: tau is the (floor(budget * count) + 1)-th largest
         kth = xp.clip(xp.floor(budget * count), max=float(losses.shape[-1]))
         tau = _kth_largest(xp, xp.where(removable, losses, xp.full_like(losses, -math.inf)), kth)
+        removal = _removal_sorted(xp, losses, cap, budget, tau)
     else:
         base = prior
         cap = xp.where(minimisers, xp.zeros_like(prior), prior)
-        tau = _level(xp, losses, cap, budget)
-    above = losses > tau
-    at = losses == tau
-    y_gt = xp.sum(xp.where(above, cap, xp.zeros_like(cap)), axis=-1, keepdims=True)
-    y_eq = xp.sum(xp.where(at, cap, xp.zeros_like(cap)), axis=-1, keepdims=True)
-    frac = xp.clip((budget - y_gt) / xp.clip(y_eq, min=float(work.finfo.smallest_normal)), min=0.0, max=1.0)
-    removal = xp.where(above, cap, xp.where(at, frac * cap, xp.zeros_like(cap)))
+        if losses.shape[-1] <= PAIRWISE_MAX:
+            removal = _removal_pairwise(xp, losses, cap, budget)
+        else:
+            removal = _removal_sorted(xp, losses, cap, budget, _level(xp, losses, cap, budget))
     return _receive(xp, base, removal, minimisers)
 
 
