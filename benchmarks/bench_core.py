@@ -1,8 +1,9 @@
 """Core host-speed benchmark (NumPy): targets of issue #10 item 4, with PASS/FAIL.
 
 Every figure is a median over interleaved rounds (each round calls every
-candidate once), and every target is a *ratio measured in the same run*, so
-that the shared, noisy machine cancels out.  Targets (float32 and float64):
+candidate once) of the CPU time of this process (``time.process_time``: other
+processes on a shared machine do not inflate it), and every target is a
+*ratio measured in the same run*.  Targets (float32 and float64):
 
 * exact-radius KL at n = 1e6 <= 4x a plain NumPy softmin
   (``e = np.exp(-(l - l.min()) / lam); e / e.sum()``);
@@ -24,7 +25,9 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import statistics
 import sys
+import time
 import tracemalloc
 
 import numpy as np
@@ -32,7 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 
 import divweights as dw  # noqa: E402
-from _timing import fmt_time, interleaved  # noqa: E402
+from _timing import fmt_time  # noqa: E402
 
 CASES = [
     (dw.KL(), "lam"), (dw.KL(), "delta"), (dw.KL(), "temperature"),
@@ -43,6 +46,21 @@ CASES = [
     (dw.SquaredL2(), "delta"),
 ]  # fmt: skip
 STRENGTH = {"lam": 0.5, "delta": 0.3, "temperature": 0.5}
+
+
+def interleaved(candidates: dict, *, rounds: int = 11, inner: int = 1, warmup: int = 2) -> dict:
+    """``{name: median CPU seconds per call}``; each round calls every candidate ``inner`` times."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            t0 = time.process_time()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.process_time() - t0) / inner)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 class Targets:

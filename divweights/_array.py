@@ -27,6 +27,7 @@ __all__ = [
     "is_concrete",
     "is_eager_numpy",
     "logsumexp",
+    "normalised_exp",
     "prepare",
     "quiet",
     "safe_log",
@@ -206,6 +207,20 @@ def softmax_or(xp, logits, fallback_logits, *, axis: int = -1):
     m = xp.max(logits, axis=axis, keepdims=True)
     e = xp.exp(logits - m)
     return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def normalised_exp(xp, t):
+    """``exp(t) / sum(exp(t))`` along the last axis.  ``t`` is consumed: NumPy
+    reuses its memory (no second array of the row's size), other libraries
+    allocate as usual."""
+    if is_eager_numpy(xp, t):
+        import numpy as np
+
+        np.exp(t, out=t)
+        t /= np.sum(t, axis=-1, keepdims=True)
+        return t
+    e = xp.exp(t)
+    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 def safe_log(xp, x):
