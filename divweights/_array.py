@@ -120,11 +120,16 @@ def quiet(xp):
 
 def is_concrete(x) -> bool:
     """True when ``x``'s values can be inspected eagerly and cheaply: not a jit
-    tracer, and in host memory (reading a GPU value would synchronise the
-    device on every training step, so value checks are skipped there)."""
+    tracer (``jax.jit``, ``torch.compile``), and in host memory (reading a GPU
+    value would synchronise the device on every training step, so value checks
+    are skipped there)."""
     if array_api_compat.is_jax_array(x):
         jax = sys.modules["jax"]  # imported, since x is a jax array
         if isinstance(x, jax.core.Tracer):
+            return False
+    elif array_api_compat.is_torch_array(x):
+        compiler = getattr(sys.modules["torch"], "compiler", None)
+        if compiler is not None and compiler.is_compiling():  # traced by torch.compile: no values
             return False
     else:
         try:
