@@ -1,7 +1,7 @@
 """No noise rate needed: ``ReweightedLoss()`` in a plain loop against hand-tuned radii.
 
 The benchmark of issue 13.  Every run is the loop a user writes first -- an
-MLP, Adam, 40 epochs, batches of 128, no schedule -- with the loss swapped:
+MLP, Adam, batches of 128, no schedule -- with the loss swapped:
 
 * ``ce``          plain cross-entropy;
 * ``filter``      cross-entropy on the unflipped examples only (the perfect filter);
@@ -41,11 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
-RADII = (0.05, 0.1, 0.25, 0.5, 1.0, 1.6)
+RADII = (0.1, 0.25, 0.5, 1.0, 1.6)
 METHODS = ("ce", "filter", *(f"fixed:{d}" for d in RADII), "informed", "auto", "bare", "term")
 NOISES = (("symmetric", 0.0), ("symmetric", 0.2), ("symmetric", 0.4), ("symmetric", 0.6), ("symmetric", 0.8),
           ("asymmetric", 0.4))
 DATASETS = ("fashion-mnist", "digits", "two-moons")
+#: Epochs per dataset: 20 on Fashion-MNIST (1,580 steps; cross-entropy has memorised most noisy labels by then),
+#: 40 on the small sets (400 and 640 steps).
+EPOCHS = {"fashion-mnist": 20, "digits": 40, "two-moons": 40}
 
 
 # -- data --------------------------------------------------------------------------------------------------------
@@ -126,11 +129,12 @@ def make_loss(method: str, rate: float):
     return lambda z, y, clean: fn(z, y)
 
 
-def run(dataset: str, kind: str, rate: float, seed: int, method: str, epochs: int = 40, data=None) -> float:
+def run(dataset: str, kind: str, rate: float, seed: int, method: str, epochs: int | None = None, data=None) -> float:
     import torch
     from torch import nn
 
     x, y, xt, yt, k = data if data is not None else load(dataset)
+    epochs = EPOCHS[dataset] if epochs is None else epochs
     yn = np.asarray(noisy_labels(dataset, y, k, kind, rate, seed))
     torch.manual_seed(seed)
     X, Y, clean = torch.from_numpy(x), torch.from_numpy(yn).long(), torch.from_numpy(yn == y)
@@ -162,7 +166,8 @@ def _work(job):
     dataset, kind, rate, seed, method, epochs = job
     t = time.perf_counter()
     acc = run(dataset, kind, rate, seed, method, epochs, data=_DATA.get(dataset) or load(dataset))
-    return {"dataset": dataset, "noise": kind, "rate": rate, "seed": seed, "method": method, "epochs": epochs,
+    return {"dataset": dataset, "noise": kind, "rate": rate, "seed": seed, "method": method,
+            "epochs": EPOCHS[dataset] if epochs is None else epochs,
             "accuracy": acc, "seconds": round(time.perf_counter() - t, 1)}
 
 
@@ -214,7 +219,7 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=None, help="override the per-dataset epochs (20 / 40 / 40)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (1 thread each)")
     ap.add_argument("--quick", action="store_true", help="one seed, digits and two-moons only")
     ap.add_argument("--tiny", action="store_true", help="smoke test: two-moons at 40%% noise, 3 epochs, 3 methods")

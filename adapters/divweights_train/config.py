@@ -477,6 +477,7 @@ class TrainConfig:
     seed: int = 0
     out: str | None = None
     resume: bool = False
+    overwrite: bool = False
     framework: str = "torch"
     device: str = "cpu"
     max_steps: int | None = None
@@ -492,6 +493,7 @@ class TrainConfig:
     RUN_CONTROL_FIELDS = (
         "out",
         "resume",
+        "overwrite",
         "quiet",
         "stop_after_epochs",
         "threads",
@@ -556,6 +558,12 @@ class TrainConfig:
         if self.width is not None and self.model == "preact-resnet18":
             raise OptionError(
                 "width", "applies to the cnn and mlp models only, not preact-resnet18"
+            )
+        if self.resume and self.overwrite:
+            raise OptionError(
+                "overwrite",
+                "cannot be combined with resume: continue the run in out (resume) or "
+                "delete it first (overwrite)",
             )
         strengths = [
             n for n in ("delta", "temperature", "lam") if getattr(self, n) is not None

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .checkpoint import atomic_write, dumps_json, write_json
+
 __all__ = [
     "EpochRecord",
     "MetricsWriter",
@@ -25,6 +27,7 @@ __all__ = [
     "average_ranks",
     "effective_sample_size",
     "read_metrics",
+    "read_summary",
     "summarize",
 ]
 
@@ -84,7 +87,9 @@ def auroc(scores, positive) -> float:
             raise ValueError("positive must be boolean (or 0/1)")
         pos = pos.astype(bool)
     if s.shape != pos.shape:
-        raise ValueError(f"scores and positive must have the same length, got {s.shape} and {pos.shape}")
+        raise ValueError(
+            f"scores and positive must have the same length, got {s.shape} and {pos.shape}"
+        )
     if not np.all(np.isfinite(s)):
         raise ValueError("scores must be finite")
     n_pos = int(pos.sum())
@@ -173,7 +178,9 @@ class WeightStats:
         return {
             "auroc": a,
             "ess": float(np.mean(self.ess)) if self.ess else math.nan,
-            "flipped_mass": float(np.mean(self.flipped_mass)) if self.flipped_mass else math.nan,
+            "flipped_mass": float(np.mean(self.flipped_mass))
+            if self.flipped_mass
+            else math.nan,
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -234,18 +241,39 @@ class EpochRecord:
     TIMING_FIELDS = ("epoch_time", "time")
 
     @classmethod
-    def from_epoch(cls, *, epoch: int, step: int, lr: float, loss_sum: float, batches: int, correct: int,
-                   seen: int, test_acc: float, val_acc: float, weights: Mapping[str, float],
-                   reweighting: bool, epoch_time: float, elapsed: float) -> "EpochRecord":
+    def from_epoch(
+        cls,
+        *,
+        epoch: int,
+        step: int,
+        lr: float,
+        loss_sum: float,
+        batches: int,
+        correct: int,
+        seen: int,
+        test_acc: float,
+        val_acc: float,
+        weights: Mapping[str, float],
+        reweighting: bool,
+        epoch_time: float,
+        elapsed: float,
+    ) -> EpochRecord:
         """Build the record from a trainer's running sums and ``WeightStats.summary()``
         (shared by the PyTorch and JAX trainers)."""
         return cls(
-            epoch=epoch, step=step, lr=lr,
+            epoch=epoch,
+            step=step,
+            lr=lr,
             train_loss=loss_sum / max(batches, 1),
             train_acc_noisy=correct / seen if seen else math.nan,
-            test_acc=test_acc, val_acc=val_acc,
-            auroc=weights["auroc"], ess=weights["ess"], flipped_mass=weights["flipped_mass"],
-            reweighting=bool(reweighting), epoch_time=epoch_time, time=elapsed,
+            test_acc=test_acc,
+            val_acc=val_acc,
+            auroc=weights["auroc"],
+            ess=weights["ess"],
+            flipped_mass=weights["flipped_mass"],
+            reweighting=bool(reweighting),
+            epoch_time=epoch_time,
+            time=elapsed,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,11 +281,10 @@ class EpochRecord:
 
     def to_json(self) -> str:
         """One JSON line; nan becomes ``null``."""
-        d = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.to_dict().items()}
-        return json.dumps(d, sort_keys=True)
+        return dumps_json(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EpochRecord":
+    def from_dict(cls, d: Mapping[str, Any]) -> EpochRecord:
         names = [f.name for f in dataclasses.fields(cls)]
         kwargs = {k: (math.nan if d.get(k) is None else d[k]) for k in names}
         return cls(**kwargs)
@@ -292,13 +319,8 @@ class MetricsWriter:
         self.path = Path(path)
 
     def rewrite(self, records: Iterable[EpochRecord]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as fh:
-            for r in records:
-                fh.write(r.to_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        text = "".join(r.to_json() + "\n" for r in records).encode()
+        atomic_write(self.path, lambda fh: fh.write(text))
 
     def append(self, record: EpochRecord) -> None:
         with open(self.path, "a") as fh:
@@ -316,6 +338,37 @@ def read_metrics(path: str | os.PathLike) -> list[EpochRecord]:
             if line:
                 out.append(EpochRecord.from_dict(json.loads(line)))
     return out
+
+
+def read_summary(path: str | os.PathLike) -> dict[str, Any]:
+    """Read ``summary.json`` back: the ``null`` written for a nan number becomes nan again.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "summary.json")
+    ...     _ = open(p, "w").write('{"best_val_acc": null, "best_val_epoch": 3, "completed": true}')
+    ...     read_summary(p)
+    {'best_val_acc': nan, 'best_val_epoch': 3, 'completed': True}
+    """
+    with open(path) as fh:
+        summary = json.load(fh)
+    return {
+        k: (math.nan if v is None and k in _SUMMARY_FLOATS else v)
+        for k, v in summary.items()
+    }
+
+
+_SUMMARY_FLOATS = (
+    "final_test_acc",
+    "best_val_acc",
+    "test_at_best_val",
+    "max_test_acc",
+    "final_auroc",
+    "final_ess",
+    "time",
+)
 
 
 def summarize(records: Sequence[EpochRecord]) -> dict[str, Any]:
@@ -362,29 +415,52 @@ def summarize(records: Sequence[EpochRecord]) -> dict[str, Any]:
     }
 
 
-def epoch_line(rec: EpochRecord, lr: float) -> str:
-    """The one-line log of an epoch (shared by the trainers)."""
+def epoch_line(rec: EpochRecord, lr: float, epochs: int | None = None) -> str:
+    """The one-line log of an epoch (shared by the trainers).
+
+    ``train`` is the running accuracy against the noisy labels over the
+    epoch's batches, ``test`` the clean test accuracy, ``val`` the noisy
+    validation accuracy.
+
+    Examples
+    --------
+    >>> rec = EpochRecord(3, 30, 0.05, 0.41, 0.8, 0.9, 0.7, 0.85, 0.6, 0.1, True, 1.25, 4.0)
+    >>> epoch_line(rec, 0.05, epochs=30)
+    'epoch   3/30  loss 0.4100  train 0.8000  test 0.9000  val 0.7000  auroc 0.850  ess 0.600  lr 0.05  1.2s'
+    """
+    of = f"/{epochs}" if epochs is not None else ""
     return (
-        f"epoch {rec.epoch:3d}  loss {rec.train_loss:.4f}  test {rec.test_acc:.4f}  val {rec.val_acc:.4f}  "
-        f"auroc {rec.auroc:.3f}  ess {rec.ess:.3f}  lr {lr:.3g}  {rec.epoch_time:.1f}s"
+        f"epoch {rec.epoch:3d}{of}  loss {rec.train_loss:.4f}  train {rec.train_acc_noisy:.4f}  "
+        f"test {rec.test_acc:.4f}  val {rec.val_acc:.4f}  auroc {rec.auroc:.3f}  ess {rec.ess:.3f}  lr {lr:.3g}  "
+        f"{rec.epoch_time:.1f}s"
     )
 
 
-def finish_run(config, records: Sequence[EpochRecord], completed: bool, out: str | os.PathLike) -> dict[str, Any]:
+def finish_run(
+    config, records: Sequence[EpochRecord], completed: bool, out: str | os.PathLike
+) -> dict[str, Any]:
     """Write ``summary.json`` and, if enabled, the accuracy and weight plots of a
     finished (or stopped) run; return the summary.  Shared by the trainers."""
     out = Path(out)
     summary = summarize(records) if records else {}
-    summary["completed"] = bool(completed and records and records[-1].epoch == config.epochs)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    summary["completed"] = bool(
+        completed and records and records[-1].epoch == config.epochs
+    )
+    write_json(out / "summary.json", summary, indent=1, sort_keys=True)
     if config.plots and records:
         from . import plots
 
-        plots.plot_accuracy_curves({config.method: records}, out / "accuracy.png",
-                                   title=f"{config.dataset}, noise {config.noise}")
+        plots.plot_accuracy_curves(
+            {config.method: records},
+            out / "accuracy.png",
+            title=f"{config.dataset}, noise {config.noise}",
+        )
         last = out / "weights" / f"epoch_{records[-1].epoch:03d}.npz"
         if last.is_file():
-            with np.load(last) as z:
-                plots.plot_weight_histograms({config.method: (z["scaled_weights"], z["flipped"])},
-                                             out / "weights.png", title=f"epoch {records[-1].epoch}")
+            with np.load(last, allow_pickle=False) as z:
+                plots.plot_weight_histograms(
+                    {config.method: (z["scaled_weights"], z["flipped"])},
+                    out / "weights.png",
+                    title=f"epoch {records[-1].epoch}",
+                )
     return summary

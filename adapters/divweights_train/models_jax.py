@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -37,20 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["JaxModel", "MODEL_NAMES", "build_model", "count_params"]
+from .model_names import MODEL_NAMES, model_key
 
-#: Canonical names accepted by :func:`build_model`.
-MODEL_NAMES = ("cnn", "mlp", "preact-resnet18")
+__all__ = ["MODEL_NAMES", "JaxModel", "build_model", "count_params"]
 
-_ALIASES = {
-    "cnn": "cnn",
-    "small-cnn": "cnn",
-    "smallcnn": "cnn",
-    "mlp": "mlp",
-    "preact-resnet18": "preact-resnet18",
-    "preactresnet18": "preact-resnet18",
-    "preact-resnet-18": "preact-resnet18",
-}
 
 _F32 = jnp.float32
 _BN_EPS = 1e-5
@@ -69,10 +60,15 @@ def _uniform(key, shape, fan_in):
 
 def _dense_init(key, fan_in: int, fan_out: int) -> dict:
     kw, kb = jax.random.split(key)
-    return {"w": _uniform(kw, (fan_in, fan_out), fan_in), "b": _uniform(kb, (fan_out,), fan_in)}
+    return {
+        "w": _uniform(kw, (fan_in, fan_out), fan_in),
+        "b": _uniform(kb, (fan_out,), fan_in),
+    }
 
 
-def _conv_init(key, k: int, cin: int, cout: int, *, kaiming_fan_out: bool = False) -> jnp.ndarray:
+def _conv_init(
+    key, k: int, cin: int, cout: int, *, kaiming_fan_out: bool = False
+) -> jnp.ndarray:
     shape = (k, k, cin, cout)  # HWIO
     if kaiming_fan_out:
         std = math.sqrt(2.0 / (cout * k * k))
@@ -81,7 +77,10 @@ def _conv_init(key, k: int, cin: int, cout: int, *, kaiming_fan_out: bool = Fals
 
 
 def _bn_init(channels: int) -> tuple[dict, dict]:
-    params = {"scale": jnp.ones((channels,), _F32), "bias": jnp.zeros((channels,), _F32)}
+    params = {
+        "scale": jnp.ones((channels,), _F32),
+        "bias": jnp.zeros((channels,), _F32),
+    }
     state = {"mean": jnp.zeros((channels,), _F32), "var": jnp.ones((channels,), _F32)}
     return params, state
 
@@ -94,8 +93,12 @@ def _conv(w, x, stride: int = 1, pad: int | None = None):
     k = w.shape[0]
     pad = (k - 1) // 2 if pad is None else pad
     return jax.lax.conv_general_dilated(
-        x, w, window_strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x,
+        w,
+        window_strides=(stride, stride),
+        padding=((pad, pad), (pad, pad)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
 
 
 def _batch_norm(p, s, x, train: bool):
@@ -107,8 +110,10 @@ def _batch_norm(p, s, x, train: bool):
         count = x.size // x.shape[-1]
         unbiased = var * (count / max(count - 1, 1))
         new_s = {
-            "mean": (1 - _BN_MOMENTUM) * s["mean"] + _BN_MOMENTUM * jax.lax.stop_gradient(mean),
-            "var": (1 - _BN_MOMENTUM) * s["var"] + _BN_MOMENTUM * jax.lax.stop_gradient(unbiased),
+            "mean": (1 - _BN_MOMENTUM) * s["mean"]
+            + _BN_MOMENTUM * jax.lax.stop_gradient(mean),
+            "var": (1 - _BN_MOMENTUM) * s["var"]
+            + _BN_MOMENTUM * jax.lax.stop_gradient(unbiased),
         }
     else:
         mean, var, new_s = s["mean"], s["var"], s
@@ -117,7 +122,9 @@ def _batch_norm(p, s, x, train: bool):
 
 
 def _max_pool2(x):
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    return jax.lax.reduce_window(
+        x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"
+    )
 
 
 def _dropout(x, rate: float, key, train: bool):
@@ -131,7 +138,9 @@ def _dropout(x, rate: float, key, train: bool):
 
 def _nhwc(x):
     if x.ndim != 4:
-        raise ValueError(f"image models need inputs of shape (N, C, H, W), got {x.shape}")
+        raise ValueError(
+            f"image models need inputs of shape (N, C, H, W), got {x.shape}"
+        )
     return jnp.transpose(x, (0, 2, 3, 1))
 
 
@@ -189,7 +198,10 @@ class JaxModel:
     def _init_mlp(self, key):
         sizes = [int(np.prod(self.in_shape)), *self.hidden, self.num_classes]
         keys = jax.random.split(key, len(sizes) - 1)
-        params = {f"dense{i}": _dense_init(keys[i], a, b) for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+        params = {
+            f"dense{i}": _dense_init(keys[i], a, b)
+            for i, (a, b) in enumerate(itertools.pairwise(sizes))
+        }
         return params, {}
 
     def _init_cnn(self, key):
@@ -202,14 +214,20 @@ class JaxModel:
             "bn1": bn1,
             "conv2": _conv_init(k2, 3, self.width, 2 * self.width),
             "bn2": bn2,
-            "fc": _dense_init(k3, 2 * self.width * (h // 4) * (w // 4), self.num_classes),
+            "fc": _dense_init(
+                k3, 2 * self.width * (h // 4) * (w // 4), self.num_classes
+            ),
         }
         return params, {"bn1": s1, "bn2": s2}
 
     def _init_resnet(self, key):
         c = self.in_shape[0]
         keys = iter(jax.random.split(key, 64))
-        params: dict = {"stem": _conv_init(next(keys), 3, c, _RESNET_WIDTHS[0], kaiming_fan_out=True)}
+        params: dict = {
+            "stem": _conv_init(
+                next(keys), 3, c, _RESNET_WIDTHS[0], kaiming_fan_out=True
+            )
+        }
         state: dict = {}
         in_planes = _RESNET_WIDTHS[0]
         for si, (planes, count) in enumerate(zip(_RESNET_WIDTHS, _RESNET_BLOCKS)):
@@ -220,12 +238,18 @@ class JaxModel:
                 bn2, st2 = _bn_init(planes)
                 blk = {
                     "bn1": bn1,
-                    "conv1": _conv_init(next(keys), 3, in_planes, planes, kaiming_fan_out=True),
+                    "conv1": _conv_init(
+                        next(keys), 3, in_planes, planes, kaiming_fan_out=True
+                    ),
                     "bn2": bn2,
-                    "conv2": _conv_init(next(keys), 3, planes, planes, kaiming_fan_out=True),
+                    "conv2": _conv_init(
+                        next(keys), 3, planes, planes, kaiming_fan_out=True
+                    ),
                 }
                 if stride != 1 or in_planes != planes:
-                    blk["shortcut"] = _conv_init(next(keys), 1, in_planes, planes, kaiming_fan_out=True)
+                    blk["shortcut"] = _conv_init(
+                        next(keys), 1, in_planes, planes, kaiming_fan_out=True
+                    )
                 params[name] = blk
                 state[name] = {"bn1": st1, "bn2": st2}
                 in_planes = planes
@@ -249,9 +273,13 @@ class JaxModel:
             return h, state
         if self.name == "cnn":
             h = _nhwc(x)
-            h, s1 = _batch_norm(params["bn1"], state["bn1"], _conv(params["conv1"], h), train)
+            h, s1 = _batch_norm(
+                params["bn1"], state["bn1"], _conv(params["conv1"], h), train
+            )
             h = _max_pool2(jax.nn.relu(h))
-            h, s2 = _batch_norm(params["bn2"], state["bn2"], _conv(params["conv2"], h), train)
+            h, s2 = _batch_norm(
+                params["bn2"], state["bn2"], _conv(params["conv2"], h), train
+            )
             h = _max_pool2(jax.nn.relu(h))
             h = h.reshape(h.shape[0], -1)
             h = _dropout(h, self.dropout, key, train)
@@ -298,8 +326,14 @@ def count_params(params) -> int:
     return int(sum(np.prod(np.shape(p)) for p in jax.tree_util.tree_leaves(params)))
 
 
-def build_model(name: str, in_shape: Sequence[int], num_classes: int, *, width: int | None = None,
-                hidden: Sequence[int] | None = None) -> JaxModel:
+def build_model(
+    name: str,
+    in_shape: Sequence[int],
+    num_classes: int,
+    *,
+    width: int | None = None,
+    hidden: Sequence[int] | None = None,
+) -> JaxModel:
     """Describe a network by name for inputs of shape ``in_shape``.
 
     Parameters
@@ -328,12 +362,7 @@ def build_model(name: str, in_shape: Sequence[int], num_classes: int, *, width: 
     ...                jax.random.key(0)).shape
     (2, 10)
     """
-    key = _ALIASES.get(str(name).lower().replace("_", "-"))
-    if key is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    shape = tuple(int(d) for d in in_shape)
-    if not shape or any(d < 1 for d in shape):
-        raise ValueError(f"in_shape must be a non-empty shape of positive sizes, got {shape}")
+    key, shape = model_key(name, in_shape)
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     kwargs: dict = {}
@@ -349,10 +378,14 @@ def build_model(name: str, in_shape: Sequence[int], num_classes: int, *, width: 
         if hidden is not None:
             raise ValueError(f"model {key!r} takes no hidden=")
         if len(shape) != 3:
-            raise ValueError(f"model {key!r} needs image inputs (C, H, W), got in_shape {shape}")
+            raise ValueError(
+                f"model {key!r} needs image inputs (C, H, W), got in_shape {shape}"
+            )
         if key == "cnn":
             if shape[1] < 4 or shape[2] < 4:
-                raise ValueError(f"the cnn needs inputs of at least 4x4, got {shape[1]}x{shape[2]}")
+                raise ValueError(
+                    f"the cnn needs inputs of at least 4x4, got {shape[1]}x{shape[2]}"
+                )
             if width is not None:
                 if int(width) < 1:
                     raise ValueError(f"width must be positive, got {width}")

@@ -9,12 +9,22 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["MLP", "MODEL_NAMES", "PreActBlock", "PreActResNet18", "SmallCNN", "build_model"]
+from .model_names import MODEL_NAMES, model_key
+
+__all__ = [
+    "MLP",
+    "MODEL_NAMES",
+    "PreActBlock",
+    "PreActResNet18",
+    "SmallCNN",
+    "build_model",
+]
 
 
 def _pair(size) -> tuple[int, int]:
@@ -106,13 +116,17 @@ class MLP(nn.Module):
     torch.Size([5, 2])
     """
 
-    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (64, 64)):
+    def __init__(
+        self, in_features: int, num_classes: int, hidden: Sequence[int] = (64, 64)
+    ):
         super().__init__()
         sizes = [int(in_features), *(int(h) for h in hidden)]
         if any(s < 1 for s in sizes) or num_classes < 1:
-            raise ValueError("in_features, num_classes and hidden sizes must be positive")
+            raise ValueError(
+                "in_features, num_classes and hidden sizes must be positive"
+            )
         layers: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in itertools.pairwise(sizes):
             layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
         layers.append(nn.Linear(sizes[-1], int(num_classes)))
         self.net = nn.Sequential(*layers)
@@ -131,7 +145,9 @@ class PreActBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_planes, planes, 3, stride=stride, padding=1, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.shortcut = None
@@ -199,21 +215,9 @@ class PreActResNet18(nn.Module):
         return self.linear(torch.flatten(out, 1))
 
 
-_ALIASES = {
-    "cnn": "cnn",
-    "small-cnn": "cnn",
-    "smallcnn": "cnn",
-    "mlp": "mlp",
-    "preact-resnet18": "preact-resnet18",
-    "preactresnet18": "preact-resnet18",
-    "preact-resnet-18": "preact-resnet18",
-}
-
-#: Canonical names accepted by :func:`build_model`.
-MODEL_NAMES = ("cnn", "mlp", "preact-resnet18")
-
-
-def build_model(name: str, in_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
+def build_model(
+    name: str, in_shape: Sequence[int], num_classes: int, **kwargs
+) -> nn.Module:
     """Build a network by name for inputs of shape ``in_shape``.
 
     Parameters
@@ -238,19 +242,16 @@ def build_model(name: str, in_shape: Sequence[int], num_classes: int, **kwargs) 
     >>> build_model("mlp", (2,), 2, hidden=(16,))(__import__("torch").zeros(3, 2)).shape
     torch.Size([3, 2])
     """
-    key = _ALIASES.get(str(name).lower().replace("_", "-"))
-    if key is None:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    in_shape = tuple(int(d) for d in in_shape)
-    if not in_shape or any(d < 1 for d in in_shape):
-        raise ValueError(f"in_shape must be a non-empty shape of positive sizes, got {in_shape}")
+    key, in_shape = model_key(name, in_shape)
     if key == "mlp":
         features = 1
         for d in in_shape:
             features *= d
         return MLP(features, num_classes, **kwargs)
     if len(in_shape) != 3:
-        raise ValueError(f"model {key!r} needs image inputs (C, H, W), got in_shape {in_shape}")
+        raise ValueError(
+            f"model {key!r} needs image inputs (C, H, W), got in_shape {in_shape}"
+        )
     c, h, w = in_shape
     if key == "cnn":
         return SmallCNN(c, num_classes, input_size=(h, w), **kwargs)

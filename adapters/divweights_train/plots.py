@@ -26,8 +26,24 @@ def _pyplot():
     return plt
 
 
-def plot_accuracy_curves(runs: Mapping[str, Sequence], path: str | os.PathLike, *,
-                         title: str | None = None, reference: Mapping[str, float] | None = None) -> Path:
+def _save(plt, fig, path) -> Path:
+    """Write the figure as a PNG (atomically: a killed run leaves no half image) and close it."""
+    from .checkpoint import atomic_write
+
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_accuracy_curves(
+    runs: Mapping[str, Sequence],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    reference: Mapping[str, float] | None = None,
+) -> Path:
     """Accuracy per epoch of several runs.
 
     Parameters
@@ -61,14 +77,22 @@ def plot_accuracy_curves(runs: Mapping[str, Sequence], path: str | os.PathLike, 
     for i, (label, recs) in enumerate(runs.items()):
         c = colors[i % len(colors)]
         ep = [r.epoch for r in recs]
-        ax.plot(ep, [r.test_acc for r in recs], "-", color=c, label=f"{label} (clean test)")
+        ax.plot(
+            ep, [r.test_acc for r in recs], "-", color=c, label=f"{label} (clean test)"
+        )
         val = [r.val_acc for r in recs]
         if not all(v is None or (isinstance(v, float) and np.isnan(v)) for v in val):
             ax.plot(ep, val, "--", color=c, alpha=0.6, label=f"{label} (noisy val)")
     for label, acc in (reference or {}).items():
         ax.axhline(acc, color="gray", ls=":", lw=1)
-        ax.annotate(label, (0.01, acc), xycoords=("axes fraction", "data"), va="bottom", fontsize=8,
-                    color="gray")
+        ax.annotate(
+            label,
+            (0.01, acc),
+            xycoords=("axes fraction", "data"),
+            va="bottom",
+            fontsize=8,
+            color="gray",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
@@ -76,15 +100,16 @@ def plot_accuracy_curves(runs: Mapping[str, Sequence], path: str | os.PathLike, 
     ax.legend(fontsize=8, ncol=2)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
-def plot_weight_histograms(runs: Mapping[str, tuple], path: str | os.PathLike, *, bins: int = 40,
-                           title: str | None = None) -> Path:
+def plot_weight_histograms(
+    runs: Mapping[str, tuple],
+    path: str | os.PathLike,
+    *,
+    bins: int = 40,
+    title: str | None = None,
+) -> Path:
     """Histograms of ``n * w_i`` for clean and flipped training examples.
 
     Parameters
@@ -121,10 +146,20 @@ def plot_weight_histograms(runs: Mapping[str, tuple], path: str | os.PathLike, *
         w, flipped = w[seen], flipped[seen]
         hi = float(np.quantile(w, 0.995)) if w.size else 1.0
         edges = np.linspace(0.0, max(hi, 1.05), bins + 1)
-        ax.hist(np.clip(w[~flipped], 0, edges[-1]), bins=edges, alpha=0.6, label=f"clean ({(~flipped).sum()})",
-                color="tab:blue")
-        ax.hist(np.clip(w[flipped], 0, edges[-1]), bins=edges, alpha=0.6, label=f"flipped ({flipped.sum()})",
-                color="tab:red")
+        ax.hist(
+            np.clip(w[~flipped], 0, edges[-1]),
+            bins=edges,
+            alpha=0.6,
+            label=f"clean ({(~flipped).sum()})",
+            color="tab:blue",
+        )
+        ax.hist(
+            np.clip(w[flipped], 0, edges[-1]),
+            bins=edges,
+            alpha=0.6,
+            label=f"flipped ({flipped.sum()})",
+            color="tab:red",
+        )
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         ax.set_title(label)
         ax.set_xlabel("n * w_i (1 = uniform)")
@@ -132,8 +167,4 @@ def plot_weight_histograms(runs: Mapping[str, tuple], path: str | os.PathLike, *
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
