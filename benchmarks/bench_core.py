@@ -1,8 +1,9 @@
 """Core host-speed benchmark (NumPy): targets of issue #10 item 4, with PASS/FAIL.
 
 Every figure is a median over interleaved rounds (each round calls every
-candidate once), and every target is a *ratio measured in the same run*, so
-that the shared, noisy machine cancels out.  Targets (float32 and float64):
+candidate once) of the CPU time of this process (``time.process_time``: other
+processes on a shared machine do not inflate it), and every target is a
+*ratio measured in the same run*.  Targets (float32 and float64):
 
 * exact-radius KL at n = 1e6 <= 4x a plain NumPy softmin
   (``e = np.exp(-(l - l.min()) / lam); e / e.sum()``);
@@ -24,7 +25,9 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import statistics
 import sys
+import time
 import tracemalloc
 
 import numpy as np
@@ -32,7 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 
 import divweights as dw  # noqa: E402
-from _timing import fmt_time, interleaved  # noqa: E402
+from _timing import fmt_time  # noqa: E402
 
 CASES = [
     (dw.KL(), "lam"), (dw.KL(), "delta"), (dw.KL(), "temperature"),
@@ -43,6 +46,21 @@ CASES = [
     (dw.SquaredL2(), "delta"),
 ]  # fmt: skip
 STRENGTH = {"lam": 0.5, "delta": 0.3, "temperature": 0.5}
+
+
+def interleaved(candidates: dict, *, rounds: int = 11, inner: int = 1, warmup: int = 2) -> dict:
+    """``{name: median CPU seconds per call}``; each round calls every candidate ``inner`` times."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            t0 = time.process_time()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.process_time() - t0) / inner)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 class Targets:
@@ -89,6 +107,16 @@ def peak_extra_bytes(fn) -> int:
     return peak - base
 
 
+def _solvers(l, lam, delta):
+    """The KL solvers alone, as the public function calls them (no argument handling)."""
+    from divweights._array import prepare, scalar
+    from divweights.solvers.kl import kl_constrained, kl_penalty
+
+    x, work = prepare(l, "losses")
+    lam_s, delta_s = scalar(work, lam), scalar(work, delta)
+    return (lambda: kl_penalty(x, lam_s, work)), (lambda: kl_constrained(x, delta_s, work))
+
+
 def instance_kl(targets: Targets, n: int, rounds: int):
     rng = np.random.default_rng(1)
     print(f"\n### Instance weights at n = {n:,}: ratios to a plain NumPy softmin (same run)\n")
@@ -96,14 +124,18 @@ def instance_kl(targets: Targets, n: int, rounds: int):
           "lam / softmin | exact / softmin | TV / sort | KL(w,u) - delta |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lam, delta = 1.0, 0.3
+    solver_rows = []
     for dtype in (np.float32, np.float64):
         l = rng.exponential(size=n).astype(dtype)
+        lam_solver, exact_solver = _solvers(l, lam, delta)
         cands = {
             "softmin": lambda l=l: softmin(l, lam),
             "lam": lambda l=l: dw.instance_weights(l, dw.KL(), lam=lam),
             "exact": lambda l=l: dw.instance_weights(l, dw.KL(), delta=delta),
             "tv": lambda l=l: dw.instance_weights(l, dw.TotalVariation(), delta=delta),
             "sort": lambda l=l: np.sort(l, kind="stable"),
+            "lam solver": lam_solver,
+            "exact solver": exact_solver,
         }
         med = interleaved(cands, rounds=rounds)
         w = dw.instance_weights(l, dw.KL(), delta=delta).astype(np.float64)
@@ -118,6 +150,15 @@ def instance_kl(targets: Targets, n: int, rounds: int):
         targets.at_most(f"TV delta / full stable sort, n = {n:,}, {name}", r_tv, 1.0)
         for label, fn in (("exact-radius KL", cands["exact"]), ("fixed-lam KL", cands["lam"])):
             targets.at_most(f"peak extra memory of {label} / input, {name}", peak_extra_bytes(fn) / l.nbytes, 3.0)
+        solver_rows.append(
+            (name, med["lam solver"] / med["softmin"], med["exact solver"] / med["softmin"],
+             peak_extra_bytes(lam_solver) / l.nbytes, peak_extra_bytes(exact_solver) / l.nbytes)
+        )  # fmt: skip
+    print("\nThe solvers alone (``divweights.solvers.kl``, without the public functions' argument handling):\n")
+    print("| dtype | lam / softmin | exact / softmin | lam memory / input | exact memory / input |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r_lam, r_exact, m_lam, m_exact in solver_rows:
+        print(f"| {name} | {r_lam:.2f}x | {r_exact:.2f}x | {m_lam:.2f}x | {m_exact:.2f}x |")
 
 
 def _hand_onehot(L, y, keep):

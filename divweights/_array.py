@@ -27,6 +27,7 @@ __all__ = [
     "is_concrete",
     "is_eager_numpy",
     "logsumexp",
+    "normalised_exp",
     "prepare",
     "quiet",
     "safe_log",
@@ -119,11 +120,16 @@ def quiet(xp):
 
 def is_concrete(x) -> bool:
     """True when ``x``'s values can be inspected eagerly and cheaply: not a jit
-    tracer, and in host memory (reading a GPU value would synchronise the
-    device on every training step, so value checks are skipped there)."""
+    tracer (``jax.jit``, ``torch.compile``), and in host memory (reading a GPU
+    value would synchronise the device on every training step, so value checks
+    are skipped there)."""
     if array_api_compat.is_jax_array(x):
         jax = sys.modules["jax"]  # imported, since x is a jax array
         if isinstance(x, jax.core.Tracer):
+            return False
+    elif array_api_compat.is_torch_array(x):
+        compiler = getattr(sys.modules["torch"], "compiler", None)
+        if compiler is not None and compiler.is_compiling():  # traced by torch.compile: no values
             return False
     else:
         try:
@@ -206,6 +212,20 @@ def softmax_or(xp, logits, fallback_logits, *, axis: int = -1):
     m = xp.max(logits, axis=axis, keepdims=True)
     e = xp.exp(logits - m)
     return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def normalised_exp(xp, t):
+    """``exp(t) / sum(exp(t))`` along the last axis.  ``t`` is consumed: NumPy
+    reuses its memory (no second array of the row's size), other libraries
+    allocate as usual."""
+    if is_eager_numpy(xp, t):
+        import numpy as np
+
+        np.exp(t, out=t)
+        t /= np.sum(t, axis=-1, keepdims=True)
+        return t
+    e = xp.exp(t)
+    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 def safe_log(xp, x):

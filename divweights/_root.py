@@ -52,7 +52,9 @@ GRID_MIN = 16
 GRID_BUDGET = 1 << 19
 #: eager NumPy: rows longer than this start from a sketch, then iterate until converged
 SKETCH_ABOVE = 1 << 14
-SKETCH_SIZE = 4096
+SKETCH_SIZE = 2048
+#: grid points on the sketch (its error is at least the sketch's sampling error anyway)
+SKETCH_GRID = 48
 #: eager NumPy: most full-row Newton/bisection steps
 EAGER_MAX_STEPS = 100
 
@@ -194,13 +196,13 @@ def _solve_eager(xp, make_fun, arrays, lo, hi):
     eps = float(xp.finfo(dtype).eps)
     tiny = float(xp.finfo(dtype).smallest_normal)
     sketch = _sketch(xp, arrays)
-    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, GRID_POINTS, math.prod(sketch[0].shape))
+    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, SKETCH_GRID, math.prod(sketch[0].shape))
     x = xp.clip(x, lo, hi)
     fun = make_fun(*arrays)
     top, bottom = hi, lo  # the root lies outside when f keeps its sign at an end
     # The returned point is one Newton step past the last evaluation, whose error
-    # is about the square of that step: stop once it is below float precision.
-    enough = 0.05 * math.sqrt(eps)
+    # is about the square of that step: stop once it is at float precision.
+    enough = math.sqrt(eps)
     step_old = hi - lo
     for _ in range(EAGER_MAX_STEPS):
         f, df = fun(x, True)

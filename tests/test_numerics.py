@@ -176,3 +176,29 @@ def test_reverse_kl_soft_targets_keep_every_target_class_positive(dtype, rng):
     assert np.all(v > 0)
     # raising a weight to the dtype's floor only lowers KL(y || v): still feasible, and finite
     assert np.all(dw.KL()(y, v.astype(np.float64)) <= gamma * (1 + 1e-3))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scales"),
+    [("float16", [1e-4, 1e-2, 1.0, 1e2, 1e4]), ("bfloat16", SCALES)],  # float16 ends at 65504
+)
+def test_half_precision_weights_are_finite_at_every_scale(dtype, scales, rng):
+    torch = pytest.importorskip("torch")
+    dt = getattr(torch, dtype)
+    base = rng.exponential(size=(2, 9))
+    y = rng.dirichlet(np.ones(4), size=3)
+    for scale in scales:
+        for d, form in INSTANCE_CASES:
+            for strength in SCALES:
+                strength = min(strength, 30.0) if form == "delta" else strength
+                w = dw.instance_weights(torch.tensor(base * scale, dtype=dt), d, **{form: strength})
+                assert w.dtype == dt
+                w = w.float().numpy()
+                assert np.all(np.isfinite(w)), (d, form, scale, strength)
+                np.testing.assert_allclose(w.sum(-1), 1.0, atol=3e-2)
+        for d in CLASS_DIVERGENCES + [dw.KL()]:
+            L = torch.tensor(rng.exponential(size=(3, 4)) * scale, dtype=dt)
+            for gamma in [1e-30, 1e-5, 0.1, 1.0, 1e5]:
+                v = dw.class_weights(L, torch.tensor(y, dtype=dt), d, gamma=gamma).float().numpy()
+                assert np.all(np.isfinite(v)), (d, scale, gamma)
+                np.testing.assert_allclose(v.sum(-1), 1.0, atol=3e-2)

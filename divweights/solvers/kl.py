@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from .._array import logsumexp
+from .._array import is_eager_numpy, logsumexp, normalised_exp
 from .._root import solve_increasing, zero_strength
 
 __all__ = ["kl_constrained", "kl_penalty"]
@@ -53,8 +53,12 @@ def kl_penalty(losses, lam, work):
     xp = work.xp
     tiny = float(work.finfo.smallest_normal)
     lam = xp.clip(lam, min=tiny, max=1.0 / tiny)
-    e = xp.exp((xp.min(losses, axis=-1, keepdims=True) - losses) / lam)
-    return e / xp.sum(e, axis=-1, keepdims=True)
+    t = xp.min(losses, axis=-1, keepdims=True) - losses
+    if is_eager_numpy(xp, t):  # one array of the row's size in all
+        t /= lam
+    else:
+        t = t / lam
+    return normalised_exp(xp, t)
 
 
 def _make_fun(xp, delta, with_prior: bool):
@@ -96,6 +100,10 @@ def kl_constrained(losses, delta, work, logq=None):
     xp = work.xp
     tiny = float(work.finfo.smallest_normal)
     n = losses.shape[-1]
+    if logq is None and is_eager_numpy(xp, losses):
+        top = xp.max(losses, axis=-1, keepdims=True)
+        if bool(xp.all(top < math.inf)):  # eager host value: no infinite loss to exclude
+            return _kl_uniform_numpy(losses, delta, work, top)
     if logq is None:
         support = losses < math.inf
         m = xp.min(losses, axis=-1, keepdims=True)
@@ -123,5 +131,54 @@ def kl_constrained(losses, delta, work, logq=None):
     # delta = 0: the residual is zero up to rounding for every tiny beta; the lower end is exact
     v = zero_strength(xp, delta, lo, v)
     t = xp.exp(v) * nlp
-    e = xp.exp(t if logq is None else t + logq)
-    return e / xp.sum(e, axis=-1, keepdims=True)
+    return normalised_exp(xp, t if logq is None else t + logq)
+
+
+def _kl_uniform_numpy(losses, delta, work, top):
+    """:func:`kl_constrained` for NumPy rows with a uniform prior and no infinite
+    loss: the same bracket and finder, written for few passes over the rows and
+    little memory.  Besides the result it holds one array of the rows' size
+    (the scaled losses) and one buffer while solving."""
+    import numpy as np
+
+    xp = work.xp
+    tiny = float(work.finfo.smallest_normal)
+    n = losses.shape[-1]
+    m = np.min(losses, axis=-1, keepdims=True)
+    nlp = np.subtract(m, losses)
+    nlp /= np.maximum(top - m, tiny)  # in [-1, 0]
+    neg_gap = np.max(nlp, axis=-1, keepdims=True, where=nlp < 0, initial=-1.0)
+    hi = math.log(TAIL + math.log(max(n, 2))) - np.log(-neg_gap)
+    lo = np.log(np.clip(delta, math.sqrt(tiny), math.log(max(n, 2))))
+    lo = np.broadcast_to(lo, hi.shape)
+    generic = _make_fun(xp, delta, False)
+
+    def make_fun(rows):
+        count = float(rows.shape[-1])
+        cache = {}
+
+        def fun(v, slope):
+            if v.ndim != rows.ndim:  # grid points (a sketch, or short rows): temporaries are small
+                if "grid" not in cache:
+                    cache["grid"] = generic(rows)
+                return cache["grid"](v, slope)
+            if "e" not in cache:
+                cache["e"] = np.empty_like(rows)
+            e = cache["e"]
+            beta = np.exp(v)
+            np.multiply(rows, beta, out=e)  # t = beta * nlp <= 0
+            np.exp(e, out=e)
+            s0 = np.sum(e, axis=-1, keepdims=True)
+            m1 = beta * np.vecdot(e, rows)[..., None] / s0  # E_w[t]
+            f = m1 - np.log(s0 / count) - delta
+            if not slope:
+                return f, None
+            e *= rows
+            return f, beta * beta * np.vecdot(e, rows)[..., None] / s0 - m1 * m1
+
+        return fun
+
+    v = solve_increasing(xp, make_fun, (nlp,), lo, hi, steps=work.polish)
+    v = zero_strength(xp, delta, lo, v)
+    nlp *= np.exp(v)
+    return normalised_exp(xp, nlp)

@@ -97,10 +97,14 @@ def _removal_pairwise(xp, losses, cap, budget):
     level, the same fraction of every tied coordinate at it, none below)."""
     row = losses[..., None, :]
     col = losses[..., :, None]
-    zero = xp.zeros((), dtype=cap.dtype, device=array_api_compat.device(cap))
-    capacity = cap[..., None, :]
-    above = xp.sum(xp.where(row > col, capacity, zero), axis=-1)
-    level = xp.sum(xp.where(row == col, capacity, zero), axis=-1)
+    if is_eager_numpy(xp, cap):  # NumPy: a matrix product is several times faster than where + sum
+        above = (xp.astype(row > col, cap.dtype) @ cap[..., None])[..., 0]
+        level = (xp.astype(row == col, cap.dtype) @ cap[..., None])[..., 0]
+    else:  # fewer kernels
+        zero = xp.zeros((), dtype=cap.dtype, device=array_api_compat.device(cap))
+        capacity = cap[..., None, :]
+        above = xp.sum(xp.where(row > col, capacity, zero), axis=-1)
+        level = xp.sum(xp.where(row == col, capacity, zero), axis=-1)
     tiny = float(xp.finfo(cap.dtype).smallest_normal)
     return cap * xp.clip((budget - above) / xp.clip(level, min=tiny), min=0.0, max=1.0)
 
