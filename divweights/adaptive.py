@@ -32,7 +32,7 @@ import math
 import numbers
 from typing import Any
 
-from ._array import is_concrete, prepare, quiet
+from ._array import prepare, quiet
 from .divergences import Divergence
 
 __all__ = ["DEFAULT_NOISE_MOMENTUM", "noise_rate", "track_noise_rate", "noise_radius"]
@@ -217,6 +217,17 @@ def track_noise_rate(
     return xp.asarray(xp.astype(previous, rate.dtype) * m + rate * (1.0 - m))
 
 
+def _closed_form(divergence: Divergence, problem: str) -> str | None:
+    """``"log"`` where the radius is ``-log(1 - rate)``, ``"linear"`` where it is ``rate``."""
+    from .divergences import KL, ReverseKL, TotalVariation
+
+    if isinstance(divergence, TotalVariation):
+        return "linear"
+    if (problem == "instance" and type(divergence) is KL) or (problem == "class" and isinstance(divergence, ReverseKL)):
+        return "log"
+    return None
+
+
 def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instance") -> Any:
     r"""The radius that lets the weights set aside a fraction ``rate`` of the mass.
 
@@ -236,7 +247,8 @@ def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instan
         The divergence of the instance or class problem.
     rate : float or array
         Fraction in ``[0, 1)``; array values are not checked (they may be
-        traced) and are clipped to ``[0, 1 - eps]``.
+        traced or on an accelerator: no host synchronisation) and are clipped
+        to ``[0, 1 - eps]``.
     problem : {"instance", "class"}
 
     Returns
@@ -269,12 +281,14 @@ def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instan
 
         r = np.asarray(rate, dtype=np.float64)
     else:
-        r, work = prepare(rate, "rate", min_ndim=0)
-        if is_concrete(r) and bool(work.xp.any(work.xp.isnan(r))):
-            raise ValueError("rate must not be NaN")
+        r = prepare(rate, "rate", min_ndim=0)[0]  # not checked: it may be traced or on a device
     xp = prepare(r, "rate", min_ndim=0)[1].xp
     eps = xp.finfo(r.dtype).eps
     r = xp.clip(r, 0.0, 1.0 - eps)
+    closed = _closed_form(divergence, problem)
+    if closed is not None:  # the common cases in one or two element-wise ops
+        radius = -xp.log1p(-r) if closed == "log" else r
+        return float(radius) if as_float else radius
     kept, dropped = 1.0 - r, r
     one, zero = xp.ones_like(r), xp.zeros_like(r)
     # two bins: the kept part and the dropped part; an f-divergence of distributions
