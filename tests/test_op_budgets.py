@@ -41,7 +41,7 @@ def _cicw_m_ops() -> int:
     """Ops of a CICW-M step on logits (the model's own ops are not counted): the weights of the
     clean batch, weighted mixup (``sample_weight``), the reweighted loss of the mixed batch and its
     backward."""
-    loss_fn = ReweightedLoss(classes=dw.ReverseKL(), gamma=0.01)
+    loss_fn = ReweightedLoss(delta=0.5, classes=dw.ReverseKL(), gamma=0.01)
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, K, (N,), generator=g)
 
@@ -121,11 +121,12 @@ def _labels_stub(self, L, y, onehot, gamma, work):
 
 
 ADAPTER = [
-    ("KL delta", lambda: ReweightedLoss(), 12),
+    ("KL delta", lambda: ReweightedLoss(delta=0.5), 12),
+    ("KL auto (the default): tracking the noise rate", lambda: ReweightedLoss(), 44),
     ("KL temperature with a schedule", lambda: ReweightedLoss(temperature=1.0, schedule=_schedule()), 25),
-    ("one-hot classes", lambda: ReweightedLoss(classes=dw.TotalVariation(), gamma=0.2), 22),
-    ("label smoothing", lambda: ReweightedLoss(label_smoothing=0.1), 21),
-    ("probability targets", lambda: _soft(ReweightedLoss(classes=dw.ReverseKL(), gamma=0.01)), 18),
+    ("one-hot classes", lambda: ReweightedLoss(delta=0.5, classes=dw.TotalVariation(), gamma=0.2), 22),
+    ("label smoothing", lambda: ReweightedLoss(delta=0.5, label_smoothing=0.1), 21),
+    ("probability targets", lambda: _soft(ReweightedLoss(delta=0.5, classes=dw.ReverseKL(), gamma=0.01)), 18),
 ]
 
 

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 import divweights  # noqa: E402
+import divweights as dw  # noqa: E402
 from divweights import KL, Alpha, ChiSquared, ReverseKL, SquaredL2, TotalVariation  # noqa: E402
 from divweights_torch import DEFAULT_DELTA, AnnealSchedule, ReweightedLoss  # noqa: E402
 from torch_helpers import STRENGTHS, ce, host_reads, make_batch  # noqa: E402
@@ -52,10 +53,9 @@ def test_loss_value_is_weighted_sum(batch):
     torch.testing.assert_close(loss, (loss_fn.last_weights * ce(logits, labels)).sum())
 
 
-def test_default_is_exact_radius_kl_with_effective_size_n_exp_minus_delta(batch):
+def test_previous_default_radius_gives_effective_size_n_exp_minus_delta(batch):
     logits, labels = batch
-    loss_fn = ReweightedLoss()
-    assert loss_fn.instance == KL()
+    loss_fn = ReweightedLoss(delta=DEFAULT_DELTA)
     loss_fn(logits, labels)
     w = loss_fn.last_weights
     kl = float(KL()(w, torch.full_like(w, 1 / w.numel())))
@@ -64,9 +64,68 @@ def test_default_is_exact_radius_kl_with_effective_size_n_exp_minus_delta(batch)
     assert math.exp(entropy) == pytest.approx(16 * math.exp(-DEFAULT_DELTA), rel=1e-5)
 
 
+def test_default_is_exact_kl_at_the_radius_of_the_tracked_noise_rate(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss()
+    assert loss_fn.instance == KL() and loss_fn.adaptive
+    L = -torch.log_softmax(logits.detach().double(), dim=1)
+    state = 0.0
+    for _ in range(3):
+        loss_fn(logits, labels)
+        state = dw.track_noise_rate(state, L, labels, momentum=loss_fn.noise_momentum)
+    torch.testing.assert_close(loss_fn.noise_rate.double(), state, rtol=1e-6, atol=0)
+    w = loss_fn.last_weights
+    kl = float(KL()(w.double(), torch.full_like(w, 1 / w.numel()).double()))
+    assert kl == pytest.approx(-math.log1p(-float(state)), rel=1e-5)
+
+
+def test_auto_radius_is_zero_before_the_first_step_and_frozen_in_eval(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss().eval()
+    loss_fn(logits, labels)
+    assert float(loss_fn.noise_rate) == 0.0
+    torch.testing.assert_close(loss_fn.last_weights, torch.full_like(loss_fn.last_weights, 1 / 16))
+
+
+def test_auto_noise_rate_survives_state_dict(batch):
+    logits, labels = batch
+    a = ReweightedLoss()
+    a(logits, labels)
+    b = ReweightedLoss()
+    b.load_state_dict(a.state_dict())
+    assert float(b.noise_rate) == float(a.noise_rate) > 0
+
+
+def test_batch_noise_rate_equals_the_core(rng):
+    from divweights_torch.loss import _batch_noise_rate
+
+    logp = torch.log_softmax(torch.as_tensor(rng.normal(size=(64, 7)) * 3), dim=1)
+    y = torch.as_tensor(rng.integers(0, 7, 64))
+    invalid = torch.arange(64) % 5 == 0
+    got = _batch_noise_rate(logp, y, invalid, True)
+    want = dw.noise_rate(-logp, y.masked_fill(invalid, 0), valid=~invalid)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    soft = torch.softmax(torch.as_tensor(rng.normal(size=(64, 7))), dim=1)
+    torch.testing.assert_close(_batch_noise_rate(logp, soft, None, False), dw.noise_rate(-logp, soft))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"instance": dw.ReverseKL(), "delta": "auto"}, "delta='auto' needs an f-divergence"),
+        ({"classes": dw.SquaredL2(), "gamma": "auto"}, "gamma='auto' needs TotalVariation"),
+        ({"gamma": "auto"}, "gamma='auto' needs a class divergence"),
+        ({"delta": "auto", "lam": 0.5}, "at most one"),
+    ],
+)
+def test_auto_rejects_what_it_cannot_express(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReweightedLoss(**kwargs)
+
+
 def test_default_delta_is_scale_free(batch):
     logits, labels = batch
-    a, b = ReweightedLoss(), ReweightedLoss()
+    a, b = ReweightedLoss(delta=DEFAULT_DELTA), ReweightedLoss(delta=DEFAULT_DELTA)
     a(logits, labels)
     b(logits * 3, labels)  # different loss scale, same radius
     for w in (a.last_weights, b.last_weights):
