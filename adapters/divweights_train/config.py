@@ -960,7 +960,10 @@ def _unused_reason(
     if name == "anneal_start_factor" and (
         cfg.anneal_steps == 0 or (cfg.anneal_steps is None and cfg.anneal_epochs == 0)
     ):
-        return "without annealing (its length is 0): the strength starts at its target"
+        return (
+            f"without annealing (its length is 0, the default of {cfg.method} with an adaptive radius; give "
+            f"{opt('anneal_epochs')} to anneal): the strength starts at its target"
+        )
     if name in _MIXUP_OPTIONS and mode is None:
         mixers = ", ".join(m for m in METHODS if _METHOD_SPECS[m].mixup)
         return f"with {method}, which does no mixup (mixup methods: {mixers})"
