@@ -217,6 +217,21 @@ def track_noise_rate(
     return xp.asarray(xp.astype(previous, rate.dtype) * m + rate * (1.0 - m))
 
 
+def _adaptive_ok(divergence: Divergence, problem: str) -> bool:
+    """Whether :func:`noise_radius` is meaningful for ``divergence``: an f-divergence whose radius can drop
+    examples (instance problem: not reverse KL, which keeps every weight positive) or label mass (class
+    problem: total variation and reverse KL)."""
+    from .divergences import KL, Alpha, ReverseKL, TotalVariation
+
+    if problem == "class":
+        return isinstance(divergence, (TotalVariation, ReverseKL)) or (
+            isinstance(divergence, Alpha) and divergence.alpha == 0.0
+        )
+    if isinstance(divergence, ReverseKL) or (isinstance(divergence, Alpha) and divergence.alpha <= 0.0):
+        return False
+    return isinstance(divergence, (KL, Alpha, TotalVariation))
+
+
 def _closed_form(divergence: Divergence, problem: str) -> str | None:
     """``"log"`` where the radius is ``-log(1 - rate)``, ``"linear"`` where it is ``rate``."""
     from .divergences import KL, ReverseKL, TotalVariation
