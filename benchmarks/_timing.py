@@ -166,24 +166,16 @@ def step_parser(
     p = StepParser(
         doc, {"tiny": tiny} if quick is None else {"tiny": tiny, "quick": quick}
     )
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=rounds,
-        help=f"interleaved timing rounds (default {rounds})",
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=steps,
-        help=f"steps per method per round (default {steps})",
-    )
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=warmup,
-        help=f"untimed steps per method first ({warmup_what}; default {warmup})",
-    )
+    for flag, default, text in (
+        ("--rounds", rounds, f"interleaved timing rounds (default {rounds})"),
+        ("--steps", steps, f"steps per method per round (default {steps})"),
+        (
+            "--warmup",
+            warmup,
+            f"untimed steps per method first ({warmup_what}; default {warmup})",
+        ),
+    ):
+        p.add_argument(flag, type=int, default=default, help=text)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     if width is not None:
