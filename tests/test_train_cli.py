@@ -133,11 +133,23 @@ def test_same_seed_same_metrics_different_seed_differs(moons_reference, tmp_path
 
 
 def test_resume_after_sigkill_mid_epoch_matches_uninterrupted(tmp_path):
-    options = (
-        "--subset 3000 --batch-size 16 --epochs 3 --method cicw --burnin-steps 100 --anneal-steps 100 "
-        "--no-plots --no-save-weights"
-    )
-    args = [*MOONS, *_options(options)]
+    args = [
+        *MOONS,
+        "--subset",
+        "3000",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "3",
+        "--method",
+        "cicw",
+        "--burnin-steps",
+        "100",
+        "--anneal-steps",
+        "100",
+        "--no-plots",
+        "--no-save-weights",
+    ]
     reference = _run(args, tmp_path / "reference")
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "divweights_train.cli", *args, "--out", str(out)]
