@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from helpers import CLASS_DIVERGENCES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import divweights as dw
 from divweights.mixup import mixup_ratio, partner_probabilities
-
-from helpers import CLASS_DIVERGENCES
 
 SETTINGS = settings(max_examples=40, deadline=None)
 rows_st = st.integers(2, 8).flatmap(

@@ -153,7 +153,7 @@ def test_symmetric_flip_never_keeps_the_class():
 
 def test_symmetric_flip_bernoulli_never_keeps_a_resampled_class():
     y = balanced(5000, 3)
-    noisy, mask = symmetric_noise(y, 1.0, 3, rng=0, exact=False)
+    _noisy, mask = symmetric_noise(y, 1.0, 3, rng=0, exact=False)
     assert mask.all()
 
 
@@ -205,7 +205,7 @@ def test_symmetric_uniform_bernoulli_flip_fraction():
 
 
 def test_symmetric_uniform_allows_one_class():
-    noisy, mask = symmetric_noise(np.zeros(10, dtype=int), 1.0, 1, rng=0, variant="uniform")
+    _noisy, mask = symmetric_noise(np.zeros(10, dtype=int), 1.0, 1, rng=0, variant="uniform")
     assert not mask.any()
 
 
@@ -252,7 +252,7 @@ def test_asymmetric_bernoulli_per_class_rate():
 
 def test_asymmetric_generic_mapping_without_num_classes():
     y = np.array([0, 0, 5, 5, 7])
-    noisy, mask = asymmetric_noise(y, 1.0, mapping={5: 11}, rng=0)
+    noisy, _mask = asymmetric_noise(y, 1.0, mapping={5: 11}, rng=0)
     np.testing.assert_array_equal(noisy, [0, 0, 11, 11, 7])
 
 

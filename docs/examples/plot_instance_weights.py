@@ -19,7 +19,14 @@ constraint form ``D(w || u) <= delta``.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from divweights import KL, Alpha, ChiSquared, ReverseKL, TotalVariation, instance_weights
+from divweights import (
+    KL,
+    Alpha,
+    ChiSquared,
+    ReverseKL,
+    TotalVariation,
+    instance_weights,
+)
 
 rng = np.random.default_rng(0)
 n = 200
