@@ -250,7 +250,7 @@ def test_every_numeric_option_of_the_parser_has_a_checked_range_shown_in_help():
     from divweights_train.config import NUMERIC_OPTIONS
 
     parser = cli.build_parser()
-    numeric = {a.dest: a for a in parser._actions if a.type in (int, float)}
+    numeric = {a.dest: a for a in parser._actions if a.type in (int, float) or hasattr(a.type, "words")}
     assert set(numeric) == set(NUMERIC_OPTIONS)
     for name, action in numeric.items():
         assert f"valid: {NUMERIC_OPTIONS[name].short()}" in " ".join(

@@ -346,3 +346,39 @@ def test_unused_options_names_options_as_the_caller_spells_them():
         cfg, ["class_gamma"], option_name=lambda f: "--" + f.replace("_", "-")
     )
     assert name == "class_gamma" and "--method ce" in reason
+
+
+# --------------------------------------------------------------------------- #
+# Issue 13: the adaptive radius is the default; --noise changes no hyperparameter.
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("method", ["ciw", "cicw", "ciw-m", "cicw-m"])
+def test_reweighting_methods_default_to_the_adaptive_radius_without_burn_in(method):
+    cfg = TrainConfig(dataset="two-moons", method=method).resolved()
+    assert cfg.delta == "auto"
+    assert cfg.burnin_epochs == 0.0 and cfg.anneal_epochs == 0.0
+    if method in ("cicw", "cicw-m"):
+        assert cfg.class_gamma == "auto"
+
+
+@pytest.mark.parametrize("method", ["ciw", "cicw", "ciw-m", "cicw-m"])
+def test_noise_spec_changes_no_hyperparameter(method):
+    a = TrainConfig(dataset="two-moons", method=method, noise="none").resolved()
+    b = TrainConfig(dataset="two-moons", method=method, noise="symmetric:0.6").resolved()
+    assert dataclasses.replace(a, noise=b.noise) == b
+
+
+def test_delta_noise_is_the_previous_rule():
+    from divweights_train.config import PREVIOUS_DEFAULTS, auto_delta
+
+    cfg = TrainConfig(dataset="two-moons", method="ciw", noise="symmetric:0.4", **PREVIOUS_DEFAULTS["ciw"])
+    cfg = cfg.resolved()
+    assert cfg.delta == pytest.approx(auto_delta("symmetric:0.4", "two-moons")) == pytest.approx(-math.log(0.6))
+    assert cfg.burnin_epochs > 0  # a fixed radius keeps the burn-in and annealing
+
+
+@pytest.mark.parametrize("flag, value", [("--delta", "sometimes"), ("--gamma", "noise")])
+def test_strength_words_outside_their_list_are_usage_errors(flag, value, capsys):
+    from divweights_train import cli
+
+    assert cli.main(["--dataset", "two-moons", "--method", "cicw", flag, value, "--print-config"]) == 2
+    assert "must be a number or one of" in capsys.readouterr().err

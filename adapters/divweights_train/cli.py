@@ -84,6 +84,7 @@ def _number_or(*words: str):
             ) from None
 
     parse.__name__ = "number_or_" + "_".join(words)
+    parse.words = words  # a numeric option that also takes these words
     return parse
 
 
