@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import statistics
 import sys
 import time
 import tracemalloc
@@ -35,6 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 
 import divweights as dw  # noqa: E402
+import _timing  # noqa: E402
 from _timing import fmt_time  # noqa: E402
 
 CASES = [
@@ -49,18 +49,8 @@ STRENGTH = {"lam": 0.5, "delta": 0.3, "temperature": 0.5}
 
 
 def interleaved(candidates: dict, *, rounds: int = 11, inner: int = 1, warmup: int = 2) -> dict:
-    """``{name: median CPU seconds per call}``; each round calls every candidate ``inner`` times."""
-    for fn in candidates.values():
-        for _ in range(warmup):
-            fn()
-    samples = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            t0 = time.process_time()
-            for _ in range(inner):
-                fn()
-            samples[name].append((time.process_time() - t0) / inner)
-    return {name: statistics.median(v) for name, v in samples.items()}
+    """``{name: median CPU seconds per call}`` (``_timing.interleaved`` on the process's CPU time)."""
+    return _timing.interleaved(candidates, rounds=rounds, inner=inner, warmup=warmup, clock=time.process_time)
 
 
 class Targets:
