@@ -7,6 +7,7 @@ is built; options that change nothing for the chosen method are found by
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
