@@ -6,7 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from divweights_train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from divweights_train.checkpoint import (
+    CHECKPOINT_NAME,
+    JAX_CHECKPOINT_NAME,
+    load_checkpoint,
+)
 from divweights_train.metrics import read_metrics
 
 
@@ -41,7 +45,7 @@ def _leaves(tree, prefix: str, out: dict) -> None:
 
 def run_state(out: Path) -> dict[str, bytes]:
     """What an interruption must not change, by name: the metrics (without timings), the arrays of
-    every weight file, and the checkpoint's state (model, optimiser, loss, torch's random stream)."""
+    every weight file, and the checkpoint's state (model, optimiser, loss, the run's random streams)."""
     state = {
         f"metrics/{r.epoch}": repr(sorted(r.without_timing().items())).encode()
         for r in read_metrics(out / "metrics.jsonl")
@@ -51,12 +55,18 @@ def run_state(out: Path) -> dict[str, bytes]:
             state.update(
                 {f"weights/{path.name}/{k}": _array_bytes(z[k]) for k in z.files}
             )
-    _, saved = load_checkpoint(out / CHECKPOINT_NAME, kind="torch", framework="torch")
-    # The process-wide Python and NumPy generators are saved for the user's code but not seeded by the run,
-    # which never draws from them (its streams derive from --seed): they differ between any two processes.
-    saved["rng"] = {
-        k: v for k, v in saved["rng"].items() if k not in ("python", "numpy")
-    }
+    if (out / JAX_CHECKPOINT_NAME).is_file():
+        _, saved = load_checkpoint(
+            out / JAX_CHECKPOINT_NAME, kind="npz", framework="jax"
+        )
+    else:
+        _, saved = load_checkpoint(
+            out / CHECKPOINT_NAME, kind="torch", framework="torch"
+        )
+        # The process-wide Python and NumPy generators are saved for the user's code but not seeded
+        # by the run, which never draws from them (its streams derive from --seed): they differ
+        # between any two processes.
+        del saved["rng"]["python"], saved["rng"]["numpy"]
     _leaves(saved, "checkpoint", state)
     return state
 

@@ -28,6 +28,7 @@ strengths, 14: ``ReweightedLoss`` state) have their tests with their code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -139,63 +140,43 @@ def test_core(call, expected):
 
 
 # --------------------------------------------------------------------------- #
-# OPTIONS: (command-line options, the start of the one-line message after "argument ").
+# OPTIONS: (reason, command-line options); the message names the last option given, then the reason.
 # --------------------------------------------------------------------------- #
-def _option(item, args, message):
+def _option(item, reason, *args):
     words = "_".join(a.lstrip("-") or "empty" for a in args)
-    return pytest.param(args, message, id=f"{item}-{words}")
+    return pytest.param(reason, args, id=f"{item}-{words}")
 
 
+FINITE, SEED = "must be a finite number", "must be an integer in [0, 4294967295]"
 OPTIONS = [
-    _option(
-        "14.6", ["--warmup-epochs", "inf"], "--warmup-epochs: must be a finite number"
-    ),
-    _option(
-        "14.6", ["--weight-decay", "nan"], "--weight-decay: must be a finite number"
-    ),
-    _option(
-        "14.8",
-        ["--seed", "4294967296"],
-        "--seed: must be an integer in [0, 4294967295]",
-    ),
-    _option("14.8", ["--seed", "-1"], "--seed: must be an integer in [0, 4294967295]"),
-    _option(
-        "14.15", ["--burnin-epochs", "inf"], "--burnin-epochs: must be a finite number"
-    ),
-    _option(
-        "14.15", ["--anneal-epochs", "inf"], "--anneal-epochs: must be a finite number"
-    ),
-    _option(
-        "14.15",
-        ["--divergence", "alpha:1e308"],
-        "--divergence/--instance-divergence: alpha:A needs",
-    ),
-    _option("14.15", ["--lr", "1e308"], "--lr: must be a finite number in (0, 10]"),
-    _option("14.15", ["--lr", "inf"], "--lr: must be a finite number in (0, 10]"),
-    _option("14.15", ["--device", "cuda"], "--device: cuda was requested"),
-    _option("14.17", ["--out", ""], "--out: must not be empty"),
-    _option(
-        "15.6",
-        ["--method", "ce", "--class-divergence", "tv"],
-        "--class-divergence: has no effect",
-    ),
+    _option("14.6", FINITE, "--warmup-epochs", "inf"),
+    _option("14.6", FINITE, "--weight-decay", "nan"),
+    _option("14.8", SEED, "--seed", "4294967296"),
+    _option("14.8", SEED, "--seed", "-1"),
+    _option("14.15", FINITE, "--burnin-epochs", "inf"),
+    _option("14.15", FINITE, "--anneal-epochs", "inf"),
+    _option("14.15", "alpha:A needs -100 <= A <= 100", "--divergence", "alpha:1e308"),
+    _option("14.15", FINITE, "--lr", "1e308"),
+    _option("14.15", FINITE, "--lr", "inf"),
+    _option("14.15", "cuda was requested", "--device", "cuda"),
+    _option("14.17", "must not be empty", "--out", ""),
+    _option("15.6", "has no effect", "--method", "ce", "--class-divergence", "tv"),
 ]
 
 
-@pytest.mark.parametrize("args, message", OPTIONS)
-def test_option(tmp_path, capsys, monkeypatch, args, message):
+@pytest.mark.parametrize("reason, args", OPTIONS)
+def test_option(tmp_path, capsys, monkeypatch, reason, args):
     forbid_training(monkeypatch)
-    monkeypatch.setattr(
-        torch.cuda, "is_available", lambda: False
-    )  # --device cuda: as on a machine without
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as without a GPU
     err = refused([*MOONS, "--out", str(tmp_path / "run"), *args], capsys)
-    assert f"argument {message}" in err
+    flag = [a for a in args if a.startswith("--")][-1]
+    assert f"argument {flag}" in err and reason in err, err
     assert not (tmp_path / "run").exists()
 
 
 # --------------------------------------------------------------------------- #
 # FOLDERS: (prepare, message fragments); prepare(out, stack) damages a copy of a stopped run in ``out``
-# (one epoch of two) and returns the options of the command (its --out, --resume, --framework ...).
+# (one epoch of two) and returns the options to add (--resume, another --out); command: MOONS or MOONS_JAX.
 # --------------------------------------------------------------------------- #
 @pytest.fixture(scope="module")
 def stopped_run(tmp_path_factory):
@@ -243,58 +224,30 @@ def _crafted_jax(out, stack):
     return ["--resume"]
 
 
-def _folder(item, what, prepare, *fragments, command=MOONS):
-    return pytest.param(prepare, fragments, command, id=f"{item}-{what}")
+def _folder(name, prepare, *fragments, command=MOONS):
+    return pytest.param(prepare, fragments, command, id=name)
 
 
+def _as_it_is(out, stack):
+    return []
+
+
+PID, RUNS_CODE, NOT_A_CHECKPOINT = os.getpid(), "could run code", "is not a checkpoint"
 FOLDERS = [
+    _folder("14.1-second-writer", _held_by_another_writer, f"in use by process {PID}"),
+    _folder("14.2-rerun-without-resume", _as_it_is, "holds a run", "--overwrite"),
+    _folder("14.15-empty-checkpoint", _checkpoint(b""), "checkpoint.pt is empty"),
+    _folder("14.15-truncated-checkpoint", _checkpoint(cut=500), NOT_A_CHECKPOINT),
+    _folder("14.15-garbage-checkpoint", _checkpoint(b"x" * 99), NOT_A_CHECKPOINT),
+    _folder("14.15-checkpoint-is-a-folder", _checkpoint(folder=True), "is not a file"),
+    _folder("14.15-out-is-a-file", _out_is_a_file, "file is a file, not a folder"),
+    _folder("14.15-out-under-a-file", _out_under_a_file, "which is a file"),
+    _folder("16-crafted-torch-checkpoint", _crafted_torch, "pt was not", RUNS_CODE),
     _folder(
-        "14.1",
-        "second-writer",
-        _held_by_another_writer,
-        f"in use by process {os.getpid()}",
-    ),
-    _folder(
-        "14.2",
-        "rerun-without-resume",
-        lambda out, stack: [],
-        "already holds a run",
-        "--overwrite",
-    ),
-    _folder("14.15", "empty-checkpoint", _checkpoint(b""), "checkpoint.pt is empty"),
-    _folder(
-        "14.15",
-        "truncated-checkpoint",
-        _checkpoint(cut=500),
-        "checkpoint.pt is not a checkpoint",
-    ),
-    _folder(
-        "14.15",
-        "garbage-checkpoint",
-        _checkpoint(b"garbage" * 99),
-        "checkpoint.pt is not a checkpoint",
-    ),
-    _folder(
-        "14.15",
-        "checkpoint-is-a-folder",
-        _checkpoint(folder=True),
-        "checkpoint.pt is not a file",
-    ),
-    _folder("14.15", "out-is-a-file", _out_is_a_file, "file is a file, not a folder"),
-    _folder("14.15", "out-under-a-file", _out_under_a_file, "which is a file"),
-    _folder(
-        "16",
-        "crafted-torch-checkpoint",
-        _crafted_torch,
-        "checkpoint.pt was not loaded",
-        "could run code",
-    ),
-    _folder(
-        "16",
-        "crafted-jax-checkpoint",
+        "16-crafted-jax-checkpoint",
         _crafted_jax,
-        "checkpoint_jax.npz was not loaded",
-        "could run code",
+        "npz was not",
+        RUNS_CODE,
         command=MOONS_JAX,
     ),
 ]
@@ -312,9 +265,8 @@ def test_folder(
         forbid_training(monkeypatch)
         err = refused([*command, "--out", str(out), *args], capsys)
     assert all(f in err for f in fragments), err
-    assert (
-        folder_bytes(tmp_path) == before
-    )  # nothing written, nothing deleted, nothing run (no PWNED)
+    # Nothing written, nothing deleted, nothing run (no PWNED):
+    assert folder_bytes(tmp_path) == before
 
 
 # --------------------------------------------------------------------------- #
@@ -384,18 +336,16 @@ def test_repair(tmp_path, stopped_run, prepare, check):
     assert check(out)
 
 
-_UINT8_ZERO = np.uint8(0)
-
-
 # --------------------------------------------------------------------------- #
-# FILES: make(tmp_path) writes a damaged file and returns it and the call that reads it.
+# FILES: make(tmp_path) writes a damaged file; returns it, the call that reads it and the error it raises.
 # --------------------------------------------------------------------------- #
-def _cifar(pixel=_UINT8_ZERO, labels=(0, 1)):
+def _cifar(pixel=0, labels=(0, 1)):
     def make(tmp_path):
-        data = np.zeros((len(labels), 3072), type(pixel))
+        data = np.zeros((len(labels), 3072), np.uint8 if pixel == 0 else type(pixel))
         data[-1, 5] = pixel
         path = _cifar100_test_batch(tmp_path, data, list(labels))
-        return path, lambda: load_cifar(tmp_path, "cifar100", "test")
+        read = functools.partial(load_cifar, tmp_path, "cifar100", "test")
+        return path, read, DatasetFormatError
 
     return make
 
@@ -405,9 +355,11 @@ def _noise_cache(damage):
         prepare_data(_config(tmp_path), confusion_fn=FakeCleanModel())
         (path,) = _cache_files(tmp_path)
         damage(tmp_path, path)
-        return path, lambda: prepare_data(
-            _config(tmp_path), confusion_fn=FakeCleanModel()
-        )
+
+        def read():
+            return prepare_data(_config(tmp_path), confusion_fn=FakeCleanModel())
+
+        return path, read, NoiseCacheError
 
     return make
 
@@ -428,55 +380,25 @@ def _object_arrays(tmp_path, path):
         np.savez(fh, scores=payload, key=payload)
 
 
+def _file(name, make, message):
+    return pytest.param(make, message, id=name)
+
+
 FILES = [
-    pytest.param(
-        _cifar(pixel=300.7), DatasetFormatError, "pixel", id="14.5-cifar-pixel-300.7"
-    ),
-    pytest.param(
-        _cifar(pixel=-1.0), DatasetFormatError, "pixel", id="14.5-cifar-pixel-minus-1"
-    ),
-    pytest.param(
-        _cifar(labels=(0, 0.7)),
-        DatasetFormatError,
-        "integer class indices",
-        id="14.5-cifar-label-0.7",
-    ),
-    pytest.param(
-        _cifar(labels=(0, 100)),
-        DatasetFormatError,
-        r"must lie in \[0, 100\)",
-        id="14.17-cifar-label-100",
-    ),
-    pytest.param(
-        _cifar(labels=("3", "4")),
-        DatasetFormatError,
-        "got strings",
-        id="14.17-cifar-string-labels",
-    ),
-    pytest.param(
-        _noise_cache(_garbage),
-        NoiseCacheError,
-        "corrupt",
-        id="14.17-corrupt-noise-cache",
-    ),
-    pytest.param(
-        _noise_cache(_other_recipe),
-        NoiseCacheError,
-        "another clean model",
-        id="14.3-noise-cache-of-another-recipe",
-    ),
-    pytest.param(
-        _noise_cache(_object_arrays),
-        NoiseCacheError,
-        "corrupt",
-        id="16-noise-cache-with-pickled-objects",
-    ),
+    _file("14.5-cifar-pixel-300.7", _cifar(pixel=300.7), "pixel"),
+    _file("14.5-cifar-pixel-minus-1", _cifar(pixel=-1.0), "pixel"),
+    _file("14.5-cifar-label-0.7", _cifar(labels=(0, 0.7)), "integer class indices"),
+    _file("14.17-cifar-label-100", _cifar(labels=(0, 100)), r"must lie in \[0, 100\)"),
+    _file("14.17-cifar-string-labels", _cifar(labels=("3", "4")), "got strings"),
+    _file("14.17-corrupt-noise-cache", _noise_cache(_garbage), "corrupt"),
+    _file("14.3-cache-of-another-recipe", _noise_cache(_other_recipe), "another clean"),
+    _file("16-cache-with-pickled-objects", _noise_cache(_object_arrays), "corrupt"),
 ]
 
 
-@pytest.mark.parametrize("make, error, message", FILES)
-def test_file(tmp_path, make, error, message):
-    path, read = make(tmp_path)
+@pytest.mark.parametrize("make, message", FILES)
+def test_file(tmp_path, make, message):
+    path, read, error = make(tmp_path)
     with pytest.raises(error, match=message) as info:
         read()
     assert str(path) in str(info.value)

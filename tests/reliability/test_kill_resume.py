@@ -9,7 +9,9 @@ state and random streams) must equal, bit for bit, those of a run that was
 never interrupted (:func:`_runs.run_state`).
 
 The default test kills twice; ``@pytest.mark.slow`` ones kill more often, with
-the mixup method, and right when a checkpoint is being written.
+the mixup method, with the JAX trainer, and right when a file is being
+written. (This replaces the single mid-epoch kill of tests/test_train_cli.py,
+which compared the metrics only.)
 """
 
 from __future__ import annotations
@@ -27,25 +29,17 @@ pytest.importorskip("torch")
 from _runs import differences, run_state
 from divweights_train import cli
 from divweights_train.runfolder import LOCK_NAME
-from train_helpers import MOONS
+from train_helpers import MOONS, MOONS_JAX
 
 pytestmark = pytest.mark.reliability
 
 #: Three epochs of about 60 steps (a second or two on one thread): kills land mid-epoch and between epochs.
-ARGS = [
-    *MOONS,
-    "--subset",
-    "1000",
-    "--batch-size",
-    "16",
-    "--epochs",
-    "3",
-    "--method",
-    "cicw",
-]
-ARGS += ["--burnin-steps", "20", "--anneal-steps", "20"]
+_RUN = "--subset 1000 --batch-size 16 --epochs 3 --method cicw --burnin-steps 20 --anneal-steps 20"
+ARGS = [*MOONS, *_RUN.split()]
 #: The same with weighted mixup (more random streams to restore: partners and ratios).
 MIXUP_ARGS = [*ARGS, "--method", "cicw-m"]
+#: The same with JAX.
+JAX_ARGS = [*MOONS_JAX, *_RUN.split()]
 
 
 def _reference(args: list[str], out: Path) -> tuple[dict[str, bytes], float]:
@@ -146,7 +140,18 @@ def test_killed_many_times_ends_bit_identical(tmp_path, args, seed):
 
 
 @pytest.mark.slow
+def test_jax_run_killed_at_random_times_ends_bit_identical(tmp_path):
+    pytest.importorskip("jax")
+    expected, span = _reference(JAX_ARGS, tmp_path / "reference")
+    hits = kill_at_random_times(
+        JAX_ARGS, tmp_path / "killed", kills=3, span=span / 2, seed=3
+    )
+    assert hits >= 1
+    assert differences(run_state(tmp_path / "killed"), expected) == []
+
+
+@pytest.mark.slow
 def test_killed_while_writing_ends_bit_identical(tmp_path):
     expected, _ = _reference(ARGS, tmp_path / "reference")
-    kill_during_writes(ARGS, tmp_path / "killed", kills=4)
+    assert kill_during_writes(ARGS, tmp_path / "killed", kills=4) >= 1
     assert differences(run_state(tmp_path / "killed"), expected) == []
