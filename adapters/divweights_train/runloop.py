@@ -329,17 +329,21 @@ def run(
     except OSError as err:
         if err.errno not in ckpt.FULL_DISK_ERRNOS or isinstance(err, DiskFullError):
             raise
-        raise _disk_full(err, _out_dir(cfg), checkpointed[0]) from err
+        out = _out_dir(cfg)
+        raise _disk_full(
+            err, out, Path(out) / backend.checkpoint_name, checkpointed[0]
+        ) from err
 
 
-def _disk_full(err: OSError, out, epoch: int | None) -> DiskFullError:
+def _disk_full(err: OSError, out, checkpoint: Path, epoch: int | None) -> DiskFullError:
     """The one-line error of a write that failed for want of space in the run folder ``out``."""
     where = f"cannot write {err.filename}" if err.filename else f"cannot write to {out}"
-    kept = (
-        f"its checkpoint of epoch {epoch} is intact"
-        if epoch
-        else "no epoch had been checkpointed yet"
-    )
+    if epoch:
+        kept = f"its checkpoint of epoch {epoch} is intact"
+    elif checkpoint.is_file():  # the disk filled before the checkpoint was read
+        kept = f"its checkpoint {checkpoint.name} is intact"
+    else:
+        kept = "no epoch had been checkpointed yet"
     return DiskFullError(
         err.errno,
         f"{where}: {err.strerror or 'no space left'}; the run in {out} stopped and "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -62,8 +63,9 @@ class _File:
 
 
 class FillingDisk:
-    """The run folder ``out`` on a disk that fills up when the ``nth`` write of the file ``name`` starts:
-    from then on only ``room`` more bytes fit, and ``folder`` records what the folder held at that moment."""
+    """The run folder ``out`` on a disk that fills up when the ``nth`` write of a file whose name starts
+    with ``name`` starts: from then on only ``room`` more bytes fit, and ``folder`` records what the
+    folder held at that moment."""
 
     def __init__(self, out: Path, name: str, nth: int, room: int = 100):
         self.out, self.name, self.nth, self.room = out, name, nth, room
@@ -77,7 +79,7 @@ class FillingDisk:
             self.left -= n
 
     def _starting(self, name: str) -> None:
-        if name == self.name:
+        if name.startswith(self.name):
             self.starts += 1
             if self.starts == self.nth:
                 self.folder = folder_bytes(self.out)
@@ -157,6 +159,34 @@ def test_full_disk_is_one_line_and_keeps_the_last_checkpoint(
     assert folder_bytes(out) == disk.folder
     assert cli.main([*ARGS, "--resume", "--out", str(out)]) == 0  # space again
     assert differences(run_state(out), uninterrupted) == []
+
+
+def test_full_disk_before_the_checkpoint_is_read_says_it_is_intact(
+    tmp_path, capsys, monkeypatch
+):
+    """Resuming, the scores of instance-dependent noise are computed and cached before the checkpoint is read."""
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = [
+        *ARGS,
+        "--noise",
+        "instance:0.3",
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out),
+    ]
+    assert cli.main([*args, "--stop-after-epochs", "1"]) == 0
+    shutil.rmtree(cache)
+    disk = FillingDisk(out, "confusion-", 1)
+    disk.install(monkeypatch)
+    capsys.readouterr()
+    assert cli.main([*args, "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert (
+        f"cannot write {cache}" in err
+        and "its checkpoint checkpoint.pt is intact" in err
+    )
+    assert folder_bytes(out) == disk.folder
 
 
 def test_atomic_write_names_the_file_when_torch_save_hides_the_full_disk(
