@@ -128,8 +128,9 @@ def test_killed_twice_at_random_times_ends_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [ARGS, MIXUP_ARGS], ids=["cicw", "cicw-m"])
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    "args, seed", [(ARGS, 1), (MIXUP_ARGS, 2)], ids=["cicw", "cicw-m"]
+)
 def test_killed_many_times_ends_bit_identical(tmp_path, args, seed):
     expected, span = _reference(args, tmp_path / "reference")
     hits = kill_at_random_times(
