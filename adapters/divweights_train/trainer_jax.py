@@ -97,9 +97,11 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         form = next(iter(cfg.strength()))
     classes = None
     gamma = 0.0
-    if spec.classes and cfg.class_gamma > 0:
+    adaptive_classes = False
+    if spec.classes and (cfg.class_gamma == "auto" or cfg.class_gamma > 0):
         classes = cfg.class_divergence
-        gamma = float(cfg.class_gamma)
+        adaptive_classes = cfg.class_gamma == "auto"
+        gamma = 0.0 if adaptive_classes else float(cfg.class_gamma)
     tr = data.train
     augment = cfg.augment if tr.is_image else "none"
     crop = augment in ("crop", "crop-flip")
@@ -123,6 +125,8 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         weight_decay=float(cfg.weight_decay),
         momentum=float(cfg.momentum),
         nesterov=bool(cfg.nesterov and cfg.momentum > 0),
+        adaptive=instance is not None and cfg.strength().get("delta") == "auto",
+        adaptive_classes=adaptive_classes,
         oracle=bool(spec.oracle),
     )
 
@@ -252,9 +256,9 @@ class JaxBackend(runloop.Backend):
         self.params, self.model_state, self.momentum = (
             _to_device(t, device) for t in (params, state, momentum)
         )
-        self.target = np.float32(
-            next(iter(cfg.strength().values())) if spec.instance is not None else 0.0
-        )
+        target = next(iter(cfg.strength().values())) if spec.instance is not None else 0.0
+        self.target = np.float32(0.0 if target == "auto" else target)
+        self.noise_rate = np.float32(0.0)  # the adaptive radii's tracked noise rate (spec.tracks_noise)
         self.schedule = {
             "form": spec.strength_form,
             "burnin_steps": plan.burnin_steps,
@@ -288,23 +292,25 @@ class JaxBackend(runloop.Backend):
                 )
             else:
                 strength, active = np.float32(0.0), np.bool_(False)
-            self.params, self.model_state, self.momentum, loss, w, correct, seen = (
-                train_step(
-                    spec,
-                    self.params,
-                    self.model_state,
-                    self.momentum,
-                    self.x_train,
-                    self.y_train,
-                    jax.device_put(idx.astype(np.int32), device),
-                    epoch_keys,
-                    np.int32(b),
-                    np.float32(cfg.lr_at(e, step, plan.steps_per_epoch)),
-                    strength,
-                    active,
-                    self.kept,
-                )
+            result = train_step(
+                spec,
+                self.params,
+                self.model_state,
+                self.momentum,
+                self.x_train,
+                self.y_train,
+                jax.device_put(idx.astype(np.int32), device),
+                epoch_keys,
+                np.int32(b),
+                np.float32(cfg.lr_at(e, step, plan.steps_per_epoch)),
+                strength,
+                active,
+                self.kept,
+                self.noise_rate if spec.tracks_noise else None,
             )
+            if spec.tracks_noise:
+                *result, self.noise_rate = result
+            self.params, self.model_state, self.momentum, loss, w, correct, seen = result
             outputs.append((idx, loss, w, correct, seen))
             progress.advance(lambda: _running(outputs))
         self.next_epoch = e + 1
@@ -340,6 +346,7 @@ class JaxBackend(runloop.Backend):
             "rng": {
                 "next_epoch_keys": epoch_key_data(self.config.seed, self.next_epoch)
             },
+            "noise_rate": np.asarray(self.noise_rate, np.float32),
         }
 
     def load_state(self, state: dict) -> None:
@@ -347,6 +354,8 @@ class JaxBackend(runloop.Backend):
         self.model_state = _to_device(state["model_state"], self.device)
         self.momentum = _to_device(state["momentum"], self.device)
         self.saved_keys = np.asarray(state["rng"]["next_epoch_keys"])
+        if "noise_rate" in state:  # absent in checkpoints of runs without adaptive radii before it existed
+            self.noise_rate = np.float32(state["noise_rate"])
 
 
 def train(
