@@ -18,11 +18,11 @@ silently wrong result. Five tables:
   naming the file.
 
 The items' focused regression tests stay beside the code's other tests
-(tests/test_validation.py, test_mixup_core.py, test_train_cli.py,
-test_runfolder.py, test_checkpoint_safety.py, test_datasets.py,
-test_prepare.py); this module reuses their helpers and runs the whole table
-end to end. Items not on this branch yet (7: JAX checked mode, 10-11: tiny
-strengths, 14: ``ReweightedLoss`` state) have their tests with their code.
+(tests/test_validation.py, test_numerics.py, test_mixup_core.py,
+test_jax_checked.py, test_torch_edges.py, test_train_cli.py,
+test_train_options.py, test_runfolder.py, test_checkpoint_safety.py,
+test_datasets.py, test_prepare.py); this module reuses their helpers and runs
+the whole table end to end.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch.nn.functional as F
 
 torch = pytest.importorskip("torch")
 
@@ -69,7 +70,43 @@ def _tv(targets, gamma, losses=_LOSSES):
     return dw.class_weights(losses, targets, dw.TotalVariation(), gamma=gamma)
 
 
+def _jax_checked_error(bad_label=None, **strength) -> str | None:
+    """The checkify error of the JAX adapter's ``checked=True`` loss under ``jit`` (tests/test_jax_checked.py)."""
+    pytest.importorskip("jax")
+    from test_jax_checked import LABELS, LOGITS, checked_loss, error_of
+
+    labels = LABELS if bad_label is None else LABELS.at[2].set(bad_label)
+    return error_of(checked_loss(), LOGITS, labels, strength)
+
+
+def _jax_jit_weights(losses, **strength):
+    jax = pytest.importorskip("jax")
+    return jax.jit(
+        lambda l, s: dw.instance_weights(l, dw.KL(), **{k: s for k in strength})
+    )(losses, *strength.values())
+
+
+def _reverse_kl_soft_targets(dtype, n=1024, k=2):
+    """ReverseKL class weights of label-smoothed (0.01) soft targets at gamma = 1, and the targets."""
+    rng = np.random.default_rng(0)
+    losses = rng.exponential(size=(n, k)).astype(dtype)
+    y = (np.eye(k)[rng.integers(0, k, n)] * 0.99 + 0.01 / k).astype(dtype)
+    return dw.class_weights(losses, y, dw.ReverseKL(), gamma=1.0), y
+
+
+def _reweighted_loss(module, *args, **kwargs):
+    pytest.importorskip("divweights_torch")
+    from divweights_torch import ReweightedLoss
+
+    return getattr(ReweightedLoss(*args, **kwargs), module)
+
+
 _ONE_HOT_0_255 = np.eye(300)[[0, 255]]
+_MASS_ON_THE_MINIMUM = np.array([1.0, 0.0, 0.0])
+_LOGITS, _LABELS = (
+    torch.randn(4, 3, generator=torch.Generator().manual_seed(0)),
+    torch.tensor([0, 1, 2, 0]),
+)
 #: bfloat16 thirds: each 0.33398..., rows sum to 1.00195 (softmax outputs cast to bfloat16 are off as much).
 _BF16_THIRDS = torch.full((2, 3), 1 / 3).to(torch.bfloat16)
 
@@ -90,6 +127,57 @@ CORE = [
         ),
         lambda v: torch.allclose(v.float().sum(-1), torch.ones(2), atol=1e-2),
         id="14.12-bfloat16-soft-targets-accepted",
+    ),
+    pytest.param(
+        lambda: _jax_checked_error(bad_label=5, lam=1.0),
+        lambda err: err.startswith("integer targets must lie in [0, 3) for 3 classes"),
+        id="14.7-jax-checked-label-5-of-3-classes-under-jit",
+    ),
+    pytest.param(
+        lambda: _jax_checked_error(lam=-1.0),
+        lambda err: err.startswith("lam must be > 0"),
+        id="14.7-jax-checked-traced-lam-minus-1",
+    ),
+    pytest.param(
+        lambda: dw.instance_weights(
+            np.array([1, 2, 3], np.float32), dw.KL(), lam=1e-300
+        ),
+        _equals(_MASS_ON_THE_MINIMUM),
+        id="14.10-float32-lam-1e-300",
+    ),
+    pytest.param(
+        lambda: dw.instance_weights(
+            np.array([1, 2, 3], np.float16), dw.KL(), temperature=1e-46
+        ),
+        _equals(_MASS_ON_THE_MINIMUM),
+        id="14.10-float16-temperature-1e-46",
+    ),
+    pytest.param(
+        lambda: _jax_jit_weights(np.array([1.0, 2.0, 3.0]), lam=0.0),
+        _equals(_MASS_ON_THE_MINIMUM),
+        id="14.10-traced-lam-0-under-jit",
+    ),
+    pytest.param(
+        lambda: _reverse_kl_soft_targets(np.float16),
+        lambda vy: not np.any((vy[0] == 0) & (vy[1] > 0)),
+        id="14.11-reverse-kl-float16-soft-targets-keep-their-classes",
+    ),
+    pytest.param(
+        lambda: _reweighted_loss(
+            "forward", None, weight=torch.zeros(3), reduction="mean"
+        )(_LOGITS, _LABELS),
+        lambda loss: (
+            torch.isnan(loss)
+            and torch.isnan(F.cross_entropy(_LOGITS, _LABELS, weight=torch.zeros(3)))
+        ),
+        id="14.14-mean-with-all-class-weights-0-is-nan-as-in-torch",
+    ),
+    pytest.param(
+        lambda: _reweighted_loss("load_state_dict")(
+            {"steps": torch.tensor(-5)}, strict=False
+        ),
+        (ValueError, "must be >= 0"),
+        id="14.14-load-state-dict-steps-minus-5",
     ),
     pytest.param(
         lambda: partner_probabilities(np.array([0.2, np.inf, 0.5])),
@@ -412,7 +500,5 @@ def test_every_item_of_the_table_has_a_row():
         for table in (CORE, OPTIONS, FOLDERS, REPAIRS, FILES)
         for p in table
     ]
-    implemented = {
-        f"14.{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9, 12, 13, 15, 16, 17, 18)
-    } | {"16"}
+    implemented = {f"14.{i}" for i in range(1, 19)} | {"16"}
     assert implemented <= set(rows), sorted(implemented - set(rows))
