@@ -34,8 +34,6 @@ os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 )
 
-import argparse
-import statistics
 import sys
 import time
 
@@ -45,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _timing import clock_timer, paired_ratio, paired_rounds, verdict
+import _timing as timing
 from divweights_jax import DEFAULT_DELTA, reweighted_loss, weighted_mixup
 from divweights_train.models_jax import build_model
 
@@ -150,98 +148,46 @@ def run(args):
         if not np.isfinite(float(runner.loss)):
             raise RuntimeError(f"{name}: non-finite loss {float(runner.loss)}")
         runners[name] = runner.step
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    times = paired_rounds(
-        runners,
-        rounds=args.rounds,
-        repeat=args.steps,
-        timer=clock_timer(clock),
-        seed=args.seed,
-    )
+    times = timing.time_rounds(runners, args)
     return {
-        name: {
-            "median_s": statistics.median(ts),
-            "ratio": paired_ratio(ts, times["CE"]),
-            "compile_s": compile_s[name],
-        }
-        for name, ts in times.items()
+        name: {**timing.summarise(times, name), "compile_s": compile_s[name]}
+        for name in times
     }
 
 
 def table(results, args) -> str:
     device = jax.devices()[0]
-    lines = [
-        (
-            f"JAX {jax.__version__} on {device.platform.upper()}, cnn width {args.width}, batch {args.batch} x 1 x 28 x 28, "
-            f"{args.rounds} interleaved rounds x {args.steps} steps, {args.clock} clock"
-        ),
-        "",
-        "| step | ms / step (median) | ratio to CE (paired median) | goal | result | first call incl. compile (s) |",
-        "|---|---:|---:|---:|---|---:|",
-    ]
+    title = (
+        f"JAX {jax.__version__} on {device.platform.upper()}, cnn width {args.width}, batch {args.batch} x 1 x 28 x 28, "
+        f"{args.rounds} interleaved rounds x {args.steps} steps, {args.clock} clock"
+    )
+    lines = timing.table_head(
+        title, ["step", *timing.STEP_COLUMNS, "first call incl. compile (s)"]
+    )
     for name, r in results.items():
         goal = GOALS.get(name)
-        goal_s = f"<= {goal:.2f}" if goal else ""
+        goal_s = timing.goal_cell(goal)
         lines.append(
-            f"| {name} | {r['median_s'] * 1e3:.2f} | {r['ratio']:.3f} | {goal_s} | {verdict(r['ratio'], goal)} | "
+            f"| {name} | {r['median_s'] * 1e3:.2f} | {r['ratio']:.3f} | {goal_s} | {timing.verdict(r['ratio'], goal)} | "
             f"{r['compile_s']:.2f} |"
         )
-    lines.append("")
-    lines += [f"* {name}: {desc}" for name, (_, desc) in METHODS.items()]
+    lines += timing.method_notes((name, desc) for name, (_, desc) in METHODS.items())
     return "\n".join(lines)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    p.add_argument(
-        "--rounds", type=int, default=15, help="interleaved timing rounds (default 15)"
-    )
-    p.add_argument(
-        "--steps", type=int, default=10, help="steps per method per round (default 10)"
-    )
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=3,
-        help="untimed steps after the compiling call (default 3)",
-    )
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument(
-        "--width", type=int, default=16, help="CNN width (default 16, the demo's)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--clock",
-        choices=("cpu", "wall"),
-        default="cpu",
-        help="cpu: process CPU time (robust on a shared machine); wall: elapsed time",
-    )
-    p.add_argument(
-        "--quick", action="store_true", help="7 rounds x 5 steps (make bench)"
-    )
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="batch 16, width 4, 2 rounds x 1 step: a smoke test",
-    )
-    args = p.parse_args(argv)
-    if args.tiny:
-        args.rounds, args.steps, args.warmup, args.batch, args.width = 2, 1, 1, 16, 4
-    elif args.quick:
-        args.rounds, args.steps = 7, 5
-    return args
+    quick = ("7 rounds x 5 steps (make bench)", {"rounds": 7, "steps": 5})
+    warmup_what = "after the compiling call"
+    return timing.step_parser(
+        __doc__, steps=10, quick=quick, warmup_what=warmup_what, width="CNN"
+    ).parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     results = run(args)
     print(table(results, args))
-    goals = ", ".join(f"{k} <= {v}x" for k, v in GOALS.items())
-    print(f"\nGoals (issue #10): {goals} the CE step.")
+    print(timing.goals_line(GOALS))
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from collections import Counter
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _timing import clock_timer, paired_ratio, paired_rounds, verdict
+import _timing as timing
 from _torch_steps import (
     GOALS,
     METHODS,
@@ -91,50 +90,37 @@ def run(args) -> list[dict]:
         row = next(r for r in rows if (r["mode"], r["method"].name) == key)
         row["reason"] = describe_failure(exc, key[0] == "compiled")
 
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    times = paired_rounds(
-        runners,
-        rounds=args.rounds,
-        repeat=args.steps,
-        timer=clock_timer(clock),
-        seed=args.seed,
-        on_error=dropped,
-    )
+    times = timing.time_rounds(runners, args, on_error=dropped)
+    by_mode = {
+        mode: {name: ts for (m, name), ts in times.items() if m == mode}
+        for mode in modes
+    }
     for row in rows:
-        key = (row["mode"], row["method"].name)
-        ts, base_ts = times.get(key), times.get((row["mode"], "CE"))
-        if row["reason"] or not ts:
-            continue
-        row["median_s"] = statistics.median(ts)
-        row["ratio"] = paired_ratio(ts, base_ts) if base_ts else float("nan")
+        if not row["reason"]:
+            row.update(timing.summarise(by_mode[row["mode"]], row["method"].name))
     return rows
 
 
 def table(rows, args) -> str:
-    lines = [
-        (
-            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), SmallCNN width {args.width}, "
-            f"batch {args.batch} x 1 x 28 x 28, {args.rounds} interleaved rounds x {args.steps} steps, "
-            f"{args.clock} clock"
-        ),
-        "",
-        "| mode | step | ms / step (median) | ratio to CE (paired median) | goal | result |",
-        "|---|---|---:|---:|---:|---|",
-    ]
+    title = (
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), SmallCNN width {args.width}, "
+        f"batch {args.batch} x 1 x 28 x 28, {args.rounds} interleaved rounds x {args.steps} steps, "
+        f"{args.clock} clock"
+    )
+    lines = timing.table_head(title, ["mode", "step", *timing.STEP_COLUMNS])
     for r in rows:
         m = r["method"]
-        goal = f"<= {m.goal:.2f}" if m.goal else ""
+        goal = timing.goal_cell(m.goal)
         if r["reason"]:
             lines.append(f"| {r['mode']} | {m.name} | – | – | {goal} | {r['reason']} |")
             continue
-        result = verdict(r["ratio"], m.goal)
+        result = timing.verdict(r["ratio"], m.goal)
         if r["mode"] == "compiled":
             result = f"{result} ({r['graphs']} graph{'s' if r['graphs'] != 1 else ''})".strip()
         lines.append(
             f"| {r['mode']} | {m.name} | {r['median_s'] * 1e3:.2f} | {r['ratio']:.3f} | {goal} | {result} |"
         )
-    lines.append("")
-    lines += [f"* {m.name}: {m.description}" for m in METHODS]
+    lines += timing.method_notes((m.name, m.description) for m in METHODS)
     return "\n".join(lines)
 
 
@@ -178,7 +164,7 @@ def profile(batch: int) -> str:
             loss = F.cross_entropy(z, y) if loss_fn is None else loss_fn(z, y)
             loss.backward()
 
-        timer = clock_timer(time.process_time)
+        timer = timing.clock_timer(time.process_time)
         call()
         t = timer(call, 200)
         lines.append(f"| {name} | {t * 1e6:.0f} | {count_ops(call)} |")
@@ -186,35 +172,12 @@ def profile(batch: int) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
+    quick = (
+        "7 rounds x 3 steps, eager only (about a minute)",
+        {"rounds": 7, "steps": 3},
     )
-    p.add_argument(
-        "--rounds", type=int, default=15, help="interleaved timing rounds (default 15)"
-    )
-    p.add_argument(
-        "--steps", type=int, default=5, help="steps per method per round (default 5)"
-    )
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=3,
-        help="untimed steps per method first (compiles; default 3)",
-    )
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument(
-        "--width", type=int, default=16, help="SmallCNN width (default 16, the demo's)"
-    )
+    p = timing.step_parser(__doc__, steps=5, quick=quick, width="SmallCNN")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--clock",
-        choices=("cpu", "wall"),
-        default="cpu",
-        help="cpu: process CPU time (robust on a shared machine); wall: elapsed time",
-    )
     p.add_argument(
         "--compile",
         action=argparse.BooleanOptionalAction,
@@ -222,25 +185,11 @@ def parse_args(argv=None):
         help="also time torch.compile(fullgraph=True) steps (default: on, off with --quick/--tiny)",
     )
     p.add_argument(
-        "--quick",
-        action="store_true",
-        help="7 rounds x 3 steps, eager only (about a minute)",
-    )
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="batch 16, width 4, 2 rounds x 1 step: a smoke test",
-    )
-    p.add_argument(
         "--profile",
         action="store_true",
         help="also time and count the ops of the loss calls alone",
     )
     args = p.parse_args(argv)
-    if args.tiny:
-        args.rounds, args.steps, args.warmup, args.batch, args.width = 2, 1, 1, 16, 4
-    elif args.quick:
-        args.rounds, args.steps = 7, 3
     if args.compile is None:
         args.compile = not (args.quick or args.tiny)
     return args
@@ -253,8 +202,7 @@ def main(argv=None) -> int:
     print(table(rows, args))
     if args.profile:
         print(profile(args.batch))
-    goals = ", ".join(f"{k} <= {v}x" for k, v in GOALS.items())
-    print(f"\nGoals (issue #10): {goals} the CE step of the same mode.")
+    print(timing.goals_line(GOALS, " of the same mode"))
     return 0
 
 

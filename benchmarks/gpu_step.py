@@ -32,9 +32,7 @@ exits with status 0 (so ``make bench`` goes on). Nothing else here needs a GPU.
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -42,7 +40,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _timing import clock_timer, paired_ratio, paired_rounds, verdict
+import _timing as timing
 from _torch_steps import (
     GOALS,
     METHODS,
@@ -88,7 +86,7 @@ def run(args, log=print) -> list[dict]:
         torch.backends.cudnn.benchmark = True
         timer = cuda_timer
     else:
-        timer = clock_timer(time.perf_counter)
+        timer = timing.clock_timer(time.perf_counter)
     quiet_compiler()
     t_start = time.perf_counter()
     slowest_build, slowest_timing = 0.0, 0.0
@@ -150,20 +148,11 @@ def run(args, log=print) -> list[dict]:
                 )
 
             t_timing = time.perf_counter()
-            times = paired_rounds(
-                runners,
-                rounds=args.rounds,
-                repeat=args.steps,
-                timer=timer,
-                seed=args.seed,
-                on_error=dropped,
-            )
+            times = timing.time_rounds(runners, args, timer=timer, on_error=dropped)
             slowest_timing = max(slowest_timing, time.perf_counter() - t_timing)
             for r in group:
-                ts, base = times.get(r["method"].name), times.get("CE")
-                if r["reason"] is None and ts:
-                    r["median_s"] = statistics.median(ts)
-                    r["ratio"] = paired_ratio(ts, base) if base else float("nan")
+                if r["reason"] is None:
+                    r.update(timing.summarise(times, r["method"].name))
             log(
                 f"[{elapsed():5.0f} s] {mode} {precision}: warm-up/compile {warm_s:.0f} s, "
                 f"timing {time.perf_counter() - t_timing:.0f} s",
@@ -175,55 +164,36 @@ def run(args, log=print) -> list[dict]:
 def table(rows, args) -> str:
     dev = args.device
     name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else "CPU"
-    lines = [
-        (
-            f"torch {torch.__version__} on {name}, PreActResNet18, batch {args.batch} x 3 x {args.image_size} x "
-            f"{args.image_size}, {args.rounds} interleaved rounds x {args.steps} steps after {args.warmup} warm-up steps, "
-            f"compile scope: {args.compile_scope}"
-        ),
-        "",
-        "| precision | mode | step | ms / step (median) | ratio to CE (paired median) | goal | result |",
-        "|---|---|---|---:|---:|---:|---|",
-    ]
+    title = (
+        f"torch {torch.__version__} on {name}, PreActResNet18, batch {args.batch} x 3 x {args.image_size} x "
+        f"{args.image_size}, {args.rounds} interleaved rounds x {args.steps} steps after {args.warmup} warm-up steps, "
+        f"compile scope: {args.compile_scope}"
+    )
+    lines = timing.table_head(
+        title, ["precision", "mode", "step", *timing.STEP_COLUMNS]
+    )
     for r in rows:
         m = r["method"]
-        goal = f"<= {m.goal:.2f}" if m.goal else ""
+        goal = timing.goal_cell(m.goal)
         head = f"| {r['precision']} | {r['mode']} | {m.name} |"
         if r["reason"]:
             lines.append(f"{head} – | – | {goal} | {r['reason']} |")
             continue
         lines.append(
-            f"{head} {r['median_s'] * 1e3:.2f} | {r['ratio']:.3f} | {goal} | {verdict(r['ratio'], m.goal)} |"
+            f"{head} {r['median_s'] * 1e3:.2f} | {r['ratio']:.3f} | {goal} | {timing.verdict(r['ratio'], m.goal)} |"
         )
-    lines.append("")
-    lines += [f"* {m.name}: {m.description}" for m in METHODS]
+    lines += timing.method_notes((m.name, m.description) for m in METHODS)
     return "\n".join(lines)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
+    tiny = (
+        "batch 4, 16x16 images, eager only, 2 rounds x 1 step: a smoke test that runs on a CPU",
+        {"batch": 4, "image_size": 16, "rounds": 2, "steps": 1, "warmup": 1},
     )
+    p = timing.step_parser(__doc__, steps=10, tiny=tiny, rounds=7, warmup=5)
     p.add_argument("--device", default="cuda", help="cuda (default), cuda:N or cpu")
-    p.add_argument("--batch", type=int, default=128)
     p.add_argument("--image-size", type=int, default=32)
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=7,
-        help="interleaved timing rounds per group (default 7)",
-    )
-    p.add_argument(
-        "--steps", type=int, default=10, help="steps per method per round (default 10)"
-    )
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=5,
-        help="untimed steps per method first (compiles; default 5)",
-    )
     p.add_argument(
         "--precisions",
         default="fp32,bf16",
@@ -246,21 +216,7 @@ def parse_args(argv=None):
         default=150.0,
         help="start no new group after this many seconds",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="batch 4, 16x16 images, eager only, 2 rounds x 1 step: a smoke test that runs on a CPU",
-    )
     args = p.parse_args(argv)
-    if args.tiny:
-        args.batch, args.image_size, args.rounds, args.steps, args.warmup = (
-            4,
-            16,
-            2,
-            1,
-            1,
-        )
     if args.modes is None:
         args.modes = "eager" if args.tiny else "eager,compiled"
     args.precisions = [s.strip() for s in args.precisions.split(",") if s.strip()]
@@ -286,10 +242,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = run(args)
     print(table(rows, args))
-    goals = ", ".join(f"{k} <= {v}x" for k, v in GOALS.items())
     print(
-        f"\nGoals (issue #10): {goals} the CE step of the same precision and mode. "
-        f"Total {time.perf_counter() - t0:.0f} s."
+        timing.goals_line(GOALS, " of the same precision and mode"),
+        f"Total {time.perf_counter() - t0:.0f} s.",
     )
     return 0
 

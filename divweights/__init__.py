@@ -6,22 +6,16 @@ array-api-strict arrays, and returns an array of the input's namespace, dtype
 and device.
 """
 
+from . import divergences
 from ._api import class_weights, instance_weights, reweighted_class_losses
 from .adaptive import noise_radius, noise_rate, track_noise_rate
-from .divergences import KL, Alpha, ChiSquared, Divergence, ReverseKL, SquaredL2, TotalVariation
+from .divergences import *  # KL, ReverseKL, Alpha, ChiSquared, TotalVariation, SquaredL2, Divergence
 from .strength import Strength
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "KL",
-    "Alpha",
-    "ChiSquared",
-    "Divergence",
-    "ReverseKL",
-    "SquaredL2",
     "Strength",
-    "TotalVariation",
     "class_weights",
     "instance_weights",
     "noise_radius",
@@ -29,3 +23,4 @@ __all__ = [
     "reweighted_class_losses",
     "track_noise_rate",
 ]
+__all__ += divergences.__all__

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ._array import check_scalar, is_concrete, prepare, quiet, scalar
-from ._inputs import detach, same_library
+from ._inputs import detach, integer_targets, same_library
 from .divergences import _check_divergence
 from .strength import Strength
 
@@ -104,12 +104,7 @@ def _targets_as_probabilities(targets, L, work, class_losses):
     xp = work.xp
     k = L.shape[-1]
     targets = detach(same_library(xp, targets, "targets", class_losses, "class_losses"))
-    if xp.isdtype(targets.dtype, "integral"):
-        if tuple(targets.shape) != tuple(L.shape[:-1]):
-            raise ValueError(
-                f"integer targets must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; "
-                f"got {tuple(targets.shape)}"
-            )
+    if integer_targets(xp, targets, L):
         if is_concrete(targets) and math.prod(targets.shape) != 0:
             lo, hi = xp.min(targets), xp.max(targets)
             # inside a jit trace even a constant's reduction is staged: check it is concrete
@@ -124,12 +119,6 @@ def _targets_as_probabilities(targets, L, work, class_losses):
         classes = xp.arange(k, dtype=targets.dtype, device=work.device)
         y = xp.astype(targets[..., None] == classes, work.dtype)
         return y, True
-    if xp.isdtype(targets.dtype, "bool"):
-        raise TypeError("targets must be integer labels or floating probabilities, not bool")
-    if tuple(targets.shape) != tuple(L.shape):
-        raise ValueError(
-            f"probability targets must have the shape of class_losses {tuple(L.shape)}; got {tuple(targets.shape)}"
-        )
     y = xp.astype(targets, work.dtype)
     if is_concrete(y) and math.prod(y.shape) != 0:
         bad = xp.any(y < 0) | ~xp.all(xp.isfinite(y))

@@ -10,7 +10,7 @@ import array_api_compat
 
 from ._array import is_concrete
 
-__all__ = ["check_values", "detach", "library", "same_library"]
+__all__ = ["check_values", "detach", "integer_targets", "library", "same_library"]
 
 
 def detach(x):
@@ -78,3 +78,23 @@ def check_values(xp, x, name: str, *, nonnegative: bool = True, hot: bool = Fals
         raise ValueError(f"{name} must be finite; got an infinite entry")
     if nonnegative and bool(xp.any(x < 0)):
         raise ValueError(f"{name} must be >= 0; got a negative entry (min {float(xp.min(x))!r})")
+
+
+def integer_targets(xp, targets, class_losses) -> bool:
+    """Whether ``targets`` are integer labels (``True``) or probability rows (``False``).
+
+    Integer labels must have shape ``class_losses.shape[:-1]``, probabilities
+    the shape of ``class_losses``; ``bool`` targets are refused.  Values are
+    not checked here."""
+    shape = tuple(class_losses.shape)
+    if xp.isdtype(targets.dtype, "integral"):
+        if tuple(targets.shape) != shape[:-1]:
+            raise ValueError(
+                f"integer targets must have shape class_losses.shape[:-1] = {shape[:-1]}; got {tuple(targets.shape)}"
+            )
+        return True
+    if xp.isdtype(targets.dtype, "bool"):
+        raise TypeError("targets must be integer labels or floating probabilities, not bool")
+    if tuple(targets.shape) != shape:
+        raise ValueError(f"probability targets must have the shape of class_losses {shape}; got {tuple(targets.shape)}")
+    return False

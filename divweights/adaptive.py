@@ -33,9 +33,10 @@ import numbers
 from typing import Any
 
 from ._array import prepare, quiet
+from ._inputs import integer_targets
 from .divergences import Divergence
 
-__all__ = ["DEFAULT_NOISE_MOMENTUM", "noise_rate", "track_noise_rate", "noise_radius"]
+__all__ = ["DEFAULT_NOISE_MOMENTUM", "noise_radius", "noise_rate", "track_noise_rate"]
 
 #: Momentum of :func:`track_noise_rate` used by the adapters' ``delta="auto"``:
 #: a time constant of about 20 steps, which smooths the batch-to-batch
@@ -62,21 +63,10 @@ def _row_losses(L, targets, work):
     if not hasattr(targets, "dtype"):
         raise TypeError(f"targets must be an array; got {type(targets).__name__}")
     k = L.shape[-1]
-    if xp.isdtype(targets.dtype, "integral"):
-        if tuple(targets.shape) != tuple(L.shape[:-1]):
-            raise ValueError(
-                f"integer targets must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; "
-                f"got {tuple(targets.shape)}"
-            )
+    if integer_targets(xp, targets, L):
         classes = xp.arange(k, device=work.device)  # the default integer type: wide enough, also under JAX
         onehot = xp.astype(xp.astype(targets, classes.dtype)[..., None] == classes, work.dtype)
         return xp.sum(onehot * L, axis=-1)
-    if xp.isdtype(targets.dtype, "bool"):
-        raise TypeError("targets must be integer labels or floating probabilities, not bool")
-    if tuple(targets.shape) != tuple(L.shape):
-        raise ValueError(
-            f"probability targets must have the shape of class_losses {tuple(L.shape)}; got {tuple(targets.shape)}"
-        )
     y = xp.astype(targets, work.dtype)
     finite = xp.where(y > 0, L, xp.zeros_like(L))  # 0 * inf is 0 here: a class the label does not hold
     return xp.sum(y * finite, axis=-1)
@@ -215,6 +205,21 @@ def track_noise_rate(
     if isinstance(previous, numbers.Real):
         return xp.asarray(rate * (1.0 - m) + float(previous) * m)
     return xp.asarray(xp.astype(previous, rate.dtype) * m + rate * (1.0 - m))
+
+
+def _adaptive_ok(divergence: Divergence, problem: str) -> bool:
+    """Whether :func:`noise_radius` is meaningful for ``divergence``: an f-divergence whose radius can drop
+    examples (instance problem: not reverse KL, which keeps every weight positive) or label mass (class
+    problem: total variation and reverse KL)."""
+    from .divergences import KL, Alpha, ReverseKL, TotalVariation
+
+    if problem == "class":
+        return isinstance(divergence, (TotalVariation, ReverseKL)) or (
+            isinstance(divergence, Alpha) and divergence.alpha == 0.0
+        )
+    if isinstance(divergence, ReverseKL) or (isinstance(divergence, Alpha) and divergence.alpha <= 0.0):
+        return False
+    return isinstance(divergence, (KL, Alpha, TotalVariation))
 
 
 def _closed_form(divergence: Divergence, problem: str) -> str | None:

@@ -181,7 +181,26 @@ def _clear_autosummary_stubs() -> None:
         stub.unlink()
 
 
+def _write_architecture_tables() -> None:
+    """Write the tables of ``architecture.rst``: ``python scripts/architecture.py lines|imports --rst``.
+
+    Measured from the source at every build, so the page never goes stale.
+    """
+    for what in ("lines", "imports"):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "architecture.py"), what, "--rst"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        path = DOCS / "generated" / f"architecture_{what}.inc"
+        if not path.exists() or path.read_text() != proc.stdout:
+            path.write_text(proc.stdout)
+
+
 _clear_autosummary_stubs()
 _write_optional()
+_write_architecture_tables()
 if HAVE_CLI:
     _write_cli_help()

@@ -8,13 +8,12 @@ not exist (as it once named ``benchmarks/bench_adapters.py``).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import child_env, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -64,20 +63,9 @@ def recipe(target: str) -> list[str]:
 def run_script(
     name: str, args: list[str], tmp_path: Path, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(ROOT / "adapters"), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
+    env = child_env(MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    return subprocess.run(
-        [sys.executable, str(BENCH / name), *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_python([str(BENCH / name), *args], cwd=tmp_path, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")

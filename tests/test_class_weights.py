@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from helpers import CLASS_DIVERGENCES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import divweights as dw
 from divweights.mixup import mixup_ratio, partner_probabilities
-
-from helpers import CLASS_DIVERGENCES
 
 SETTINGS = settings(max_examples=40, deadline=None)
 rows_st = st.integers(2, 8).flatmap(
@@ -28,22 +27,23 @@ def _soft(raw, seed_zero=True):
     return y / y.sum(-1, keepdims=True)
 
 
+# With hard labels both keep a share of the mass on the label and move the rest to the best class:
+# total variation keeps 1 - gamma (hard bootstrapping, gamma <= 1), reverse KL exp(-gamma).
+@pytest.mark.parametrize(
+    "divergence, kept, largest",
+    [
+        pytest.param(dw.TotalVariation(), lambda g: 1 - g, 1.0, id="TotalVariation"),
+        pytest.param(dw.ReverseKL(), lambda g: np.exp(-g), 20.0, id="ReverseKL"),
+    ],
+)
 @SETTINGS
-@given(data=rows_st, gamma=st.floats(0.0, 1.0))
-def test_total_variation_with_labels_is_hard_bootstrapping(data, gamma):
+@given(data=rows_st, share=st.floats(0.0, 1.0))
+def test_labels_keep_a_closed_form_share_on_the_label(divergence, kept, largest, data, share):
     L, y, _ = data
-    got = dw.reweighted_class_losses(L, y, dw.TotalVariation(), gamma=gamma)
+    gamma = share * largest
+    got = dw.reweighted_class_losses(L, y, divergence, gamma=gamma)
     l_y = L[np.arange(3), y]
-    np.testing.assert_allclose(got, (1 - gamma) * l_y + gamma * L.min(-1), atol=1e-12)
-
-
-@SETTINGS
-@given(data=rows_st, gamma=st.floats(0.0, 20.0))
-def test_reverse_kl_with_labels_keeps_exp_minus_gamma_on_the_label(data, gamma):
-    L, y, _ = data
-    got = dw.reweighted_class_losses(L, y, dw.ReverseKL(), gamma=gamma)
-    l_y = L[np.arange(3), y]
-    keep = np.exp(-gamma)
+    keep = kept(gamma)
     np.testing.assert_allclose(got, keep * l_y + (1 - keep) * L.min(-1), atol=1e-12)
 
 

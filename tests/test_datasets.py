@@ -8,9 +8,7 @@ import struct
 
 import numpy as np
 import pytest
-
 from _writers import write_cifar_like, write_idx
-
 from divweights_train import datasets as D
 from divweights_train.datasets import (
     ArrayDataset,
@@ -25,6 +23,7 @@ from divweights_train.datasets import (
     subset,
     train_val_split,
 )
+from helpers import python_output
 
 
 # --------------------------------------------------------------------------- #
@@ -83,38 +82,29 @@ def test_idx_reader_detects_gzip_by_content(tmp_path):
     assert read_idx(path).tolist() == [0, 1, 2, 3]
 
 
-def test_idx_reader_rejects_bad_magic(tmp_path):
-    path = tmp_path / "bad"
-    path.write_bytes(bytes([1, 2, 8, 1]) + struct.pack(">I", 1) + b"\x00")
-    with pytest.raises(IdxFormatError, match="magic"):
-        read_idx(path)
-
-
-def test_idx_reader_rejects_unknown_type(tmp_path):
-    path = tmp_path / "bad"
-    path.write_bytes(bytes([0, 0, 0x42, 1]) + struct.pack(">I", 1) + b"\x00")
-    with pytest.raises(IdxFormatError, match="element type"):
-        read_idx(path)
-
-
-def test_idx_reader_rejects_truncated_data(tmp_path):
-    path = tmp_path / "short.gz"
-    path.write_bytes(gzip.compress(bytes([0, 0, 8, 2]) + struct.pack(">II", 3, 3) + b"\x00" * 5))
-    with pytest.raises(IdxFormatError, match="truncated"):
-        read_idx(path)
-
-
-def test_idx_reader_rejects_truncated_header(tmp_path):
-    path = tmp_path / "short"
-    path.write_bytes(bytes([0, 0, 8, 3]) + b"\x00\x00")
-    with pytest.raises(IdxFormatError, match="truncated idx header"):
-        read_idx(path)
-
-
-def test_idx_reader_rejects_trailing_bytes(tmp_path):
-    path = tmp_path / "long"
-    path.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 2) + b"\x01\x02\x03")
-    with pytest.raises(IdxFormatError, match="trailing"):
+@pytest.mark.parametrize(
+    "name, raw, match",
+    [
+        pytest.param("bad", bytes([1, 2, 8, 1]) + struct.pack(">I", 1) + b"\x00", "magic", id="bad-magic"),
+        pytest.param(
+            "bad", bytes([0, 0, 0x42, 1]) + struct.pack(">I", 1) + b"\x00", "element type", id="unknown-type"
+        ),
+        pytest.param(
+            "short.gz",
+            gzip.compress(bytes([0, 0, 8, 2]) + struct.pack(">II", 3, 3) + b"\x00" * 5),
+            "truncated",
+            id="truncated-data",
+        ),
+        pytest.param("short", bytes([0, 0, 8, 3]) + b"\x00\x00", "truncated idx header", id="truncated-header"),
+        pytest.param(
+            "long", bytes([0, 0, 8, 1]) + struct.pack(">I", 2) + b"\x01\x02\x03", "trailing", id="trailing-bytes"
+        ),
+    ],
+)
+def test_idx_reader_rejects_malformed_files(tmp_path, name, raw, match):
+    path = tmp_path / name
+    path.write_bytes(raw)
+    with pytest.raises(IdxFormatError, match=match):
         read_idx(path)
 
 
@@ -193,13 +183,16 @@ def test_real_fashion_mnist_shapes():
 # CIFAR
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("point_at", ["parent", "folder"])
-def test_cifar10_reader_both_layouts(tmp_path, point_at):
-    folder = write_cifar_like(tmp_path, "cifar10", num_train=23, num_test=7, rng=0)
+@pytest.mark.parametrize(
+    "name, num_classes, mean", [("cifar10", 10, D.CIFAR10_MEAN), ("cifar100", 100, D.CIFAR100_MEAN)]
+)
+def test_cifar_reader_both_layouts(tmp_path, point_at, name, num_classes, mean):
+    folder = write_cifar_like(tmp_path, name, num_train=23, num_test=7, rng=0)
     root = tmp_path if point_at == "parent" else folder
-    train = load_cifar(root, "cifar10", "train")
-    test = load_cifar(root, "cifar10", "test")
+    train = load_cifar(root, name, "train")
+    test = load_cifar(root, name, "test")
     assert train.x.shape == (23, 3, 32, 32) and test.x.shape == (7, 3, 32, 32)
-    assert train.num_classes == 10 and train.mean == D.CIFAR10_MEAN
+    assert train.num_classes == num_classes and train.mean == mean
 
 
 def test_cifar10_reader_reproduces_pixels_and_labels(tmp_path):
@@ -220,16 +213,6 @@ def test_cifar10_train_concatenates_five_batches(tmp_path):
         with open(folder / f"data_batch_{i}", "rb") as fh:
             labels += pickle.load(fh, encoding="bytes")[b"labels"]
     assert load_cifar(tmp_path, "cifar10", "train").y.tolist() == labels
-
-
-@pytest.mark.parametrize("point_at", ["parent", "folder"])
-def test_cifar100_reader_both_layouts(tmp_path, point_at):
-    folder = write_cifar_like(tmp_path, "cifar100", num_train=30, num_test=9, rng=1)
-    root = tmp_path if point_at == "parent" else folder
-    train = load_cifar(root, "cifar100", "train")
-    test = load_cifar(root, "cifar100", "test")
-    assert train.x.shape == (30, 3, 32, 32) and test.x.shape == (9, 3, 32, 32)
-    assert train.num_classes == 100 and train.mean == D.CIFAR100_MEAN
 
 
 def test_cifar100_coarse_labels(tmp_path):
@@ -468,9 +451,5 @@ def test_test_only_writers_left_the_package(name):
 
 
 def test_package_is_framework_free():
-    import subprocess
-    import sys
-
     code = "import sys, divweights_train.datasets; print(sorted({'torch', 'jax', 'PIL'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert python_output(code) == "[]"

@@ -13,12 +13,12 @@ does and runs it.
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import child_env, run_python
 
 pytest.importorskip("matplotlib")
 
@@ -44,18 +44,9 @@ def test_gallery_is_not_empty():
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_gallery_example_runs(script, tmp_path):
-    env = dict(os.environ, MPLBACKEND="Agg", MPLCONFIGDIR=str(tmp_path / "mpl"))
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(ROOT / "adapters"), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    proc = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(script)],
-        check=False,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
+    env = child_env(MPLBACKEND="Agg", MPLCONFIGDIR=str(tmp_path / "mpl"))
+    proc = run_python(
+        ["-c", RUNNER, str(script)], cwd=tmp_path, timeout=TIMEOUT_S, env=env
     )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
 
@@ -131,10 +122,7 @@ def test_docs_build_is_warning_free_and_offline(tmp_path):
             "sphinx-mathjax-offline is not installed (pip install -e '.[docs]')"
         )
     out = tmp_path / "html"
-    env = dict(os.environ, MPLBACKEND="Agg", MPLCONFIGDIR=str(tmp_path / "mpl"))
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(ROOT / "adapters"), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
+    env = child_env(MPLBACKEND="Agg", MPLCONFIGDIR=str(tmp_path / "mpl"))
     cmd = [
         sys.executable,
         "-m",

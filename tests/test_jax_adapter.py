@@ -505,3 +505,36 @@ def test_torch_and_jax_adapters_agree(rng):
     )
     close(float(t_loss), float(j_loss), tol=1e-5)
     close(t_weights, aux["weights"], tol=1e-5)
+
+
+def test_auto_radius_tracks_the_noise_rate_and_returns_the_new_state():
+    import divweights as dw
+
+    z = jax.random.normal(jax.random.key(0), (64, 5))
+    y = jnp.arange(64) % 5
+    step = jax.jit(lambda z, y, r: reweighted_loss(z, y, delta="auto", noise_rate=r))
+    state, expected = 0.0, 0.0
+    for _ in range(3):
+        _, aux = step(z, y, state)
+        state = aux["noise_rate"]
+        expected = dw.track_noise_rate(expected, -jax.nn.log_softmax(z), y)
+    np.testing.assert_allclose(float(state), float(expected), rtol=1e-6)
+    w = np.asarray(aux["weights"], np.float64)
+    radius = float(dw.KL()(w, np.full(64, 1 / 64)))
+    np.testing.assert_allclose(radius, -np.log1p(-float(state)), rtol=1e-4)
+
+
+def test_auto_radius_needs_the_tracked_state():
+    with pytest.raises(ValueError, match="pass noise_rate="):
+        reweighted_loss(jnp.zeros((4, 3)), jnp.arange(4) % 3, delta="auto")
+
+
+def test_auto_class_radius_keeps_one_minus_rate_on_the_label():
+    import divweights as dw
+
+    z = jnp.asarray([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
+    _, aux = reweighted_loss(z, jnp.asarray([1, 0]), instance=None, classes=dw.ReverseKL(), gamma="auto",
+                             noise_rate=0.5)
+    rate = float(aux["noise_rate"])
+    v = np.asarray(aux["class_weights"])
+    np.testing.assert_allclose(v[[0, 1], [1, 0]], 1 - rate, rtol=1e-5)

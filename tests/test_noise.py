@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from divweights_train import noise
@@ -151,7 +153,7 @@ def test_symmetric_flip_never_keeps_the_class():
 
 def test_symmetric_flip_bernoulli_never_keeps_a_resampled_class():
     y = balanced(5000, 3)
-    noisy, mask = symmetric_noise(y, 1.0, 3, rng=0, exact=False)
+    _noisy, mask = symmetric_noise(y, 1.0, 3, rng=0, exact=False)
     assert mask.all()
 
 
@@ -203,7 +205,7 @@ def test_symmetric_uniform_bernoulli_flip_fraction():
 
 
 def test_symmetric_uniform_allows_one_class():
-    noisy, mask = symmetric_noise(np.zeros(10, dtype=int), 1.0, 1, rng=0, variant="uniform")
+    _noisy, mask = symmetric_noise(np.zeros(10, dtype=int), 1.0, 1, rng=0, variant="uniform")
     assert not mask.any()
 
 
@@ -250,7 +252,7 @@ def test_asymmetric_bernoulli_per_class_rate():
 
 def test_asymmetric_generic_mapping_without_num_classes():
     y = np.array([0, 0, 5, 5, 7])
-    noisy, mask = asymmetric_noise(y, 1.0, mapping={5: 11}, rng=0)
+    noisy, _mask = asymmetric_noise(y, 1.0, mapping={5: 11}, rng=0)
     np.testing.assert_array_equal(noisy, [0, 0, 11, 11, 7])
 
 
@@ -496,3 +498,22 @@ def test_dtype_overflow_is_reported():
 def test_bad_mappings_are_rejected(mapping, exc, match):
     with pytest.raises(exc, match=match):
         asymmetric_noise(np.array([0, 1]), 0.5, mapping=mapping, rng=0, num_classes=10)
+
+
+# The sections the generators share are written once and filled in at import (noise._checks._shared_doc).
+NOISE_FUNCTIONS = [n for n in noise.__all__ if inspect.isfunction(getattr(noise, n))]
+
+
+@pytest.mark.parametrize("name", NOISE_FUNCTIONS)
+def test_docstrings_have_every_shared_section_filled_in(name):
+    doc = getattr(noise, name).__doc__
+    assert "{{" not in doc and "}}" not in doc
+    if "rng" in inspect.signature(getattr(noise, name)).parameters:
+        assert "rng : int or numpy.random.Generator\n        Seed or generator." in doc
+
+
+@pytest.mark.parametrize("name", [n for n in NOISE_FUNCTIONS if n.endswith("_noise") or n == "apply_noise"])
+def test_every_generator_documents_what_it_returns(name):
+    doc = getattr(noise, name).__doc__
+    assert "    Returns\n    -------\n    noisy_labels : numpy.ndarray, shape (n,)\n" in doc
+    assert "    flipped_mask : numpy.ndarray of bool, shape (n,)\n        ``noisy_labels != labels``." in doc

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ from _oracle import (
     published_weights,
     requires_cvxpy,
 )
+from helpers import assert_same_names, import_deprecated, python_output
 
 import divweights as dw
 from divweights import testing as ref
@@ -242,26 +240,15 @@ def test_import_divweights_loads_no_framework_no_cvxpy_and_no_oracle():
         "heavy = {'torch', 'jax', 'cvxpy', 'divweights_train', 'divweights.testing', 'divweights.noise'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
 
 
 def test_import_oracle_does_not_load_cvxpy_until_a_solve():
     code = "import sys, divweights.testing; print('cvxpy' in sys.modules)"
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.strip() == "False"
+    assert python_output(code) == "False"
 
 
 def test_old_reference_path_is_a_deprecated_alias(monkeypatch):
-    monkeypatch.delitem(sys.modules, "divweights.reference", raising=False)
-    monkeypatch.delattr(dw, "reference", raising=False)
-    with pytest.warns(DeprecationWarning, match="divweights.testing") as record:
-        exec(compile("import divweights.reference", __file__, "exec"), {})  # noqa: S102 - an import statement in this file
-    assert record[0].filename == __file__
-    old = sys.modules["divweights.reference"]
+    old = import_deprecated(monkeypatch, "divweights.reference", "divweights.testing", __file__)
     assert old.__all__ == ref.__all__
-    assert all(getattr(old, name) is getattr(ref, name) for name in ref.__all__)
+    assert_same_names(old, ref)

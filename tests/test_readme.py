@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -101,14 +102,6 @@ def makefile_targets() -> set[str]:
     return targets
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT), str(ROOT / "adapters"), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    return env
-
-
 def check_command(argv: list[str]) -> None:
     """Raise AssertionError if a README shell command refers to something that does not exist."""
     prog, args = argv[0], argv[1:]
@@ -148,7 +141,7 @@ def check_command(argv: list[str]) -> None:
             text=True,
             timeout=120,
             cwd=ROOT,
-            env=_env(),
+            env=child_env(),
         )
         assert proc.returncode == 0, (
             f"`{shlex.join(argv)} --help` failed:\n{proc.stderr[-2000:]}"

@@ -17,15 +17,13 @@ from divweights_train.config import TrainConfig
 from divweights_train.datasets import DEFAULT_FASHION_MNIST_DIR
 from divweights_train.metrics import read_metrics
 
-MOONS = [
-    "--dataset",
-    "two-moons",
-    "--noise",
-    "symmetric:0.3",
-    "--threads",
-    "1",
-    "--quiet",
-]
+
+def _options(text: str) -> list[str]:
+    """Command-line options written as one string."""
+    return text.split()
+
+
+MOONS = _options("--dataset two-moons --noise symmetric:0.3 --threads 1 --quiet")
 
 
 def _run(args, out):
@@ -41,22 +39,8 @@ def _fashion_mnist_available() -> bool:
 
 def test_two_moons_end_to_end_writes_metrics_checkpoint_and_plots(tmp_path):
     out = tmp_path / "moons"
-    recs = _run(
-        [
-            *MOONS,
-            "--subset",
-            "600",
-            "--epochs",
-            "2",
-            "--method",
-            "cicw",
-            "--burnin-steps",
-            "2",
-            "--anneal-steps",
-            "2",
-        ],
-        out,
-    )
+    options = "--subset 600 --epochs 2 --method cicw --burnin-steps 2 --anneal-steps 2"
+    recs = _run([*MOONS, *_options(options)], out)
     assert [r["epoch"] for r in recs] == [1, 2]
     for name in (
         "checkpoint.pt",
@@ -79,17 +63,7 @@ def test_two_moons_end_to_end_writes_metrics_checkpoint_and_plots(tmp_path):
 def test_oracle_puts_zero_weight_exactly_on_the_flipped_examples(tmp_path):
     out = tmp_path / "oracle"
     recs = _run(
-        [
-            *MOONS,
-            "--subset",
-            "600",
-            "--epochs",
-            "2",
-            "--method",
-            "oracle",
-            "--no-plots",
-        ],
-        out,
+        [*MOONS, *_options("--subset 600 --epochs 2 --method oracle --no-plots")], out
     )
     assert all(
         r["reweighting"] and r["auroc"] == 1.0 and r["flipped_mass"] == 0.0
@@ -107,32 +81,11 @@ def test_oracle_puts_zero_weight_exactly_on_the_flipped_examples(tmp_path):
 )
 def test_fashion_mnist_two_epochs_cicw_m(tmp_path):
     out = tmp_path / "fmnist"
-    recs = _run(
-        [
-            "--dataset",
-            "fashion-mnist",
-            "--subset",
-            "400",
-            "--noise",
-            "symmetric:0.6",
-            "--method",
-            "cicw-m",
-            "--model",
-            "cnn",
-            "--width",
-            "4",
-            "--epochs",
-            "2",
-            "--burnin-steps",
-            "1",
-            "--anneal-steps",
-            "1",
-            "--threads",
-            "1",
-            "--quiet",
-        ],
-        out,
+    options = (
+        "--dataset fashion-mnist --subset 400 --noise symmetric:0.6 --method cicw-m --model cnn "
+        "--width 4 --epochs 2 --burnin-steps 1 --anneal-steps 1 --threads 1 --quiet"
     )
+    recs = _run(_options(options), out)
     assert len(recs) == 2
     assert (out / "checkpoint.pt").is_file() and (out / "accuracy.png").is_file()
     data = json.loads((out / "data.json").read_text())
@@ -143,23 +96,11 @@ def test_fashion_mnist_two_epochs_cicw_m(tmp_path):
 @pytest.fixture(scope="module")
 def moons_reference(tmp_path_factory):
     """Three uninterrupted epochs of CIW on two-moons (shared by the resume and determinism tests)."""
-    args = [
-        *MOONS,
-        "--subset",
-        "400",
-        "--batch-size",
-        "32",
-        "--epochs",
-        "3",
-        "--method",
-        "ciw",
-        "--burnin-steps",
-        "5",
-        "--anneal-steps",
-        "5",
-        "--no-plots",
-        "--no-save-weights",
-    ]
+    options = (
+        "--subset 400 --batch-size 32 --epochs 3 --method ciw --burnin-steps 5 --anneal-steps 5 "
+        "--no-plots --no-save-weights"
+    )
+    args = [*MOONS, *_options(options)]
     out = tmp_path_factory.mktemp("ref")
     return args, _run(args, out)
 
@@ -193,32 +134,12 @@ def test_same_seed_same_metrics_different_seed_differs(moons_reference, tmp_path
 def test_cifar_preact_resnet18_smoke(tmp_path, name, noise):
     write_cifar_like(tmp_path / "data", name, num_train=60, num_test=8, rng=0)
     out = tmp_path / name
-    recs = _run(
-        [
-            "--dataset",
-            name,
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--noise",
-            noise,
-            "--method",
-            "cicw-m",
-            "--batch-size",
-            "8",
-            "--max-steps",
-            "2",
-            "--eval-batch-size",
-            "16",
-            "--threads",
-            "1",
-            "--quiet",
-            "--burnin-steps",
-            "1",
-            "--anneal-steps",
-            "0",
-        ],
-        out,
+    options = (
+        "--method cicw-m --batch-size 8 --max-steps 2 --eval-batch-size 16 --threads 1 --quiet "
+        "--burnin-steps 1 --anneal-steps 0"
     )
+    data = ["--dataset", name, "--data-dir", str(tmp_path / "data"), "--noise", noise]
+    recs = _run([*data, *_options(options)], out)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == "preact-resnet18" and cfg["augment"] == "crop-flip"
     assert recs[-1]["step"] == 2
@@ -259,34 +180,22 @@ def _usage_error(capsys, args) -> str:
     return err
 
 
-@pytest.mark.parametrize(
-    "args, flag",
-    [
-        (["--warmup-epochs", "inf"], "--warmup-epochs"),
-        (["--weight-decay", "nan"], "--weight-decay"),
-        (["--seed", "4294967296"], "--seed"),
-        (["--seed", "-1"], "--seed"),
-        (["--burnin-epochs", "inf"], "--burnin-epochs"),
-        (["--anneal-epochs", "inf"], "--anneal-epochs"),
-        (["--divergence", "alpha:1e308"], "--divergence"),
-        (["--lr", "1e308"], "--lr"),
-        (["--lr", "inf"], "--lr"),
-        (["--lr", "nan"], "--lr"),
-        (["--out", ""], "--out"),
-        (["--momentum", "nan"], "--momentum"),
-        (["--mixup-power", "inf", "--method", "cicw-m"], "--mixup-power"),
-        (["--gamma", "nan", "--method", "cicw"], "--gamma"),
-        (["--delta", "inf", "--method", "ciw"], "--delta"),
-        (["--epochs", "0"], "--epochs"),
-        (["--width", "0"], "--width"),
-        (["--threads", "0"], "--threads"),
-        (["--device", "gpu"], "--device"),
-        (["--lr-milestones", "5,3"], "--lr-milestones"),
-        (["--lr", "abc"], "--lr"),
-    ],
-)
-def test_bad_values_are_one_line_usage_errors_naming_the_option(capsys, args, flag):
-    err = _usage_error(capsys, args)
+#: Values out of range or malformed, as ``--option value`` (the error names the option).
+# fmt: off
+BAD_VALUES = [
+    "--warmup-epochs inf", "--weight-decay nan", "--seed 4294967296", "--seed -1", "--burnin-epochs inf",
+    "--anneal-epochs inf", "--divergence alpha:1e308", "--lr 1e308", "--lr inf", "--lr nan", "--out=",
+    "--momentum nan", "--mixup-power inf --method cicw-m", "--gamma nan --method cicw",
+    "--delta inf --method ciw", "--epochs 0", "--width 0", "--threads 0", "--device gpu",
+    "--lr-milestones 5,3", "--lr abc",
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("args", BAD_VALUES)
+def test_bad_values_are_one_line_usage_errors_naming_the_option(capsys, args):
+    err = _usage_error(capsys, _options(args))
+    flag = args.split()[0].split("=")[0]
     assert f"argument {flag}" in err
 
 
@@ -372,21 +281,10 @@ def test_device_cuda_without_a_jax_gpu_backend_is_a_one_line_error(
         raise RuntimeError("Unknown backend gpu")
 
     monkeypatch.setattr(jax, "devices", no_gpu)
-    status = cli.main(
-        [
-            "--framework",
-            "jax",
-            "--dataset",
-            "two-moons",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--device",
-            "cuda",
-            "--out",
-            str(tmp_path / "run"),
-        ]
+    options = _options(
+        "--framework jax --dataset two-moons --epochs 1 --quiet --device cuda"
     )
+    status = cli.main([*options, "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert (
         status == 2
@@ -411,47 +309,26 @@ def test_diverging_training_is_a_one_line_error_naming_the_learning_rate(
     )
 
 
-@pytest.mark.parametrize(
-    "args, flag, why",
-    [
-        (
-            ["--method", "ce", "--class-divergence", "tv"],
-            "--class-divergence",
-            "has no class weights",
-        ),
-        (["--method", "ce", "--delta", "0.5"], "--delta", "has no instance weights"),
-        (
-            ["--method", "mixup", "--burnin-steps", "3"],
-            "--burnin-steps",
-            "does not reweight",
-        ),
-        (["--method", "ciw", "--mixup-alpha", "0.3"], "--mixup-alpha", "does no mixup"),
-        (
-            ["--method", "cicw-m", "--mixup-alpha", "0.3"],
-            "--mixup-alpha",
-            "sample_weight",
-        ),
-        (
-            ["--method", "ciw-m", "--mixup-power", "2"],
-            "--mixup-power",
-            "random permutation",
-        ),
-        (
-            ["--method", "bootstrap", "--anneal-steps", "5"],
-            "--anneal-steps",
-            "not annealed",
-        ),
-        (
-            ["--method", "oracle", "--gamma", "0.1"],
-            "--gamma/--class-gamma",
-            "has no class weights",
-        ),
-        (["--augment", "crop"], "--augment", "not images"),
-        (["--framework", "jax", "--threads", "2"], "--threads", "XLA"),
-    ],
-)
+#: Options that have no effect with the others: the options, the flag refused, words of the reason.
+# fmt: off
+WITHOUT_EFFECT = [
+    ("--method ce --class-divergence tv", "--class-divergence", "has no class weights"),
+    ("--method ce --delta 0.5", "--delta", "has no instance weights"),
+    ("--method mixup --burnin-steps 3", "--burnin-steps", "does not reweight"),
+    ("--method ciw --mixup-alpha 0.3", "--mixup-alpha", "does no mixup"),
+    ("--method cicw-m --mixup-alpha 0.3", "--mixup-alpha", "sample_weight"),
+    ("--method ciw-m --mixup-power 2", "--mixup-power", "random permutation"),
+    ("--method bootstrap --anneal-steps 5", "--anneal-steps", "not annealed"),
+    ("--method oracle --gamma 0.1", "--gamma/--class-gamma", "has no class weights"),
+    ("--augment crop", "--augment", "not images"),
+    ("--framework jax --threads 2", "--threads", "XLA"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("args, flag, why", WITHOUT_EFFECT)
 def test_options_without_effect_are_refused_with_the_reason(capsys, args, flag, why):
-    err = _usage_error(capsys, args)
+    err = _usage_error(capsys, _options(args))
     assert (
         f"argument {flag}: has no effect" in err
         and why in err
@@ -461,17 +338,7 @@ def test_options_without_effect_are_refused_with_the_reason(capsys, args, flag, 
 
 def test_several_options_without_effect_are_all_named(capsys):
     err = _usage_error(
-        capsys,
-        [
-            "--method",
-            "ce",
-            "--class-divergence",
-            "tv",
-            "--gamma",
-            "0.2",
-            "--delta",
-            "1",
-        ],
+        capsys, _options("--method ce --class-divergence tv --gamma 0.2 --delta 1")
     )
     assert ": has no effect with --method ce" in err and "(also: " in err
     assert all(
@@ -531,20 +398,8 @@ def test_options_refused_as_without_effect_really_change_nothing(
     reason="the JAX trainer is installed",
 )
 def test_framework_jax_without_trainer_is_a_clear_error(tmp_path, capsys):
-    assert (
-        cli.main(
-            [
-                *MOONS,
-                "--framework",
-                "jax",
-                "--epochs",
-                "1",
-                "--out",
-                str(tmp_path / "j"),
-            ]
-        )
-        == 2
-    )
+    options = ["--framework", "jax", "--epochs", "1", "--out", str(tmp_path / "j")]
+    assert cli.main([*MOONS, *options]) == 2
     assert "trainer_jax" in capsys.readouterr().err
 
 

@@ -285,67 +285,38 @@ def test_method_option_pairs_are_refused_exactly_when_the_option_has_no_effect(
         assert method in unused[name]
 
 
-@pytest.mark.parametrize(
-    "options, unused_name, reason",
-    [
-        (
-            {"method": "cicw", "class_gamma": 0.0, "class_divergence": "tv"},
-            "class_divergence",
-            "class_gamma 0",
-        ),
-        (
-            {"method": "cicw", "class_divergence": "none", "class_gamma": 0.2},
-            "class_gamma",
-            "'none'|none",
-        ),
-        (
-            {"method": "ciw", "burnin_steps": 4, "burnin_epochs": 1.0},
-            "burnin_epochs",
-            "precedence",
-        ),
-        (
-            {"method": "ciw", "anneal_steps": 4, "anneal_epochs": 1.0},
-            "anneal_epochs",
-            "precedence",
-        ),
-        (
-            {"method": "ciw", "anneal_steps": 0, "anneal_start_factor": 5.0},
-            "anneal_start_factor",
-            "length is 0",
-        ),
-        (
-            {"method": "ciw", "anneal_epochs": 0.0, "anneal_start_factor": 5.0},
-            "anneal_start_factor",
-            "length is 0",
-        ),
-        (
-            {"method": "cicw-m", "mixup_mode": "plain", "mixup_recompute": True},
-            "mixup_recompute",
-            "plain",
-        ),
-        ({"method": "cicw-m", "mixup_mode": "sample", "mixup_power": 2.0}, None, None),
-        (
-            {"method": "ciw-m", "mixup_mode": "weight", "mixup_alpha": 0.3},
-            "mixup_alpha",
-            "weight",
-        ),
-        ({"augment": "crop"}, "augment", "not images"),
-        ({"augment": "none"}, None, None),
-        ({"data_dir": "somewhere"}, "data_dir", "generated"),
-        ({"clean_model_epochs": 3}, "clean_model_epochs", "instance"),
-        ({"cache_dir": "c"}, "cache_dir", "instance"),
-        ({"noise": "instance:0.3", "clean_model_epochs": 3}, None, None),
-        ({"epochs": 1, "lr_decay": 0.5}, "lr_decay", "never decayed"),
-        ({"lr_milestones": (), "lr_decay": 0.5}, "lr_decay", "never decayed"),
-        ({"lr_milestones": (5,), "lr_decay": 0.5}, None, None),
-        ({"momentum": 0.0, "nesterov": True}, "nesterov", "momentum 0"),
-        ({"momentum": 0.0, "nesterov": False}, None, None),
-        ({"framework": "jax", "threads": 2}, "threads", "XLA"),
-        ({"threads": 2}, None, None),
-        ({"epochs": 3, "stop_after_epochs": 3}, "stop_after_epochs", "ends before"),
-        ({"epochs": 3, "stop_after_epochs": 2}, None, None),
-    ],
-)
+#: Options without effect beyond the method's: the options, the one refused (None: none) and words of the reason.
+# fmt: off
+BEYOND_THE_METHOD = [
+    ({"method": "cicw", "class_gamma": 0.0, "class_divergence": "tv"}, "class_divergence", "class_gamma 0"),
+    ({"method": "cicw", "class_divergence": "none", "class_gamma": 0.2}, "class_gamma", "'none'|none"),
+    ({"method": "ciw", "burnin_steps": 4, "burnin_epochs": 1.0}, "burnin_epochs", "precedence"),
+    ({"method": "ciw", "anneal_steps": 4, "anneal_epochs": 1.0}, "anneal_epochs", "precedence"),
+    ({"method": "ciw", "anneal_steps": 0, "anneal_start_factor": 5.0}, "anneal_start_factor", "length is 0"),
+    ({"method": "ciw", "anneal_epochs": 0.0, "anneal_start_factor": 5.0}, "anneal_start_factor", "length is 0"),
+    ({"method": "cicw-m", "mixup_mode": "plain", "mixup_recompute": True}, "mixup_recompute", "plain"),
+    ({"method": "cicw-m", "mixup_mode": "sample", "mixup_power": 2.0}, None, None),
+    ({"method": "ciw-m", "mixup_mode": "weight", "mixup_alpha": 0.3}, "mixup_alpha", "weight"),
+    ({"augment": "crop"}, "augment", "not images"),
+    ({"augment": "none"}, None, None),
+    ({"data_dir": "somewhere"}, "data_dir", "generated"),
+    ({"clean_model_epochs": 3}, "clean_model_epochs", "instance"),
+    ({"cache_dir": "c"}, "cache_dir", "instance"),
+    ({"noise": "instance:0.3", "clean_model_epochs": 3}, None, None),
+    ({"epochs": 1, "lr_decay": 0.5}, "lr_decay", "never decayed"),
+    ({"lr_milestones": (), "lr_decay": 0.5}, "lr_decay", "never decayed"),
+    ({"lr_milestones": (5,), "lr_decay": 0.5}, None, None),
+    ({"momentum": 0.0, "nesterov": True}, "nesterov", "momentum 0"),
+    ({"momentum": 0.0, "nesterov": False}, None, None),
+    ({"framework": "jax", "threads": 2}, "threads", "XLA"),
+    ({"threads": 2}, None, None),
+    ({"epochs": 3, "stop_after_epochs": 3}, "stop_after_epochs", "ends before"),
+    ({"epochs": 3, "stop_after_epochs": 2}, None, None),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("options, unused_name, reason", BEYOND_THE_METHOD)
 def test_options_without_effect_beyond_the_method(options, unused_name, reason):
     noise = options.pop("noise", "symmetric:0.3")
     cfg = TrainConfig(dataset="two-moons", noise=noise, **options)

@@ -22,6 +22,8 @@ from jax.experimental import checkify
 import divweights
 from divweights import KL, Divergence
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
+import divweights.adaptive
+from divweights.adaptive import DEFAULT_NOISE_MOMENTUM
 from divweights.strength import KINDS, Strength
 
 __all__ = ["DEFAULT_DELTA", "reweighted_loss"]
@@ -93,6 +95,32 @@ def _instance_strength(instance, lam, delta, temperature) -> Strength | None:
             raise ValueError(f"{' and '.join(given)} given but instance=None (uniform weights); pass a divergence")
         return None
     return Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+def _check_auto(instance, lam, temperature, classes, auto_delta, auto_gamma, noise_rate, momentum):
+    """Eager checks of ``delta="auto"`` / ``gamma="auto"`` (plain Python; nothing traced is read)."""
+    if noise_rate is None:
+        raise ValueError(
+            "delta='auto' / gamma='auto' track the batch's noise rate across steps: pass noise_rate=<the "
+            "tracked value> (0.0 at the first step) and keep aux['noise_rate'] for the next step"
+        )
+    if auto_delta:
+        if instance is None:
+            raise ValueError("delta='auto' given but instance=None (uniform weights); pass a divergence")
+        if lam is not None or temperature is not None:
+            raise ValueError("give at most one of lam, delta, temperature; got delta='auto' and another")
+        if not divweights.adaptive._adaptive_ok(instance, "instance"):
+            raise ValueError(
+                f"delta='auto' needs an f-divergence whose radius can drop examples (KL, Alpha(a) with a > 0, "
+                f"ChiSquared, TotalVariation); got {instance!r}"
+            )
+    if auto_gamma and (classes is None or not divweights.adaptive._adaptive_ok(classes, "class")):
+        raise ValueError(f"gamma='auto' needs TotalVariation() or ReverseKL() class weights; got {classes!r}")
+    divweights.adaptive._check_momentum(momentum)
 
 
 def _pick(L, labels):
@@ -194,6 +222,8 @@ def reweighted_loss(
     mask=None,
     axis_name=None,
     checked=False,
+    noise_rate=None,
+    noise_momentum=DEFAULT_NOISE_MOMENTUM,
 ):
     r"""Instance- (and class-) reweighted cross-entropy of a mini-batch.
 
@@ -252,6 +282,18 @@ def reweighted_loss(
         loss (or the gradients) over ``axis_name`` to obtain the
         single-device loss of the concatenated batch.  Every device must hold
         the same number of rows.
+    noise_rate : float or 0-d array, optional
+        Needed by ``delta="auto"`` and ``gamma="auto"`` (the adaptive radii:
+        no noise rate needed): the tracked noise rate so far (``0.0`` at the
+        first step; carry ``aux["noise_rate"]`` to the next step, e.g. in the
+        train state).  The radius of this step is
+        :func:`divweights.noise_radius` of
+        ``divweights.track_noise_rate(noise_rate, L, targets)``.  The default
+        strength stays ``delta=DEFAULT_DELTA`` here because a pure function
+        holds no state; the training program and ``divweights_torch`` default
+        to the adaptive radius.
+    noise_momentum : float, default ``divweights.adaptive.DEFAULT_NOISE_MOMENTUM``
+        Momentum of the tracked rate.
     checked : bool, default False
         Also validate the *values* of traced inputs with
         :func:`jax.experimental.checkify.check`: integer targets in
@@ -344,9 +386,13 @@ def reweighted_loss(
     """
     _check_divergence("instance", instance)
     _check_divergence("classes", classes)
-    strength = _instance_strength(instance, lam, delta, temperature)
+    auto_delta, auto_gamma = _is_auto(delta), _is_auto(gamma)
+    if auto_delta or auto_gamma:
+        _check_auto(instance, lam, temperature, classes, auto_delta, auto_gamma, noise_rate, noise_momentum)
+    strength = None if auto_delta else _instance_strength(instance, lam, delta, temperature)
     _check_label_smoothing(label_smoothing)
-    _check_real_scalar("gamma", gamma)
+    if not auto_gamma:
+        _check_real_scalar("gamma", gamma)
 
     logits = jnp.asarray(logits)
     if logits.ndim != 2:
@@ -373,6 +419,17 @@ def reweighted_loss(
         logits = jnp.where(valid[:, None], logits, jnp.zeros_like(logits))
 
     log_p = jax.nn.log_softmax(logits, axis=-1)
+    rate = None
+    if auto_delta or auto_gamma:  # the tracked noise rate after this batch: divweights.track_noise_rate
+        est_targets = targets if integer else jnp.asarray(targets, dtype)
+        if integer and valid is not None:
+            est_targets = jnp.where(valid, targets, 0)
+        rate = divweights.track_noise_rate(
+            jnp.asarray(noise_rate, dtype), jax.lax.stop_gradient(-log_p), est_targets,
+            momentum=noise_momentum, valid=valid,
+        )
+        if auto_gamma:
+            gamma = divweights.noise_radius(classes, rate, problem="class")
     smoothed = not _is_zero(label_smoothing)
     v = None
     if integer and not smoothed and classes is None:
@@ -420,6 +477,8 @@ def reweighted_loss(
         else:
             keep = gathered != jnp.inf  # masked rows out; NaN rows stay in and propagate
             w_all = jnp.where(keep, 1.0 / jnp.maximum(jnp.sum(keep), 1), 0.0).astype(dtype)
+    elif auto_delta:
+        w_all = divweights.instance_weights(gathered, instance, delta=divweights.noise_radius(instance, rate))
     else:
         w_all = divweights.instance_weights(gathered, instance, **strength.as_kwargs())
 
@@ -434,4 +493,6 @@ def reweighted_loss(
 
     loss = jnp.sum(w * per_example)
     aux = {"weights": w, "class_weights": v, "losses": for_weights}
+    if rate is not None:
+        aux["noise_rate"] = jax.lax.stop_gradient(rate)
     return loss, aux

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from divweights import KL, Alpha, Divergence, ReverseKL, TotalVariation, noise_radius, noise_rate
-from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, _check_momentum
+from divweights import KL, Alpha, Divergence, ReverseKL, noise_radius
+from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, _adaptive_ok, _check_momentum
 from divweights._array import Work
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 from divweights.strength import Strength
@@ -66,17 +66,6 @@ def _real(name: str, value) -> float:
 
 
 AUTO = "auto"
-
-
-def _adaptive_ok(divergence, problem: str) -> bool:
-    """Whether ``noise_radius`` is meaningful for ``divergence`` (f-divergences with a finite radius)."""
-    if problem == "class":
-        return isinstance(divergence, (TotalVariation, ReverseKL)) or (
-            isinstance(divergence, Alpha) and divergence.alpha == 0.0
-        )
-    if isinstance(divergence, ReverseKL) or (isinstance(divergence, Alpha) and divergence.alpha <= 0.0):
-        return False  # reverse KL keeps every instance weight positive: no radius drops an example
-    return isinstance(divergence, (KL, Alpha, TotalVariation))
 
 
 def _parse_strength(instance, lam, delta, temperature) -> Strength | None:

@@ -247,21 +247,21 @@ def _to_simplex(x):
     return x / total
 
 
-def _check_strength(name, value, *, positive):
+def _check_gamma(value):
+    """The class radius ``gamma >= 0`` as a float (the instance strengths are parsed by
+    :class:`divweights.Strength`)."""
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, not bool")
+        raise TypeError("gamma must be a real number, not bool")
     if np.ndim(value) != 0:
-        raise ValueError(f"{name} must be a scalar (0-d); got shape {np.shape(value)}")
+        raise ValueError(f"gamma must be a scalar (0-d); got shape {np.shape(value)}")
     try:
         v = float(value)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real number or a 0-d array; got {type(value).__name__}") from exc
+        raise TypeError(f"gamma must be a real number or a 0-d array; got {type(value).__name__}") from exc
     if math.isnan(v):
-        raise ValueError(f"{name} must not be NaN")
-    if positive and not v > 0:
-        raise ValueError(f"{name} must be > 0; got {v!r}")
-    if not positive and not v >= 0:
-        raise ValueError(f"{name} must be >= 0; got {v!r}")
+        raise ValueError("gamma must not be NaN")
+    if not v >= 0:
+        raise ValueError(f"gamma must be >= 0; got {v!r}")
     return v
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from ._solve import (
     _as_losses,
     _best,
-    _check_strength,
+    _check_gamma,
     _cvxpy,
     _divergence_expr,
     _divergence_value,
@@ -101,6 +101,10 @@ def class_weights(class_losses, targets, divergence, /, *, gamma):
 
     Raises
     ------
+    ValueError
+        For a divergence without class weights here (``Alpha(a)``,
+        ``ChiSquared()``), targets of the wrong shape, out of range or not
+        summing to 1, non-finite losses, or ``gamma`` negative or NaN.
     ImportError
         When cvxpy is not installed.
     ReferenceSolverError
@@ -124,7 +128,7 @@ def class_weights(class_losses, targets, divergence, /, *, gamma):
             f"class weights are not available for {divergence!r}; supported: TotalVariation(), "
             "ReverseKL(), SquaredL2(), and KL()"
         )
-    g = _check_strength("gamma", gamma, positive=False)
+    g = _check_gamma(gamma)
     L = _as_losses(class_losses, "class_losses")
     Y = _as_targets(targets, L.shape)
     out = np.empty_like(L)

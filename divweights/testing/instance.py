@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 
+from ..strength import Strength
 from ._solve import (
     _KL_TOLERANCE,
     _as_losses,
     _best,
-    _check_strength,
     _cvxpy,
     _divergence_expr,
     _divergence_value,
@@ -171,34 +171,32 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
     ------
     ImportError
         When cvxpy is not installed.
+    ValueError
+        For none or several of ``lam``, ``delta``, ``temperature``, a form the
+        divergence does not support (as :meth:`divweights.Strength.parse`
+        decides), a value out of range, or non-finite losses.
     ReferenceSolverError
         When neither Clarabel nor SCS reaches an optimal status.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from divweights import Alpha, KL
+    >>> import divweights as dw
     >>> from divweights.testing import instance_weights
-    >>> losses = [0.2, 0.3, 2.5, 0.1]
-    >>> np.round(instance_weights(losses, KL(), lam=0.5), 3)  # softmin(-l / 0.5)
+    >>> losses = np.array([0.2, 0.3, 2.5, 0.1])
+    >>> np.round(instance_weights(losses, dw.KL(), lam=0.5), 3)  # softmin(-l / 0.5)
     array([0.328, 0.268, 0.003, 0.4  ])
-    >>> w = instance_weights(losses, Alpha(2.0), temperature=1.0)  # ∝ max(1 - l, 0)
+    >>> w = instance_weights(losses, dw.Alpha(2.0), temperature=1.0)  # ∝ max(1 - l, 0)
     >>> np.round(w, 4)
     array([0.3333, 0.2917, 0.    , 0.375 ])
+    >>> bool(np.allclose(w, dw.instance_weights(losses, dw.Alpha(2.0), temperature=1.0), atol=1e-7))
+    True
     """
+    # The library's own parse: exactly one form, one the divergence supports, a valid value.
+    strength = Strength.parse(divergence, lam=lam, delta=delta, temperature=temperature, required=True)
+    form, s = strength.kind, float(strength.value)
     cp = _cvxpy()
     kind, alpha = _kind(divergence)
-    given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
-    if len(given) != 1:
-        names = " and ".join(given) if given else "none"
-        raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
-    ((form, strength),) = given.items()
-    s = _check_strength(form, strength, positive=form != "delta")
-    if form == "temperature" and kind in ("tv", "l2"):
-        raise ValueError(
-            f"{divergence!r} does not support temperature= for instance weights: the published "
-            "temperature parameterisation is defined for the Alpha family only; use lam= or delta="
-        )
     l = _as_losses(losses, "losses")
     out = np.empty_like(l)
     for index in np.ndindex(*l.shape[:-1]):

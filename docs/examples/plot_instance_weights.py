@@ -19,7 +19,14 @@ constraint form ``D(w || u) <= delta``.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from divweights import KL, Alpha, ChiSquared, ReverseKL, TotalVariation, instance_weights
+from divweights import (
+    KL,
+    Alpha,
+    ChiSquared,
+    ReverseKL,
+    TotalVariation,
+    instance_weights,
+)
 
 rng = np.random.default_rng(0)
 n = 200
@@ -33,16 +40,20 @@ divergences = [
     ("TotalVariation()", TotalVariation(), (0.1, 0.25, 0.4)),
 ]
 
+
+def panel(ax, name, div, form, strengths, colors, top):
+    """Plot ``n * w`` against the loss for several strengths of one form (``delta`` or ``lam``)."""
+    for strength, color in zip(strengths, colors):
+        w = instance_weights(losses, div, **{form: strength})
+        ax.plot(losses, n * w, color=color, lw=2, label=f"{form}={strength}")
+    ax.axhline(1.0, color="0.6", lw=1, ls="--")  # uniform weights
+    ax.set(title=name, xlabel="loss", ylim=(-0.1, top))
+    ax.legend(fontsize=8, loc="upper right")
+
+
 fig, axes = plt.subplots(1, len(divergences), figsize=(16, 3.4), sharey=True)
 for ax, (name, div, deltas) in zip(axes, divergences):
-    for delta, shade in zip(deltas, (0.35, 0.6, 0.9)):
-        w = instance_weights(losses, div, delta=delta)
-        ax.plot(losses, n * w, color=plt.cm.viridis(shade), lw=2, label=f"delta={delta}")
-    ax.axhline(1.0, color="0.6", lw=1, ls="--")
-    ax.set_title(name)
-    ax.set_xlabel("loss")
-    ax.set_ylim(-0.1, 4.0)
-    ax.legend(fontsize=8, loc="upper right")
+    panel(ax, name, div, "delta", deltas, plt.cm.viridis([0.35, 0.6, 0.9]), top=4.0)
 axes[0].set_ylabel("n * weight")
 fig.tight_layout()
 
@@ -57,14 +68,7 @@ fig.tight_layout()
 
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
 for ax, (name, div) in zip(axes, [("KL()", KL()), ("Alpha(0.1)", Alpha(0.1))]):
-    for lam, shade in zip((0.5, 1.0, 2.0, 4.0), (0.2, 0.45, 0.7, 0.9)):
-        w = instance_weights(losses, div, lam=lam)
-        ax.plot(losses, n * w, color=plt.cm.magma(shade), lw=2, label=f"lam={lam}")
-    ax.axhline(1.0, color="0.6", lw=1, ls="--")
-    ax.set_title(name)
-    ax.set_xlabel("loss")
-    ax.set_ylim(-0.1, 10)
-    ax.legend(fontsize=8)
+    panel(ax, name, div, "lam", (0.5, 1.0, 2.0, 4.0), plt.cm.magma([0.2, 0.45, 0.7, 0.9]), top=10)
 axes[0].set_ylabel("n * weight")
 fig.tight_layout()
 plt.show()

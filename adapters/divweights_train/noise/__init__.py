@@ -65,55 +65,13 @@ Through divweights 0.1.0 these lived in the core as ``divweights.noise``;
 that path remains as a deprecated alias for one release.
 """
 
+from . import class_maps, generators, spec, transition
 from ._checks import RNGLike
-from .class_maps import (
-    ASYMMETRIC_MAPPINGS,
-    CIFAR10_ASYMMETRIC,
-    CIFAR10_CLASSES,
-    CIFAR100_COARSE_CLASSES,
-    CIFAR100_FINE_TO_COARSE,
-    CIFAR100_NEXT_IN_SUPERCLASS,
-    CIFAR100_SUPERCLASSES,
-    FASHION_MNIST_ASYMMETRIC,
-    FASHION_MNIST_CLASSES,
-)
-from .generators import (
-    asymmetric_noise,
-    cifar100_asymmetric_noise,
-    instance_dependent_noise,
-    pair_flip_noise,
-    symmetric_noise,
-)
-from .spec import (
-    NOISE_KIND_ALIASES,
-    NOISE_KINDS,
-    NoiseSpec,
-    apply_noise,
-    parse_noise_spec,
-)
-from .transition import noise_transition_matrix, transition_matrix_noise
+from .class_maps import *
+from .generators import *
+from .spec import *
+from .transition import *
 
-__all__ = [
-    "ASYMMETRIC_MAPPINGS",
-    "CIFAR10_ASYMMETRIC",
-    "CIFAR10_CLASSES",
-    "CIFAR100_COARSE_CLASSES",
-    "CIFAR100_FINE_TO_COARSE",
-    "CIFAR100_NEXT_IN_SUPERCLASS",
-    "CIFAR100_SUPERCLASSES",
-    "FASHION_MNIST_ASYMMETRIC",
-    "FASHION_MNIST_CLASSES",
-    "NOISE_KINDS",
-    "NOISE_KIND_ALIASES",
-    "NoiseSpec",
-    "RNGLike",
-    "apply_noise",
-    "asymmetric_noise",
-    "cifar100_asymmetric_noise",
-    "instance_dependent_noise",
-    "noise_transition_matrix",
-    "pair_flip_noise",
-    "parse_noise_spec",
-    "symmetric_noise",
-    "transition_matrix_noise",
-]
+# The public names of each room, as its own __all__ lists them.
+__all__ = ["RNGLike"]
+__all__ += class_maps.__all__ + generators.__all__ + spec.__all__ + transition.__all__

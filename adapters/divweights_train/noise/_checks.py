@@ -1,8 +1,10 @@
-"""Argument checks and selection helpers shared by the noise generators (private)."""
+"""Argument checks, selection helpers and docstring parts shared by the noise generators (private)."""
 
 from __future__ import annotations
 
 import numbers
+import re
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,6 +13,36 @@ RNGLike = int | np.integer | np.random.Generator | np.random.SeedSequence | None
 """Accepted types for the ``rng`` argument."""
 
 NoiseResult = tuple[np.ndarray, np.ndarray]
+
+# Docstring sections that every generator shares, written once (see _shared_doc).
+_DOC_PARTS = {
+    "labels": """
+        labels : array_like of int, shape (n,)
+            Clean class labels in ``[0, num_classes)``.
+    """,
+    "rng": """
+        rng : int or numpy.random.Generator
+            Seed or generator.
+    """,
+    "returns": """
+        Returns
+        -------
+        noisy_labels : numpy.ndarray, shape (n,)
+            New noisy labels with the dtype of ``labels`` (which is not modified).
+        flipped_mask : numpy.ndarray of bool, shape (n,)
+            ``noisy_labels != labels``.
+    """,
+}
+_DOC_PLACEHOLDER = re.compile(r"^([ \t]*)\{\{(\w+)\}\}[ \t]*$", re.MULTILINE)
+
+
+def _shared_doc(obj):
+    """Replace each docstring line ``{{name}}`` by the shared part ``name``, indented like that line."""
+    if obj.__doc__:  # None under python -OO
+        obj.__doc__ = _DOC_PLACEHOLDER.sub(
+            lambda m: textwrap.indent(textwrap.dedent(_DOC_PARTS[m[2]]).strip("\n"), m[1]), obj.__doc__
+        )
+    return obj
 
 
 def _as_generator(rng: RNGLike) -> np.random.Generator:

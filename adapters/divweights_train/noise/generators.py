@@ -22,6 +22,7 @@ from ._checks import (
     _mapped_noise,
     _select_global,
     _select_per_class,
+    _shared_doc,
 )
 from .class_maps import _CIFAR100_NEXT, _CIFAR100_SIBLINGS
 
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 
+@_shared_doc
 def symmetric_noise(
     labels, rate, num_classes, *, rng: RNGLike, variant: str = "flip", exact: bool = True
 ) -> NoiseResult:
@@ -41,14 +43,14 @@ def symmetric_noise(
 
     Parameters
     ----------
-    labels : array_like of int, shape (n,)
-        Clean class labels in ``[0, num_classes)``.
+    {{labels}}
     rate : float
-        Noise rate in ``[0, 1]``.
+        Noise rate in ``[0, 1]``: the fraction of examples corrupted (see
+        ``variant`` for how many of them end up with a wrong label).
     num_classes : int
-        Number of classes ``k`` (at least 2 for ``variant="flip"``).
-    rng : int or numpy.random.Generator
-        Seed or generator.
+        Number of classes ``k``: at least 2 for ``variant="flip"`` (a label
+        needs another class to move to), at least 1 for ``"uniform"``.
+    {{rng}}
     variant : {"flip", "uniform"}
         ``"flip"``: a corrupted label moves to a uniformly chosen *different*
         class, so ``rate`` is the fraction of wrong labels.
@@ -61,12 +63,7 @@ def symmetric_noise(
         redrawn (``"uniform"``). If False, each example is flipped or redrawn
         independently with probability ``rate``.
 
-    Returns
-    -------
-    noisy_labels : numpy.ndarray, shape (n,)
-        Noisy labels with the dtype of ``labels``.
-    flipped_mask : numpy.ndarray of bool, shape (n,)
-        ``noisy_labels != labels``.
+    {{returns}}
 
     Examples
     --------
@@ -101,6 +98,7 @@ def symmetric_noise(
     return _finish(y, noisy, out_dtype)
 
 
+@_shared_doc
 def asymmetric_noise(
     labels, rate, *, mapping, rng: RNGLike, exact: bool = True, num_classes: int | None = None
 ) -> NoiseResult:
@@ -119,8 +117,7 @@ def asymmetric_noise(
     mapping : Mapping[int, int]
         Source class -> target class, e.g. :data:`CIFAR10_ASYMMETRIC` or
         :data:`FASHION_MNIST_ASYMMETRIC`. A class may not map to itself.
-    rng : int or numpy.random.Generator
-        Seed or generator.
+    {{rng}}
     exact : bool
         If True, exactly ``round(rate * count_c)`` examples (halves rounded
         up) of each source class ``c`` are flipped, chosen uniformly without
@@ -130,10 +127,7 @@ def asymmetric_noise(
         If given, labels and mapping entries are checked to lie in
         ``[0, num_classes)``.
 
-    Returns
-    -------
-    noisy_labels : numpy.ndarray, shape (n,)
-    flipped_mask : numpy.ndarray of bool, shape (n,)
+    {{returns}}
 
     Examples
     --------
@@ -159,39 +153,34 @@ def asymmetric_noise(
     return _finish(y, noisy, out_dtype)
 
 
+@_shared_doc
 def pair_flip_noise(labels, rate, num_classes, *, rng: RNGLike, exact: bool = True) -> NoiseResult:
     """Pair-flip noise: class ``c`` moves to ``(c + 1) mod k``.
 
     Parameters
     ----------
-    labels : array_like of int, shape (n,)
-        Clean class labels in ``[0, num_classes)``.
+    {{labels}}
     rate : float
         Flip probability in ``[0, 1]``.
     num_classes : int
         Number of classes ``k >= 2``.
-    rng : int or numpy.random.Generator
-        Seed or generator.
+    {{rng}}
     exact : bool
         If True, exactly ``round(rate * count_c)`` examples of each class
         ``c`` (halves rounded up) are flipped; if False, each example flips
         independently with probability ``rate``.
 
-    Returns
-    -------
-    noisy_labels : numpy.ndarray, shape (n,)
-    flipped_mask : numpy.ndarray of bool, shape (n,)
+    {{returns}}
 
     Examples
     --------
-    >>> import numpy as np
     >>> from divweights_train.noise import pair_flip_noise
-    >>> y = np.repeat(np.arange(4), 50)
-    >>> noisy, flipped = pair_flip_noise(y, 0.2, 4, rng=1)
-    >>> int(flipped.sum())
+    >>> labels = [0, 1, 2, 3] * 50
+    >>> noisy, flipped = pair_flip_noise(labels, 0.2, 4, rng=1)
+    >>> int(flipped.sum())  # 20 % of each class
     40
-    >>> bool(np.all(noisy[flipped] == (y[flipped] + 1) % 4))
-    True
+    >>> sorted({(a, b) for a, b in zip(labels, noisy.tolist()) if a != b})  # c -> (c + 1) mod 4
+    [(0, 1), (1, 2), (2, 3), (3, 0)]
     """
     rate = _check_rate(rate)
     exact = _check_bool(exact, "exact")
@@ -205,6 +194,7 @@ def pair_flip_noise(labels, rate, num_classes, *, rng: RNGLike, exact: bool = Tr
     return _finish(y, noisy, out_dtype)
 
 
+@_shared_doc
 def cifar100_asymmetric_noise(labels, rate, *, rng: RNGLike, variant: str = "next", exact: bool = True) -> NoiseResult:
     """CIFAR-100 noise that stays inside the 20 superclasses.
 
@@ -214,8 +204,7 @@ def cifar100_asymmetric_noise(labels, rate, *, rng: RNGLike, variant: str = "nex
         Clean CIFAR-100 fine labels in ``[0, 100)``.
     rate : float
         Flip probability in ``[0, 1]``.
-    rng : int or numpy.random.Generator
-        Seed or generator.
+    {{rng}}
     variant : {"next", "random"}
         ``"next"``: a flipped example moves to the next fine class of its
         superclass, ordered by fine label and wrapping around
@@ -226,10 +215,7 @@ def cifar100_asymmetric_noise(labels, rate, *, rng: RNGLike, variant: str = "nex
         class ``c`` are flipped; if False, each flips independently with
         probability ``rate``.
 
-    Returns
-    -------
-    noisy_labels : numpy.ndarray, shape (n,)
-    flipped_mask : numpy.ndarray of bool, shape (n,)
+    {{returns}}
 
     Examples
     --------
@@ -261,6 +247,7 @@ def cifar100_asymmetric_noise(labels, rate, *, rng: RNGLike, variant: str = "nex
     return _finish(y, noisy, out_dtype)
 
 
+@_shared_doc
 def instance_dependent_noise(labels, rate, confusion_scores, *, rng: RNGLike) -> NoiseResult:
     """Instance-dependent noise guided by a clean-trained model.
 
@@ -291,13 +278,9 @@ def instance_dependent_noise(labels, rate, confusion_scores, *, rng: RNGLike) ->
     confusion_scores : array_like, shape (n, k)
         Nonnegative scores, typically softmax probabilities, with ``k >= 2``;
         each row must have a positive sum.
-    rng : int or numpy.random.Generator
-        Seed or generator.
+    {{rng}}
 
-    Returns
-    -------
-    noisy_labels : numpy.ndarray, shape (n,)
-    flipped_mask : numpy.ndarray of bool, shape (n,)
+    {{returns}}
 
     Examples
     --------

@@ -16,6 +16,7 @@ from ._checks import (
     _check_num_classes,
     _check_rate,
     _finish,
+    _shared_doc,
 )
 from .class_maps import ASYMMETRIC_MAPPINGS
 from .generators import (
@@ -180,6 +181,7 @@ def _canonical_dataset(dataset) -> str:
     raise ValueError(f"no asymmetric mapping for dataset {dataset!r}; supported: {supported}.{hint}")
 
 
+@_shared_doc
 def apply_noise(
     spec, labels, num_classes, *, rng: RNGLike, dataset: str | None = None, confusion_scores=None, exact: bool = True
 ) -> NoiseResult:
@@ -206,12 +208,10 @@ def apply_noise(
     ----------
     spec : str or NoiseSpec
         E.g. ``"symmetric:0.6"``; see :func:`parse_noise_spec`.
-    labels : array_like of int, shape (n,)
-        Clean labels in ``[0, num_classes)``.
+    {{labels}}
     num_classes : int
         Number of classes.
-    rng : int or numpy.random.Generator
-        Seed or generator.
+    {{rng}}
     dataset : str, optional
         Dataset name; required for ``asymmetric``.
     confusion_scores : array_like, shape (n, num_classes), optional
@@ -220,10 +220,7 @@ def apply_noise(
         Passed to the generator. ``instance`` noise is always exact, so
         ``exact=False`` is an error for it.
 
-    Returns
-    -------
-    noisy_labels : numpy.ndarray, shape (n,)
-    flipped_mask : numpy.ndarray of bool, shape (n,)
+    {{returns}}
 
     Examples
     --------

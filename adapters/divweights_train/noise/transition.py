@@ -15,6 +15,7 @@ from ._checks import (
     _check_num_classes,
     _check_rate,
     _finish,
+    _shared_doc,
 )
 from .class_maps import _CIFAR100_NEXT, _CIFAR100_SIBLINGS
 from .spec import _canonical_kind
@@ -47,6 +48,7 @@ def _check_transition_matrix(matrix) -> np.ndarray:
     return arr / row_sums[:, None]
 
 
+@_shared_doc
 def transition_matrix_noise(labels, matrix, *, rng: RNGLike, num_classes: int | None = None) -> NoiseResult:
     """Class-conditional noise drawn from a transition matrix.
 
@@ -66,15 +68,11 @@ def transition_matrix_noise(labels, matrix, *, rng: RNGLike, num_classes: int | 
         Clean class labels in ``[0, k)``.
     matrix : array_like, shape (k, k)
         Row-stochastic, nonnegative transition matrix.
-    rng : int or numpy.random.Generator
-        Seed or generator.
+    {{rng}}
     num_classes : int, optional
         If given, must equal ``k``.
 
-    Returns
-    -------
-    noisy_labels : numpy.ndarray, shape (n,)
-    flipped_mask : numpy.ndarray of bool, shape (n,)
+    {{returns}}
 
     See Also
     --------
