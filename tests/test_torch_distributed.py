@@ -85,7 +85,7 @@ def _worker(rank, init_file, out_dir):
 def shards(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     mp.spawn(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD, join=True)
-    return [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
+    return [torch.load(tmp / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +56,7 @@ def test_two_moons_end_to_end_writes_metrics_checkpoint_and_plots(tmp_path):
     assert 0.0 < recs[-1]["ess"] <= 1.0 and 0.0 <= recs[-1]["auroc"] <= 1.0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["completed"] is True and summary["epochs"] == 2
-    with np.load(out / "weights" / "epoch_002.npz") as z:
+    with np.load(out / "weights" / "epoch_002.npz", allow_pickle=False) as z:
         assert z["scaled_weights"].shape == z["flipped"].shape
 
 
@@ -73,7 +69,7 @@ def test_oracle_puts_zero_weight_exactly_on_the_flipped_examples(tmp_path):
         r["reweighting"] and r["auroc"] == 1.0 and r["flipped_mass"] == 0.0
         for r in recs
     )
-    with np.load(out / "weights" / "epoch_002.npz") as z:
+    with np.load(out / "weights" / "epoch_002.npz", allow_pickle=False) as z:
         seen = ~np.isnan(z["scaled_weights"])  # the last incomplete batch is dropped
         assert seen.sum() > 500
         assert np.all(z["scaled_weights"][z["flipped"] & seen] == 0.0)
@@ -130,49 +126,6 @@ def test_same_seed_same_metrics_different_seed_differs(moons_reference, tmp_path
     assert _run(args, tmp_path / "again") == reference
     other = _run([*args, "--seed", "1"], tmp_path / "other")
     assert other != reference
-
-
-def test_resume_after_sigkill_mid_epoch_matches_uninterrupted(tmp_path):
-    args = [
-        *MOONS,
-        "--subset",
-        "3000",
-        "--batch-size",
-        "16",
-        "--epochs",
-        "3",
-        "--method",
-        "cicw",
-        "--burnin-steps",
-        "100",
-        "--anneal-steps",
-        "100",
-        "--no-plots",
-        "--no-save-weights",
-    ]
-    reference = _run(args, tmp_path / "reference")
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "divweights_train.cli", *args, "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    metrics = out / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 1:
-                break
-            time.sleep(0.01)
-        killed_mid_run = proc.poll() is None
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    done = len(metrics.read_text().splitlines()) if metrics.is_file() else 0
-    if killed_mid_run:
-        assert done < 3
-    resumed = subprocess.run(
-        [*cmd, "--resume"], capture_output=True, text=True, timeout=300, check=False
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert [r.without_timing() for r in read_metrics(metrics)] == reference
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,9 @@ def test_other_methods_train_one_epoch(method, tmp_path):
         and np.isfinite(rec["train_loss"])
         and 0.0 <= rec["test_acc"] <= 1.0
     )
-    with np.load(tmp_path / method / "weights" / "epoch_001.npz") as z:
+    with np.load(
+        tmp_path / method / "weights" / "epoch_001.npz", allow_pickle=False
+    ) as z:
         w = z["scaled_weights"][~np.isnan(z["scaled_weights"])]
     assert len(w) == 160 and np.all(w >= 0)
     if method in ("mixup", "bootstrap"):

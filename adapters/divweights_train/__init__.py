@@ -1,20 +1,38 @@
 """divweights_train: the noisy-label training program behind ``divweights-train``.
 
-Framework-neutral modules (NumPy only; importing this package loads neither
-torch nor jax):
+Framework-neutral modules (importing this package, or any of these, loads
+neither torch nor jax):
 
 * :mod:`~divweights_train.config` -- :class:`~divweights_train.config.TrainConfig`,
-  one frozen dataclass with every command-line option, and the per-method
-  defaults;
-* :mod:`~divweights_train.prepare` -- subset, label noise, noisy validation split
-  and per-epoch seeds;
+  one frozen dataclass with every command-line option, the per-method
+  defaults and the range of every numeric option;
+* :mod:`~divweights_train.cli` -- the ``divweights-train`` command line (checks
+  every option before anything runs);
+* :mod:`~divweights_train.runloop` -- :func:`~divweights_train.runloop.run`, one
+  training run whatever the framework, and the ``Backend`` interface the
+  trainers implement;
+* :mod:`~divweights_train.runfolder` -- the output folder: checked, locked,
+  never silently reused;
+* :mod:`~divweights_train.checkpoint` -- atomic, code-free checkpoints, weight
+  files and standard JSON;
+* :mod:`~divweights_train.errors` -- the one-line errors (usage errors, full disk);
+* :mod:`~divweights_train.prepare` -- subset, label noise (with the cached
+  clean-model scores of instance-dependent noise), noisy validation split and
+  per-epoch seeds;
+* :mod:`~divweights_train.noise` -- synthetic label noise generators and the
+  ``--noise`` specification;
+* :mod:`~divweights_train.datasets` -- offline dataset readers (two-moons,
+  digits, Fashion-MNIST, CIFAR-10/100, the user's ``.npz`` files and image
+  folders);
 * :mod:`~divweights_train.metrics` -- AUROC, effective sample size, the per-epoch
-  record and its JSON-lines writer;
-* :mod:`~divweights_train.checkpoint` -- atomic checkpoint files;
+  record and its JSON-lines writer, the summary;
+* :mod:`~divweights_train.progress` -- the progress bar (plain lines off a terminal);
 * :mod:`~divweights_train.plots` -- accuracy curves and weight histograms (PNG);
-* :mod:`~divweights_train.datasets` -- offline dataset readers.
+* :mod:`~divweights_train.model_names` -- the model names both model zoos share;
+* :mod:`~divweights_train.demo` -- ``make demo``, the Fashion-MNIST comparison.
 
-Framework-specific: :mod:`~divweights_train.trainer_torch` (``--framework torch``),
-:mod:`~divweights_train.trainer_jax` (``--framework jax``), the model zoos, and
-:mod:`~divweights_train.cli` / :mod:`~divweights_train.demo` on top.
+Framework-specific: :mod:`~divweights_train.trainer_torch` (``--framework torch``)
+with :mod:`~divweights_train.models_torch` and :mod:`~divweights_train.augment`;
+:mod:`~divweights_train.trainer_jax` (``--framework jax``) with
+:mod:`~divweights_train.models_jax` and :mod:`~divweights_train.jax_step`.
 """

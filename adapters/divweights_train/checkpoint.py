@@ -8,7 +8,11 @@ moved over the old one with :func:`os.replace`, so a run killed at any moment
 (even ``kill -9`` in the middle of a write) leaves either the previous file
 or the new one, never a truncated file. Leftover temporaries of a killed write
 are removed when the run folder is opened again
-(:meth:`divweights_train.runfolder.RunFolder.open`).
+(:meth:`divweights_train.runfolder.RunFolder.open`). A write that fails for
+want of space (a full device or quota, :data:`FULL_DISK_ERRNOS`) likewise
+leaves the previous file, and raises an :class:`OSError` naming the file
+(:func:`divweights_train.runloop.run` turns it into a one-line
+:class:`~divweights_train.errors.DiskFullError`).
 
 Code-free
 ---------
@@ -32,6 +36,7 @@ executed. JSON files are standard JSON: non-finite numbers are written as
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
@@ -49,10 +54,12 @@ from .errors import CheckpointError
 __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT",
+    "FULL_DISK_ERRNOS",
     "JAX_CHECKPOINT_NAME",
     "LEGACY_CHECKPOINT_NAMES",
     "atomic_write",
     "dumps_json",
+    "full_disk",
     "load_checkpoint",
     "load_torch",
     "save_checkpoint",
@@ -85,6 +92,39 @@ def output_mode() -> int:
     return 0o666 & ~mask
 
 
+#: ``errno`` values of a write that failed for want of space: a full device, a used-up quota.
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def full_disk(err: BaseException | None) -> OSError | None:
+    """The "no space left" :class:`OSError` behind ``err`` (itself, or its cause or context), or None.
+
+    :func:`torch.save` reports a failed write as a :class:`RuntimeError`
+    whose context is the ``OSError``; this finds it there too.
+
+    Examples
+    --------
+    >>> import errno
+    >>> try:
+    ...     try:
+    ...         raise OSError(errno.ENOSPC, "No space left on device")
+    ...     except OSError:
+    ...         raise RuntimeError("file write failed")
+    ... except RuntimeError as err:
+    ...     print(full_disk(err).strerror)
+    No space left on device
+    >>> full_disk(OSError(errno.EACCES, "Permission denied")) is None
+    True
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno in FULL_DISK_ERRNOS:
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Write a file atomically: ``write(fh)`` fills a temporary file that replaces ``path``.
 
@@ -100,6 +140,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     pathlib.Path
         ``path``, now holding what ``write`` wrote.
 
+    Raises
+    ------
+    OSError
+        With ``errno`` ``ENOSPC`` or ``EDQUOT`` and ``filename`` ``path`` when
+        the device or the quota is full, whatever layer reported it (the
+        temporary file is removed and ``path`` keeps its previous content).
+
     Examples
     --------
     >>> import os, tempfile
@@ -109,19 +156,28 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     b'abc' ['x.bin']
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=path.name + ".", suffix=".tmp", dir=path.parent
+        )
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fchmod(fh.fileno(), output_mode())  # mkstemp creates 0o600
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as err:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        full = full_disk(err)
+        if (
+            full is not None
+        ):  # whoever reported it (torch.save: a RuntimeError), name the file
+            raise OSError(full.errno, full.strerror, str(path)) from err
         raise
     try:  # make the rename durable too
         dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -24,7 +24,8 @@ stderr naming the option and what to give instead (exit status 2):
 * ``--device cuda`` needs a GPU that the chosen framework can use.
 
 Exit status: 0 when the run finished (or stopped as asked), 1 when it failed
-(missing data files, diverged training), 2 for a usage error.
+(missing data files, diverged training, a full disk: one line naming the
+file, the folder and that its last checkpoint is intact), 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .config import (
     TrainConfig,
     unused_options,
 )
+from .errors import DiskFullError
 
 __all__ = [
     "build_parser",
@@ -565,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(err), 2)
     try:
         result = train(config)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, DiskFullError) as err:
         return _fail(str(err), 1)
     except FloatingPointError as err:
         return _fail(

@@ -965,7 +965,7 @@ def main(argv=None) -> int:
             Path(cfg.out) / "weights" / f"epoch_{results[label][0][-1].epoch:03d}.npz"
         )
         if last.is_file():
-            with np.load(last) as z:
+            with np.load(last, allow_pickle=False) as z:
                 hist[label] = (z["scaled_weights"], z["flipped"])
     if hist:
         plots.plot_weight_histograms(

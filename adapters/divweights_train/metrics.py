@@ -323,10 +323,15 @@ class MetricsWriter:
         atomic_write(self.path, lambda fh: fh.write(text))
 
     def append(self, record: EpochRecord) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(record.to_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a") as fh:
+                fh.write(record.to_json() + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            if err.filename is not None:
+                raise
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
 
 
 def read_metrics(path: str | os.PathLike) -> list[EpochRecord]:

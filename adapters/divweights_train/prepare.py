@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import json
-import os
 import re
 import zipfile
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets as ds_mod
+from .checkpoint import atomic_write
 from .config import TrainConfig
 
 __all__ = [
@@ -284,12 +284,7 @@ def _load_cached_scores(path: Path, key: str, n: int, k: int) -> np.ndarray:
 
 def _save_scores(path: Path, key: str, scores: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, scores=scores, key=np.array(key))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda fh: np.savez(fh, scores=scores, key=np.array(key)))
 
 
 def _instance_scores(config: TrainConfig, train: ds_mod.ArrayDataset, confusion_fn) -> np.ndarray:

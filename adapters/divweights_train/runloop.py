@@ -37,7 +37,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .config import MethodSpec, TrainConfig, method_spec, schedule_steps
-from .errors import CheckpointError
+from .errors import CheckpointError, DiskFullError
 from .metrics import (
     EpochRecord,
     MetricsWriter,
@@ -310,10 +310,12 @@ def run(
     divweights_train.errors.UsageError
         (a ValueError) for a folder, checkpoint or device that cannot be
         used, before any training.
+    divweights_train.errors.DiskFullError
+        (an OSError) when a file cannot be written for want of space; the
+        files written before, the last checkpoint included, are intact.
     """
     cfg = config.resolved()
     backend = backend_cls(cfg)
-    method = backend.method
     show = RunProgress(
         label=f"{cfg.dataset}/{cfg.method} s{cfg.seed}",
         epochs=cfg.epochs,
@@ -321,6 +323,40 @@ def run(
         quiet=cfg.quiet,
         log=log,
     )
+    checkpointed = [None]  # epoch of the last checkpoint in the folder (None: none yet)
+    try:
+        return _run_in_folder(cfg, backend, show, checkpointed)
+    except OSError as err:
+        if err.errno not in ckpt.FULL_DISK_ERRNOS or isinstance(err, DiskFullError):
+            raise
+        out = _out_dir(cfg)
+        raise _disk_full(
+            err, out, Path(out) / backend.checkpoint_name, checkpointed[0]
+        ) from err
+
+
+def _disk_full(err: OSError, out, checkpoint: Path, epoch: int | None) -> DiskFullError:
+    """The one-line error of a write that failed for want of space in the run folder ``out``."""
+    where = f"cannot write {err.filename}" if err.filename else f"cannot write to {out}"
+    if epoch:
+        kept = f"its checkpoint of epoch {epoch} is intact"
+    elif checkpoint.is_file():  # the disk filled before the checkpoint was read
+        kept = f"its checkpoint {checkpoint.name} is intact"
+    else:
+        kept = "no epoch had been checkpointed yet"
+    return DiskFullError(
+        err.errno,
+        f"{where}: {err.strerror or 'no space left'}; the run in {out} stopped and "
+        f"{kept}: free some space and continue with --resume (same options)",
+        err.filename,
+    )
+
+
+def _run_in_folder(
+    cfg: TrainConfig, backend: Backend, show: RunProgress, checkpointed: list
+) -> TrainResult:
+    """The body of :func:`run`; ``checkpointed[0]`` follows the epoch of the folder's checkpoint."""
+    method = backend.method
     with RunFolder.open(
         _out_dir(cfg), resume=cfg.resume, overwrite=cfg.overwrite
     ) as folder:
@@ -350,6 +386,7 @@ def run(
                 float(meta["elapsed"]),
             )
             records = [EpochRecord.from_dict(r) for r in meta["records"]]
+            checkpointed[0] = start_epoch
             show.line(f"resuming {out} after epoch {start_epoch} (step {step})")
         folder.remove_weight_files_after(start_epoch)
         writer = MetricsWriter(out / "metrics.jsonl")
@@ -436,6 +473,7 @@ def run(
                     backend.state(),
                     kind=backend.checkpoint_kind,
                 )
+                checkpointed[0] = epoch + 1
                 writer.append(rec)
                 show.end_epoch(
                     epoch_line(rec, lr, cfg.epochs), epoch=epoch + 1, seconds=t1 - t0
