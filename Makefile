@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast demo docs bench bench-full bench-accuracy clean dataset
+.PHONY: venv test test-slow test-fast demo docs bench bench-full bench-accuracy clean dataset
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,14 @@ venv: $(STAMP)
 dataset:
 	@bash scripts/ensure_fashion_mnist.sh
 
+# make test: the default run (one representative of each expensive family); make test-slow: the rest
+# (the torch.compile matrix, the full kill-and-resume loops, the docs build, long training runs).
 test: $(STAMP) dataset
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 	$(PY) -m pytest --doctest-modules divweights adapters -q -p no:cacheprovider
+
+test-slow: $(STAMP) dataset
+	$(PY) -m pytest -n 2 --dist loadfile -m slow
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q -p no:cacheprovider
