@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
-import jax.numpy as jnp  # noqa: E402
-
-from divweights import KL, Alpha, ReverseKL, TotalVariation, class_weights, instance_weights  # noqa: E402
-from divweights.mixup import mixup_ratio, partner_probabilities  # noqa: E402
-from divweights_jax import (  # noqa: E402
+import jax.numpy as jnp
+from divweights_jax import (
     DEFAULT_DELTA,
     MIXUP_MODES,
     anneal_factor,
@@ -20,6 +17,9 @@ from divweights_jax import (  # noqa: E402
     scaled_strength,
     weighted_mixup,
 )
+
+from divweights import KL, Alpha, ReverseKL, TotalVariation, class_weights, instance_weights
+from divweights.mixup import mixup_ratio, partner_probabilities
 
 N, K = 8, 5
 
@@ -95,7 +95,7 @@ def test_gradient_holds_weights_constant(batch):
 
 def test_gradient_holds_class_weights_constant(batch):
     logits, labels = batch
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.3)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.3}
     _, aux = reweighted_loss(logits, labels, **kw)
     w, v = aux["weights"], aux["class_weights"]
     g = jax.grad(lambda z: reweighted_loss(z, labels, **kw)[0])(logits)
@@ -148,7 +148,7 @@ def test_half_precision_logits_are_computed_in_float32(batch):
 
 def test_jit_matches_eager(batch):
     logits, labels = batch
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.2)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.2}
     eager, _ = reweighted_loss(logits, labels, **kw)
     jitted, _ = jax.jit(lambda z, y: reweighted_loss(z, y, **kw))(logits, labels)
     close(eager, jitted)
@@ -182,7 +182,7 @@ def test_traced_hyperparameters_compile_once(batch):
     g2 = step(logits, jnp.float32(0.5), jnp.float32(0.2))
     assert len(traces) == 1
     assert not np.allclose(np.asarray(g1), np.asarray(g2))
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.2)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.2}
     close(g2, jax.grad(lambda z: reweighted_loss(z, labels, **kw)[0])(logits))
 
 
@@ -212,7 +212,7 @@ def test_mask_excludes_rows(batch):
 def test_all_masked_gives_zero_loss_and_finite_gradients(batch):
     logits, labels = batch
     mask = jnp.zeros(N, dtype=bool)
-    f = lambda z: reweighted_loss(z, labels, delta=0.5, classes=TotalVariation(), gamma=0.2, mask=mask)[0]  # noqa
+    f = lambda z: reweighted_loss(z, labels, delta=0.5, classes=TotalVariation(), gamma=0.2, mask=mask)[0]
     assert float(f(logits)) == 0.0
     g = jax.jit(jax.grad(f))(logits)
     assert np.all(np.asarray(g) == 0)
@@ -225,7 +225,7 @@ def test_axis_name_gathers_the_global_batch(rng):
     D, n = 2, 4
     logits = jnp.asarray(rng.normal(scale=2.0, size=(D * n, K)).astype(np.float32))
     labels = jnp.asarray(rng.integers(0, K, size=D * n).astype(np.int32))
-    kw = dict(temperature=0.5, classes=TotalVariation(), gamma=0.2)
+    kw = {"temperature": 0.5, "classes": TotalVariation(), "gamma": 0.2}
     single, single_aux = reweighted_loss(logits, labels, **kw)
     per_device = jax.vmap(lambda z, y: reweighted_loss(z, y, axis_name="d", **kw), axis_name="d")
     local, aux = per_device(logits.reshape(D, n, K), labels.reshape(D, n))
@@ -340,7 +340,9 @@ def test_sampled_partners_follow_the_weights():
     n, draws, power = w.shape[0], 4000, 2.0
     x = jnp.arange(n, dtype=jnp.float32)[:, None]
     keys = jax.random.split(jax.random.key(7), draws)
-    mix = jax.jit(jax.vmap(lambda k: weighted_mixup(k, x, jnp.arange(n), w, mode="sample", num_classes=n, power=power)[2]))
+    mix = jax.jit(
+        jax.vmap(lambda k: weighted_mixup(k, x, jnp.arange(n), w, mode="sample", num_classes=n, power=power)[2])
+    )
     partners = np.asarray(mix(keys)["partners"]).ravel()
     freq = np.bincount(partners, minlength=n) / partners.size
     p = np.asarray(partner_probabilities(w, power=power))
@@ -354,7 +356,7 @@ def test_weight_ratio_and_same_ratio_for_labels():
     y = jnp.array([0, 1, 2, 0])
     w = jnp.array([0.6, 0.4, 0.0, 0.0])
     xm, ym, info = weighted_mixup(jax.random.key(1), x, y, w, mode="weight", num_classes=3)
-    j, r = info["partners"], info["ratio"]
+    j, r = info["partners"], info["ratios"]
     assert sorted(np.asarray(j).tolist()) == [0, 1, 2, 3]  # a permutation
     close(r, mixup_ratio(w, w[j]))
     both_zero = np.asarray((w == 0) & (w[j] == 0))
@@ -369,10 +371,8 @@ def test_beta_ratio_modes_share_the_ratio(rng, mode):
     y = jnp.asarray(rng.integers(0, 4, size=16).astype(np.int32))
     w = jnp.asarray(rng.random(16).astype(np.float32))
     preds = jnp.asarray(rng.normal(size=(16, 4)).astype(np.float32))
-    xm, ym, info = weighted_mixup(
-        jax.random.key(3), x, y, w, mode=mode, num_classes=4, alpha=0.4, predictions=preds
-    )
-    j, r = info["partners"], info["ratio"]
+    xm, ym, info = weighted_mixup(jax.random.key(3), x, y, w, mode=mode, num_classes=4, alpha=0.4, predictions=preds)
+    j, r = info["partners"], info["ratios"]
     assert np.all((np.asarray(r) >= 0) & (np.asarray(r) <= 1))
     close(xm, r[:, None, None] * x + (1 - r[:, None, None]) * x[j])
     close(ym.sum(-1), jnp.ones(16))
@@ -383,9 +383,10 @@ def test_beta_ratio_modes_share_the_ratio(rng, mode):
 def test_beta_ratio_has_the_beta_mean_and_variance():
     a = 0.4
     x = jnp.zeros((4000, 1))
-    _, _, info = weighted_mixup(jax.random.key(0), x, jnp.zeros(4000, jnp.int32), jnp.ones(4000),
-                                mode="plain", num_classes=2, alpha=a)
-    r = np.asarray(info["ratio"])
+    _, _, info = weighted_mixup(
+        jax.random.key(0), x, jnp.zeros(4000, jnp.int32), jnp.ones(4000), mode="plain", num_classes=2, alpha=a
+    )
+    r = np.asarray(info["ratios"])
     var = 1 / (4 * (2 * a + 1))
     assert abs(r.mean() - 0.5) < 5 * math.sqrt(var / r.size)
     assert abs(r.var() - var) < 0.1 * var
@@ -400,16 +401,58 @@ def test_label_smoothing_mode_pulls_labels_towards_predictions():
     s = np.array([1.0, 0.5, 0.0, 0.5])
     close(info["smoothing"], s)
     smoothed = s[:, None] * np.eye(3)[[0, 1, 2, 0]] + (1 - s[:, None]) * np.eye(3)[[1, 1, 0, 2]]
-    j, r = np.asarray(info["partners"]), np.asarray(info["ratio"])
+    close(info["smoothed_targets"], smoothed)
+    j, r = np.asarray(info["partners"]), np.asarray(info["ratios"])
     close(ym, r[:, None] * smoothed + (1 - r[:, None]) * smoothed[j])
     close(xm, r[:, None] * np.eye(4) + (1 - r[:, None]) * np.eye(4)[j])
+
+
+def test_mixup_modes_and_smoothing_rule_come_from_the_core():
+    import divweights.mixup as core
+
+    assert MIXUP_MODES is core.MIXUP_MODES
+    w = jnp.array([0.1, 0.6, 0.0, 0.3])
+    y, preds = jnp.array([0, 1, 2, 0]), jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
+    _, _, info = weighted_mixup(
+        jax.random.key(0), jnp.eye(4), y, w, mode="label_smoothing", num_classes=3, predictions=preds
+    )
+    close(info["smoothing"], core.smoothing_factors(w))
+    close(info["smoothed_targets"], core.smooth_targets(jax.nn.one_hot(y, 3), w, preds))
+
+
+@pytest.mark.parametrize("mode", MIXUP_MODES)
+def test_info_keys_are_those_of_the_torch_adapter(mode):
+    x, y, w = jnp.eye(4), jnp.array([0, 1, 2, 0]), jnp.array([0.4, 0.3, 0.2, 0.1])
+    _, _, info = weighted_mixup(jax.random.key(0), x, y, w, mode=mode, num_classes=3, predictions=jnp.zeros((4, 3)))
+    smoothing = {"smoothing", "smoothed_targets"} if mode == "label_smoothing" else set()
+    assert set(info) == {"partners", "ratios", "ratio"} | smoothing
+    assert info["ratio"] is info["ratios"]  # deprecated alias, the same array
+    torch = pytest.importorskip("torch")
+    torch_mixup = pytest.importorskip("divweights_torch").weighted_mixup
+    _, _, t_info = torch_mixup(
+        torch.eye(4),
+        torch.tensor([0, 1, 2, 0]),
+        torch.tensor([0.4, 0.3, 0.2, 0.1]),
+        mode=mode,
+        num_classes=3,
+        predictions=torch.zeros((4, 3)),
+    )
+    assert set(t_info) <= set(info)  # every torch key exists here with the same meaning
+    assert {"partners", "ratios"} <= set(t_info)
 
 
 def test_all_zero_weights_do_not_divide_by_zero():
     x = jnp.ones((5, 2))
     for mode in MIXUP_MODES:
-        xm, ym, info = weighted_mixup(jax.random.key(0), x, jnp.arange(5) % 2, jnp.zeros(5), mode=mode,
-                                      num_classes=2, predictions=jnp.zeros((5, 2)))
+        xm, ym, _info = weighted_mixup(
+            jax.random.key(0),
+            x,
+            jnp.arange(5) % 2,
+            jnp.zeros(5),
+            mode=mode,
+            num_classes=2,
+            predictions=jnp.zeros((5, 2)),
+        )
         assert np.all(np.isfinite(np.asarray(xm))) and np.all(np.isfinite(np.asarray(ym)))
 
 
@@ -453,8 +496,12 @@ def test_torch_and_jax_adapters_agree(rng):
     t_loss = criterion(torch.asarray(logits), torch.asarray(labels))
     t_weights = criterion.last_weights.detach().cpu().numpy()
     j_loss, aux = reweighted_loss(
-        jnp.asarray(logits), jnp.asarray(labels.astype(np.int32)),
-        instance=KL(), temperature=0.5, classes=TotalVariation(), gamma=0.2,
+        jnp.asarray(logits),
+        jnp.asarray(labels.astype(np.int32)),
+        instance=KL(),
+        temperature=0.5,
+        classes=TotalVariation(),
+        gamma=0.2,
     )
     close(float(t_loss), float(j_loss), tol=1e-5)
     close(t_weights, aux["weights"], tol=1e-5)

@@ -11,13 +11,8 @@ import torch.nn.functional as F  # noqa: E402
 
 import divweights  # noqa: E402
 from divweights import KL, Alpha, ChiSquared, ReverseKL, SquaredL2, TotalVariation  # noqa: E402
-from divweights.mixup import mixup_ratio  # noqa: E402
-from divweights_torch import (  # noqa: E402
-    DEFAULT_DELTA,
-    AnnealSchedule,
-    ReweightedLoss,
-    weighted_mixup,
-)
+from divweights_torch import DEFAULT_DELTA, AnnealSchedule, ReweightedLoss  # noqa: E402
+from torch_counting import host_reads  # noqa: E402
 
 
 @pytest.fixture
@@ -119,12 +114,12 @@ def test_per_example_loss_with_class_weight_and_smoothing_follows_torch(batch):
 
 
 def test_probability_targets(batch):
-    logits, labels = batch
+    logits, _ = batch
     probs = torch.softmax(torch.randn(16, 5, dtype=torch.float64), dim=-1)
     loss_fn = ReweightedLoss(KL(), temperature=1.0)
     loss = loss_fn(logits, probs)
-    l = F.cross_entropy(logits, probs, reduction="none")
-    torch.testing.assert_close(loss, (divweights.instance_weights(l, KL(), temperature=1.0) * l).sum())
+    losses = F.cross_entropy(logits, probs, reduction="none")
+    torch.testing.assert_close(loss, (divweights.instance_weights(losses, KL(), temperature=1.0) * losses).sum())
 
 
 # -- reductions --------------------------------------------------------------------------------
@@ -151,8 +146,8 @@ def test_reduction_mean_with_class_weight_divides_by_weighted_mass(batch):
     loss_fn = ReweightedLoss(KL(), temperature=0.5, weight=weight, reduction="mean")
     mean = loss_fn(logits, labels)
     w = loss_fn.last_weights
-    l = F.cross_entropy(logits, labels, weight=weight, reduction="none")
-    torch.testing.assert_close(mean, (w * l).sum() / (w * weight[labels]).sum())
+    losses = F.cross_entropy(logits, labels, weight=weight, reduction="none")
+    torch.testing.assert_close(mean, (w * losses).sum() / (w * weight[labels]).sum())
 
 
 def test_unknown_reduction_rejected():
@@ -166,8 +161,10 @@ def test_unknown_reduction_rejected():
 @pytest.mark.parametrize("g", [0.0, 0.2, 0.7])
 def test_total_variation_class_loss_is_hard_bootstrapping(batch, g):
     logits, labels = batch
-    loss_fn = ReweightedLoss(KL(), temperature=0.5, classes=TotalVariation(), gamma=g) if g else ReweightedLoss(
-        KL(), temperature=0.5
+    loss_fn = (
+        ReweightedLoss(KL(), temperature=0.5, classes=TotalVariation(), gamma=g)
+        if g
+        else ReweightedLoss(KL(), temperature=0.5)
     )
     loss = loss_fn(logits, labels)
     L = -torch.log_softmax(logits, dim=-1)
@@ -228,7 +225,7 @@ def test_two_strengths_rejected():
 
 
 def test_strength_without_instance_rejected():
-    with pytest.raises(ValueError, match="instance=None"):
+    with pytest.raises(ValueError, match="without an instance divergence"):
         ReweightedLoss(None, temperature=1.0)
 
 
@@ -281,8 +278,9 @@ def test_schedule_rejects_bad_values(kw):
 
 def test_burnin_gives_uniform_weights_and_no_class_reweighting(batch):
     logits, labels = batch
-    loss_fn = ReweightedLoss(KL(), temperature=0.1, classes=TotalVariation(), gamma=0.5,
-                             schedule=AnnealSchedule(burnin_steps=2))
+    loss_fn = ReweightedLoss(
+        KL(), temperature=0.1, classes=TotalVariation(), gamma=0.5, schedule=AnnealSchedule(burnin_steps=2)
+    )
     for _ in range(2):
         loss = loss_fn(logits, labels)
         torch.testing.assert_close(loss_fn.last_weights, torch.full((16,), 1 / 16, dtype=torch.float64))
@@ -292,18 +290,19 @@ def test_burnin_gives_uniform_weights_and_no_class_reweighting(batch):
     assert not torch.allclose(loss_fn.last_weights, torch.full((16,), 1 / 16, dtype=torch.float64))
 
 
-@pytest.mark.parametrize(("form", "scale"), [("temperature", lambda s, f: s * f), ("lam", lambda s, f: s * f),
-                                              ("delta", lambda s, f: s / f)])
+@pytest.mark.parametrize(
+    ("form", "scale"), [("temperature", lambda s, f: s * f), ("lam", lambda s, f: s * f), ("delta", lambda s, f: s / f)]
+)
 def test_annealing_scales_the_strength(batch, form, scale):
     logits, labels = batch
     sched = AnnealSchedule(burnin_steps=1, anneal_steps=2, start_factor=4.0)
     loss_fn = ReweightedLoss(KL(), **{form: 0.2}, schedule=sched)
-    l = ce(logits, labels)
+    losses = ce(logits, labels)
     for step, factor in enumerate([None, 4.0, 2.5, 1.0, 1.0]):
         assert loss_fn.factor() == factor
         loss_fn(logits, labels)
         if factor is not None:
-            expected = divweights.instance_weights(l, KL(), **{form: scale(0.2, factor)})
+            expected = divweights.instance_weights(losses, KL(), **{form: scale(0.2, factor)})
             torch.testing.assert_close(loss_fn.last_weights, expected)
         assert loss_fn.step == step + 1
 
@@ -475,194 +474,217 @@ def test_module_moves_with_to():
     assert loss_fn.weight.dtype == torch.float64 and loss_fn.steps.dtype == torch.int64
 
 
-# -- mixup -------------------------------------------------------------------------------------
-
-
-def _mix_batch(n=8, k=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 2, 3, generator=g, dtype=torch.float64), torch.randint(0, k, (n,), generator=g)
-
-
-@pytest.mark.parametrize("power", [1.0, 2.0])
-def test_sampled_partner_frequencies_follow_the_weights(power):
-    x, y = _mix_batch(n=6)
-    w = torch.tensor([0.4, 0.25, 0.15, 0.1, 0.1, 0.0], dtype=torch.float64)
-    g = torch.Generator().manual_seed(1)
-    counts = torch.zeros(6, dtype=torch.float64)
-    draws = 600
-    for _ in range(draws):
-        _, _, info = weighted_mixup(x, y, w, mode="sample", num_classes=3, power=power, generator=g)
-        counts += torch.bincount(info["partners"], minlength=6)
-    total = draws * 6
-    p = w**power / (w**power).sum()
-    assert counts[5] == 0
-    expected = total * p[:5]
-    chi2 = float(((counts[:5] - expected) ** 2 / expected).sum())
-    assert chi2 < 18.5  # chi-square with 4 degrees of freedom: P(> 18.5) < 0.001
-
-
-def test_weight_ratios_are_core_mixup_ratios():
-    x, y = _mix_batch()
-    w = torch.rand(8, dtype=torch.float64)
-    _, _, info = weighted_mixup(x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0))
-    p = info["partners"]
-    assert sorted(p.tolist()) == list(range(8))  # a permutation
-    torch.testing.assert_close(info["ratios"], mixup_ratio(w, w[p]))
-    torch.testing.assert_close(info["ratios"], w / (w + w[p]))
-
-
-@pytest.mark.parametrize("mode", ["plain", "sample", "weight", "sample_weight", "label_smoothing"])
-def test_inputs_and_labels_mix_with_the_same_ratio(mode):
-    x, y = _mix_batch()
-    w = torch.rand(8, dtype=torch.float64)
-    pred = torch.randn(8, 3, dtype=torch.float64)
-    mx, my, info = weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=pred,
-                                  generator=torch.Generator().manual_seed(3))
-    r, p = info["ratios"], info["partners"]
-    assert mx.shape == x.shape and my.shape == (8, 3)
-    torch.testing.assert_close(mx, r[:, None, None] * x + (1 - r[:, None, None]) * x[p], rtol=0, atol=1e-15)
-    base = info.get("smoothed_targets", F.one_hot(y, 3).double())
-    torch.testing.assert_close(my, r[:, None] * base + (1 - r[:, None]) * base[p], rtol=0, atol=1e-15)
-    torch.testing.assert_close(my.sum(-1), torch.ones(8, dtype=torch.float64))
-
-
-def test_zero_weights_give_no_nan():
-    x, y = _mix_batch()
-    w = torch.tensor([0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
-    for mode in ("weight", "sample_weight", "label_smoothing"):
-        mx, my, info = weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=torch.randn(8, 3),
-                                      generator=torch.Generator().manual_seed(0))
-        assert torch.isfinite(mx).all() and torch.isfinite(my).all()
-    _, _, info = weighted_mixup(x, y, torch.zeros(8, dtype=torch.float64), mode="sample_weight", num_classes=3)
-    torch.testing.assert_close(info["ratios"], torch.full((8,), 0.5, dtype=torch.float64))
-
-
-def test_weight_ratio_half_when_both_partners_weigh_zero():
-    x, y = _mix_batch()
-    w = torch.zeros(8, dtype=torch.float64)
-    w[0] = 1.0
-    _, _, info = weighted_mixup(x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0))
-    both_zero = (w == 0) & (w[info["partners"]] == 0)
-    assert both_zero.any()
-    assert torch.all(info["ratios"][both_zero] == 0.5)
-
-
-@pytest.mark.parametrize("alpha", [1.0, 0.2])
-def test_plain_mixup_uses_beta_ratios(alpha):
-    x, y = _mix_batch(n=4000, k=3)
-    _, _, info = weighted_mixup(x, y, None, mode="plain", num_classes=3, alpha=alpha,
-                                generator=torch.Generator().manual_seed(0))
-    r = info["ratios"]
-    assert torch.isfinite(r).all() and (r >= 0).all() and (r <= 1).all()
-    assert float(r.mean()) == pytest.approx(0.5, abs=0.03)
-    var = 1 / (4 * (2 * alpha + 1))  # variance of Beta(alpha, alpha)
-    assert float(r.var()) == pytest.approx(var, rel=0.1)
-    assert sorted(info["partners"].tolist()) == list(range(4000))
-
-
-def test_label_smoothing_mode_blends_labels_toward_predictions():
-    x, _ = _mix_batch(n=3)
-    y = torch.tensor([0, 1, 2])
-    w = torch.tensor([0.5, 0.25, 0.0], dtype=torch.float64)
-    pred = torch.tensor([[0.0, 5.0, 0.0], [0.0, 5.0, 0.0], [5.0, 0.0, 0.0]], dtype=torch.float64)
-    _, _, info = weighted_mixup(x, y, w, mode="label_smoothing", predictions=pred)
-    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64)
-    torch.testing.assert_close(info["smoothed_targets"], expected)
-    s = w / w.max()
-    torch.testing.assert_close(info["smoothed_targets"][0], s[0] * F.one_hot(y[0], 3).double()
-                               + (1 - s[0]) * F.one_hot(torch.tensor(1), 3).double())
-
-
-def test_mixup_is_reproducible_with_a_generator():
-    x, y = _mix_batch()
-    w = torch.rand(8, dtype=torch.float64)
-    a = weighted_mixup(x, y, w, mode="sample_weight", num_classes=3, generator=torch.Generator().manual_seed(5))
-    b = weighted_mixup(x, y, w, mode="sample_weight", num_classes=3, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(a[0], b[0]) and torch.equal(a[2]["partners"], b[2]["partners"])
-
-
-def test_mixup_with_probability_targets():
-    x, _ = _mix_batch()
-    probs = torch.softmax(torch.randn(8, 3, dtype=torch.float64), -1)
-    _, my, _ = weighted_mixup(x, probs, torch.rand(8, dtype=torch.float64), mode="sample_weight")
-    torch.testing.assert_close(my.sum(-1), torch.ones(8, dtype=torch.float64))
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"mode": "mixup"}, ValueError),
-        ({"mode": "sample", "weights": None}, ValueError),
-        ({"mode": "weight", "weights": torch.ones(7)}, ValueError),
-        ({"mode": "plain", "num_classes": None}, ValueError),
-        ({"mode": "plain", "targets": torch.zeros(8)}, ValueError),
-        ({"mode": "label_smoothing"}, ValueError),
-        ({"mode": "plain", "alpha": 0.0}, ValueError),
-        ({"mode": "sample", "power": -1.0}, ValueError),
-    ],
-)
-def test_mixup_rejects_bad_input(kwargs, error):
-    x, y = _mix_batch()
-    args = {"targets": y, "weights": torch.ones(8), "num_classes": 3}
-    args.update(kwargs)
-    with pytest.raises(error):
-        weighted_mixup(x, args.pop("targets"), args.pop("weights"), **args)
-
-
-def test_cicw_m_pipeline_runs_under_autocast():
-    torch.manual_seed(0)
-    model = torch.nn.Linear(6, 4)
-    x, y = torch.randn(16, 6), torch.randint(0, 4, (16,))
-    loss_fn = ReweightedLoss(KL(), temperature=1.0, classes=ReverseKL(), gamma=0.01)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        w = loss_fn.weights(model(x), y)
-        mx, my, _ = weighted_mixup(x, y, w, mode="sample_weight", num_classes=4)
-        loss = loss_fn(model(mx), my)
-    loss.backward()
-    assert torch.isfinite(loss) and loss_fn.step == 1
-
-
-def test_other_class_divergences_run(batch):
+@pytest.mark.parametrize("div", [SquaredL2(), ReverseKL(), TotalVariation()], ids=repr)
+def test_other_class_divergences_follow_the_core(batch, div):
     logits, labels = batch
-    for div in (SquaredL2(), ReverseKL(), TotalVariation()):
-        assert torch.isfinite(ReweightedLoss(KL(), delta=0.3, classes=div, gamma=0.05)(logits, labels))
+    loss_fn = ReweightedLoss(KL(), delta=0.3, classes=div, gamma=0.05)
+    loss = loss_fn(logits, labels)
+    L = -torch.log_softmax(logits, dim=-1)
+    v = divweights.class_weights(L, labels, div, gamma=0.05)
+    losses = (v * L).sum(-1)
+    w = divweights.instance_weights(losses, KL(), delta=0.3)
+    torch.testing.assert_close(loss_fn.last_class_weights, v)
+    torch.testing.assert_close(loss, (w * losses).sum())
+
+
+def test_kl_class_weights_with_probability_targets_follow_the_core(batch):
+    logits, _ = batch
+    probs = torch.softmax(torch.randn(16, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2)), -1)
+    loss_fn = ReweightedLoss(KL(), temperature=0.5, classes=KL(), gamma=0.05)
+    loss = loss_fn(logits, probs)
+    L = -torch.log_softmax(logits, dim=-1)
+    v = divweights.class_weights(L, probs, KL(), gamma=0.05)
+    losses = (v * L).sum(-1)
+    torch.testing.assert_close(loss_fn.last_class_weights, v)
+    torch.testing.assert_close(loss, (divweights.instance_weights(losses, KL(), temperature=0.5) * losses).sum())
+
+
+def test_kl_class_weights_with_integer_labels_rejected(batch):
+    logits, labels = batch
+    with pytest.raises(ValueError, match="probability targets"):
+        ReweightedLoss(None, classes=KL(), gamma=0.05)(logits, labels)
 
 
 # -- host synchronisation ----------------------------------------------------------------------
 
 
-def _host_reads(fn):
-    """Number of device-to-host scalar reads (``.item()``, ``float()``, ``bool()``) made by ``fn()``."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    count = 0
-
-    class Count(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            nonlocal count
-            if func is torch.ops.aten._local_scalar_dense.default:
-                count += 1
-            return func(*args, **(kwargs or {}))
-
-    with Count():
-        fn()
-    return count
-
-
-@pytest.mark.parametrize(("div", "kw"), [(KL(), {"delta": 0.3}), (Alpha(0.1), {"temperature": 0.1}), (None, {})])
-def test_instance_weight_path_reads_nothing_on_the_host(batch, div, kw):
+@pytest.mark.parametrize(
+    ("div", "kw"),
+    [
+        (KL(), {"delta": 0.3}),
+        (KL(), {"lam": 0.3}),
+        (Alpha(0.1), {"temperature": 0.1}),
+        (None, {}),
+        (KL(), {"classes": TotalVariation(), "gamma": 0.2}),
+        (KL(), {"classes": ReverseKL(), "gamma": 0.05, "label_smoothing": 0.1}),
+    ],
+    ids=["kl-delta", "kl-lam", "alpha-temperature", "uniform", "tv-classes", "reverse-kl-classes-smoothed"],
+)
+def test_training_step_reads_nothing_on_the_host(batch, div, kw):
     logits, labels = batch
     labels = labels.clone()
     labels[0] = -100
     a = logits.clone().requires_grad_(True)
     loss_fn = ReweightedLoss(div, **kw, schedule=AnnealSchedule(burnin_steps=1, anneal_steps=2))
-    for _ in range(3):
-        assert _host_reads(lambda: loss_fn(a, labels).backward()) == 0
+    for _ in range(4):  # burn-in, annealing, after
+        assert host_reads(lambda: loss_fn(a, labels).backward()) == 0
 
 
-@pytest.mark.parametrize("mode", ["plain", "sample", "weight", "sample_weight", "label_smoothing"])
-def test_mixup_reads_nothing_on_the_host(mode):
-    x, y = _mix_batch()
-    w = torch.rand(8, dtype=torch.float64)
-    pred = torch.randn(8, 3)
-    assert _host_reads(lambda: weighted_mixup(x, y, w, mode=mode, num_classes=3, predictions=pred)) == 0
+# -- eager checks and recorded values ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"label_smoothing": 0.1}, {"classes": TotalVariation(), "gamma": 0.2}, {"instance": None}],
+    ids=["plain", "smoothed", "classes", "uniform"],
+)
+def test_out_of_range_label_names_the_range(batch, kw):
+    logits, labels = batch
+    bad = labels.clone()
+    bad[0], bad[1], bad[2] = 7, -100, 0  # -100 is ignore_index: not reported
+    kw = dict(kw)
+    loss_fn = ReweightedLoss(kw.pop("instance", KL()), **kw)
+    with pytest.raises(ValueError, match=r"integer targets must lie in \[0, 5\) for 5 classes; got values in \[0, 7\]"):
+        loss_fn(logits, bad)
+
+
+def test_negative_label_names_the_range(batch):
+    logits, labels = batch
+    bad = labels.clone()
+    bad[4] = -3
+    with pytest.raises(ValueError, match=r"got values in \[-3, "):
+        ReweightedLoss().weights(logits, bad)
+
+
+@pytest.mark.parametrize("instance", [None, KL()], ids=["uniform", "kl"])
+def test_mean_with_all_class_weights_zero_is_nan_like_torch(batch, instance):
+    logits, labels = batch
+    weight = torch.zeros(5, dtype=torch.float64)
+    kw = {} if instance is None else {"temperature": 1.0}
+    loss = ReweightedLoss(instance, weight=weight, reduction="mean", **kw)(logits, labels)
+    assert torch.isnan(F.cross_entropy(logits, labels, weight=weight))
+    assert torch.isnan(loss)
+
+
+def test_mean_of_an_all_ignored_batch_is_nan_like_torch_and_sum_is_zero(batch):
+    logits, labels = batch
+    ignored = torch.full_like(labels, -100)
+    assert torch.isnan(F.cross_entropy(logits, ignored))
+    assert torch.isnan(ReweightedLoss(None, reduction="mean")(logits, ignored))
+    assert torch.isnan(ReweightedLoss(reduction="mean")(logits, ignored))
+    assert float(ReweightedLoss()(logits, ignored)) == 0.0
+
+
+@pytest.mark.parametrize("steps", [torch.tensor(-5), torch.tensor(2.5), torch.tensor([1, 2])])
+def test_load_state_dict_rejects_an_invalid_step_count(steps):
+    loss_fn = ReweightedLoss(KL(), temperature=0.5)
+    state = loss_fn.state_dict()
+    state["steps"] = steps
+    with pytest.raises(ValueError, match="steps"):
+        loss_fn.load_state_dict(state)
+    assert loss_fn.step == 0
+
+
+def test_step_setter_rejects_negative_values():
+    with pytest.raises(ValueError, match=">= 0"):
+        ReweightedLoss().step = -1
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"lam": 0.5}, {"classes": ReverseKL(), "gamma": 0.1}, {"label_smoothing": 0.1}],
+    ids=["delta", "lam", "classes", "smoothed"],
+)
+def test_recorded_and_returned_weights_carry_no_gradient(batch, kw):
+    logits, labels = batch
+    a = logits.clone().requires_grad_(True)
+    loss_fn = ReweightedLoss(**kw)
+    loss_fn(a, labels)
+    for t in (loss_fn.last_weights, loss_fn.last_class_weights, loss_fn.last_losses, loss_fn.weights(a, labels)):
+        assert not t.requires_grad and t.grad_fn is None
+
+
+def test_last_class_weights_without_class_reweighting_are_the_labels_with_ignored_rows_zero(batch):
+    logits, labels = batch
+    masked = labels.clone()
+    masked[3] = -100
+    loss_fn = ReweightedLoss()
+    loss_fn(logits, masked)
+    expected = F.one_hot(labels, 5).double()
+    expected[3] = 0
+    torch.testing.assert_close(loss_fn.last_class_weights, expected)
+
+
+# -- the KL softmin path and the edges of every divergence --------------------------------------
+
+
+@pytest.mark.parametrize("form", ["lam", "temperature"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kl_penalty_weights_equal_the_core_with_ignored_rows(batch, form, dtype):
+    logits, labels = batch
+    logits = logits.to(dtype)
+    masked = labels.clone()
+    masked[[2, 5]] = -100
+    loss_fn = ReweightedLoss(KL(), **{form: 0.3})
+    loss_fn(logits, masked)
+    key = torch.where(masked == -100, math.inf, ce(logits, labels))
+    torch.testing.assert_close(loss_fn.last_weights, divweights.instance_weights(key, KL(), **{form: 0.3}))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tiny_kl_strength_puts_the_mass_on_the_minimisers(dtype):
+    logits = torch.tensor([[3.0, 0.0], [3.0, 0.0], [0.0, 3.0], [1.0, 0.0]], dtype=dtype)
+    labels = torch.tensor([0, 0, 0, 0])  # rows 0 and 1 tie for the smallest loss
+    for lam in (1e-300, 1e-40):
+        w = ReweightedLoss(KL(), lam=lam).weights(logits, labels)
+        torch.testing.assert_close(w, torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=dtype))
+
+
+def test_infinite_kl_temperature_gives_uniform_weights(batch):
+    logits, labels = batch
+    w = ReweightedLoss(KL(), temperature=math.inf).weights(logits, labels)
+    torch.testing.assert_close(w, torch.full((16,), 1 / 16, dtype=torch.float64))
+
+
+EVERY_STRENGTH = [
+    *STRENGTHS,
+    (KL(), {"lam": 0.5}),
+    (Alpha(0.1), {"lam": 0.1}),
+    (Alpha(0.1), {"delta": 0.1}),
+    (Alpha(2.0), {"temperature": 0.1}),
+    (ChiSquared(), {"delta": 0.2}),
+    (TotalVariation(), {"lam": 0.25}),
+    (SquaredL2(), {"lam": 0.25}),
+    (SquaredL2(), {"delta": 0.01}),
+]
+
+
+@pytest.mark.parametrize(("div", "kw"), EVERY_STRENGTH, ids=lambda x: repr(x))
+def test_every_divergence_gives_zero_loss_and_gradient_on_an_all_ignored_batch(batch, div, kw):
+    logits, labels = batch
+    a = logits.clone().requires_grad_(True)
+    loss_fn = ReweightedLoss(div, **kw)
+    loss = loss_fn(a, torch.full_like(labels, -100))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.all(a.grad == 0)
+    assert torch.all(loss_fn.last_weights == 0)
+
+
+@pytest.mark.parametrize(("div", "kw"), EVERY_STRENGTH, ids=lambda x: repr(x))
+def test_every_divergence_turns_a_nan_logit_into_nan_weights(batch, div, kw):
+    logits, labels = batch
+    bad = logits.clone()
+    bad[3, 2] = math.nan
+    loss_fn = ReweightedLoss(div, **kw)
+    assert torch.isnan(loss_fn(bad, labels))
+    assert torch.isnan(loss_fn.last_weights).all()
+
+
+@pytest.mark.parametrize("schedule", [AnnealSchedule(2, 4, 10.0), AnnealSchedule(3, 0), AnnealSchedule(0, 5, 0.5)])
+def test_schedule_factor_on_the_device_equals_the_host_factor(schedule):
+    for step in range(10):
+        active, f = schedule.factor_tensor(torch.tensor(step), torch.float64)
+        expected = schedule.factor(step)
+        assert bool(active) == (expected is not None)
+        if expected is not None:
+            assert float(f) == pytest.approx(expected, rel=1e-15)

@@ -30,7 +30,9 @@ pytestmark = [
 CONFIGS = {
     "kl_delta_tv_sum": dict(instance=KL(), delta=0.3, classes=TotalVariation(), gamma=0.1),
     "kl_temperature_mean_weighted": dict(
-        instance=KL(), temperature=0.5, weight=torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=torch.float64),
+        instance=KL(),
+        temperature=0.5,
+        weight=torch.tensor([0.5, 1.0, 1.5, 2.0], dtype=torch.float64),
         reduction="mean",
     ),
     "uniform": dict(instance=None),

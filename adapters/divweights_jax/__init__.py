@@ -9,6 +9,9 @@ Thin, pure functions around the framework-free core :mod:`divweights`:
   (CIW-M, CICW-M) with an explicit PRNG key.
 * :func:`anneal_factor`, :func:`scaled_strength` -- burn-in and linear
   annealing of the reweighting strength with traced values (no recompilation).
+* :mod:`divweights_jax.baselines` -- the robust losses the method is compared
+  with: bi-tempered logistic loss, NCE+RCE, generalized and symmetric
+  cross-entropy (per-example losses).
 
 Examples
 --------
@@ -25,9 +28,9 @@ from .schedule import anneal_factor, scaled_strength
 
 __all__ = [
     "DEFAULT_DELTA",
-    "reweighted_loss",
     "MIXUP_MODES",
-    "weighted_mixup",
     "anneal_factor",
+    "reweighted_loss",
     "scaled_strength",
+    "weighted_mixup",
 ]

@@ -17,10 +17,12 @@ import numbers
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 import divweights
 from divweights import KL, Divergence
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
+from divweights.strength import KINDS, Strength
 
 __all__ = ["DEFAULT_DELTA", "reweighted_loss"]
 
@@ -29,6 +31,21 @@ _KL = KL()
 
 def _is_traced(x) -> bool:
     return isinstance(x, jax.core.Tracer)
+
+
+def _is_concrete(x) -> bool:
+    """True when ``x``'s values can be read cheaply: a Python number, a NumPy
+    array, or a JAX array that is not traced and lives in host memory (reading
+    an accelerator's array would synchronise the device; the core skips those
+    checks for the same reason)."""
+    if isinstance(x, (numbers.Number, np.ndarray, np.generic)):
+        return True
+    if _is_traced(x):
+        return False
+    try:
+        return all(d.platform == "cpu" for d in x.devices())
+    except (AttributeError, TypeError, RuntimeError):  # pragma: no cover - an array type we do not know
+        return False
 
 
 def _is_zero(x) -> bool:
@@ -54,34 +71,113 @@ def _check_real_scalar(name, value):
 
 def _check_label_smoothing(value):
     _check_real_scalar("label_smoothing", value)
-    if isinstance(value, numbers.Real) or not _is_traced(value):
+    if _is_concrete(value):
         v = float(value)
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1]; got {v!r}")
 
 
+def _check_divergence(name, value):
+    if value is None or isinstance(value, Divergence):
+        return
+    if isinstance(value, type) and issubclass(value, Divergence):
+        raise TypeError(f"pass a divergence instance such as {value.__name__}(), not the class itself")
+    raise TypeError(f"{name} must be a divweights Divergence or None; got {value!r}")
+
+
+def _instance_strength(instance, lam, delta, temperature) -> Strength | None:
+    """The instance strength, parsed once by the core (``None`` for ``instance=None``)."""
+    if instance is None:
+        given = [k for k, v in zip(KINDS, (lam, delta, temperature)) if v is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} given but instance=None (uniform weights); pass a divergence")
+        return None
+    return Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
+
+
+def _pick(L, labels):
+    """``L[i, labels[i]]``, NaN where a label lies outside ``[0, k)`` (negative
+    labels included: ``take_along_axis`` alone would wrap them around)."""
+    k = L.shape[-1]
+    idx = jax.lax.select(labels < 0, jnp.full_like(labels, k), labels)  # out of range -> NaN fill below
+    return jnp.take_along_axis(L, idx[:, None], axis=-1, mode="fill", fill_value=jnp.nan)[:, 0]
+
+
 def _target_probabilities(targets, n, k, dtype):
     """Integer labels ``(n,)`` or probabilities ``(n, k)`` as probabilities ``(n, k)``."""
-    targets = jnp.asarray(targets)
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        return jax.nn.one_hot(targets, k, dtype=dtype)
+    return targets.astype(dtype)
+
+
+def _check_targets(targets, n, k):
+    """Shapes and dtypes always; integer label range only when concrete."""
     if jnp.issubdtype(targets.dtype, jnp.integer):
         if targets.shape != (n,):
             raise ValueError(f"integer targets must have shape ({n},) to match logits; got {targets.shape}")
-        if not _is_traced(targets) and n > 0:
+        if n > 0 and _is_concrete(targets):
             concrete = np.asarray(targets)  # numpy: jnp would trace this under jit
             lo, hi = int(concrete.min()), int(concrete.max())
             if lo < 0 or hi >= k:
                 raise ValueError(f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}]")
-        return jax.nn.one_hot(targets, k, dtype=dtype)
+        return True
     if jnp.issubdtype(targets.dtype, jnp.floating):
         if targets.shape != (n, k):
             raise ValueError(f"probability targets must have the shape of logits ({n}, {k}); got {targets.shape}")
-        return targets.astype(dtype)
+        return False
     raise TypeError(f"targets must be integer labels or floating probabilities; got dtype {targets.dtype}")
 
 
 def _dot_rows(p, L):
     """``sum_j p_ij L_ij`` with ``0 * inf = 0`` (a class of zero weight contributes nothing)."""
     return jnp.sum(jnp.where(p > 0, p * L, jnp.zeros_like(L)), axis=-1)
+
+
+def _run_checks(*, targets, integer, k, valid, strength, gamma, classes, label_smoothing, losses):
+    """The value checks of ``checked=True``, as :func:`jax.experimental.checkify.check` calls."""
+    check = checkify.check
+    if valid is None:
+        valid = jnp.ones(losses.shape, dtype=bool)
+    if integer:
+        bad = valid & ((targets < 0) | (targets >= k))
+        lo = jnp.min(jnp.where(valid, targets, 0))
+        hi = jnp.max(jnp.where(valid, targets, 0))
+        check(
+            ~jnp.any(bad),
+            f"integer targets must lie in [0, {k}) for {k} classes; got values in [{{lo}}, {{hi}}]",
+            lo=lo,
+            hi=hi,
+        )
+    else:
+        y = targets.astype(jnp.promote_types(targets.dtype, jnp.float32))
+        rows_ok = jnp.all(jnp.isfinite(y) & (y >= 0), axis=-1)
+        check(jnp.all(rows_ok | ~valid), "probability targets must be finite and nonnegative")
+        tol = 1e-6 if jnp.finfo(targets.dtype).bits >= 64 else float(max(1e-3, 8 * jnp.finfo(targets.dtype).eps))
+        err = jnp.max(jnp.where(valid, jnp.abs(jnp.sum(y, axis=-1) - 1), 0))
+        check(
+            err <= tol,
+            f"probability targets must sum to 1 along the last axis (to {tol:g}); a row is off by {{err}}",
+            err=err,
+        )
+    if strength is not None:
+        s = jnp.asarray(strength.value)
+        if strength.kind == "delta":
+            check(s >= 0, "delta must be >= 0; got {s}", s=s)
+        else:
+            check(s > 0, f"{strength.kind} must be > 0; got {{s}}", s=s)
+    if classes is not None:
+        g = jnp.asarray(gamma)
+        check(g >= 0, "gamma must be >= 0; got {g}", g=g)
+    ls = jnp.asarray(label_smoothing)
+    check((ls >= 0) & (ls <= 1), "label_smoothing must lie in [0, 1]; got {ls}", ls=ls)
+    bad = valid & ~jnp.isfinite(losses)
+    first = jnp.argmax(bad)
+    check(
+        ~jnp.any(bad),
+        "the loss of example {i} is not finite ({value}): check the logits for NaN or inf",
+        i=first,
+        value=losses[first],
+    )
 
 
 def reweighted_loss(
@@ -97,6 +193,7 @@ def reweighted_loss(
     label_smoothing=0.0,
     mask=None,
     axis_name=None,
+    checked=False,
 ):
     r"""Instance- (and class-) reweighted cross-entropy of a mini-batch.
 
@@ -155,6 +252,21 @@ def reweighted_loss(
         loss (or the gradients) over ``axis_name`` to obtain the
         single-device loss of the concatenated batch.  Every device must hold
         the same number of rows.
+    checked : bool, default False
+        Also validate the *values* of traced inputs with
+        :func:`jax.experimental.checkify.check`: integer targets in
+        ``[0, k)``, probability targets finite, nonnegative and summing to
+        one, ``lam > 0`` / ``temperature > 0`` / ``delta >= 0``,
+        ``gamma >= 0``, ``label_smoothing`` in ``[0, 1]``, and finite
+        per-example losses (NaN or infinite logits) on unmasked rows.  Wrap
+        the function that calls this one with :func:`checkify.checkify
+        <jax.experimental.checkify.checkify>` and call ``err.throw()`` on
+        its error output (see the example); called eagerly (no ``jit``) a
+        failed check raises at once.  Under ``jit`` without ``checkify``
+        tracing fails with "Cannot abstractly evaluate a checkify.check which
+        was not functionalized".  The checks add a few reductions and one
+        device-to-host read of the error per step; leave them off in
+        production and turn them on to debug.
 
     Returns
     -------
@@ -171,9 +283,30 @@ def reweighted_loss(
     ------
     ValueError
         For bad shapes, more than one of ``lam``/``delta``/``temperature``,
-        or out-of-range labels and hyperparameters (when not traced).
+        or out-of-range labels and hyperparameters (values only when they
+        are known, see Notes).
     TypeError
         For a divergence class passed instead of an instance, or bad dtypes.
+
+    Notes
+    -----
+    **Which checks run under tracing.**  Shapes, dtypes, divergences and the
+    choice of strength are always checked.  Values are checked only when they
+    can be read without a device synchronisation: Python numbers, NumPy
+    arrays and JAX arrays in host memory outside ``jit``.  Under ``jit`` (or
+    for arrays on an accelerator) these checks are skipped: label range,
+    sign of ``lam``/``delta``/``temperature``/``gamma``, range of
+    ``label_smoothing``, and the probability targets.  Skipped does not
+    mean silent for labels: an integer label outside ``[0, k)`` gives a
+    NaN per-example loss, hence NaN weights and a NaN loss.  A negative
+    traced strength, however, silently puts the weight on the highest
+    losses.  Pass ``checked=True`` to turn every one of these into an
+    error under ``jit``.
+
+    The default call (integer labels, no class reweighting, no mask) costs
+    one ``log_softmax``, one gather and the core's weights; with
+    ``lam``/``temperature`` given as traced arrays and the annealing of
+    :func:`~divweights_jax.scaled_strength`, a training step compiles once.
 
     See Also
     --------
@@ -197,27 +330,21 @@ def reweighted_loss(
     ...                               classes=TotalVariation(), gamma=0.2)[0]
     >>> jax.jit(jax.grad(f))(logits).shape
     (3, 3)
+
+    Checked mode turns bad traced values into errors under ``jit``:
+
+    >>> from jax.experimental import checkify
+    >>> g = checkify.checkify(jax.jit(lambda z, y, lam: reweighted_loss(z, y, lam=lam, checked=True)[0]))
+    >>> err, value = g(logits, jnp.array([0, 1, 5]), 1.0)
+    >>> err.get().split(" (")[0]
+    'integer targets must lie in [0, 3) for 3 classes; got values in [0, 5]'
+    >>> err, value = g(logits, labels, -1.0)
+    >>> err.get().split(" (")[0]
+    'lam must be > 0; got -1.0'
     """
-    if instance is not None and not isinstance(instance, Divergence):
-        if isinstance(instance, type) and issubclass(instance, Divergence):
-            raise TypeError(f"pass a divergence instance such as {instance.__name__}(), not the class itself")
-        raise TypeError(f"instance must be a divweights Divergence or None; got {instance!r}")
-    if classes is not None and not isinstance(classes, Divergence):
-        if isinstance(classes, type) and issubclass(classes, Divergence):
-            raise TypeError(f"pass a divergence instance such as {classes.__name__}(), not the class itself")
-        raise TypeError(f"classes must be a divweights Divergence or None; got {classes!r}")
-    strength = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
-    if len(strength) > 1:
-        raise ValueError(f"give at most one of lam, delta, temperature; got {' and '.join(strength)}")
-    if instance is None and strength:
-        raise ValueError(f"{' and '.join(strength)} given but instance=None (uniform weights); pass a divergence")
-    if instance is not None and not strength:
-        if type(instance) is not KL:
-            raise ValueError(
-                f"give one of lam=, delta=, temperature= for {instance!r}: the default "
-                f"delta={DEFAULT_DELTA} is a KL radius and only applies to instance=KL()"
-            )
-        strength = {"delta": DEFAULT_DELTA}
+    _check_divergence("instance", instance)
+    _check_divergence("classes", classes)
+    strength = _instance_strength(instance, lam, delta, temperature)
     _check_label_smoothing(label_smoothing)
     _check_real_scalar("gamma", gamma)
 
@@ -231,10 +358,11 @@ def reweighted_loss(
         raise ValueError("logits must have at least one class")
     dtype = jnp.promote_types(logits.dtype, jnp.float32)
     logits = logits.astype(dtype)
+    targets = jnp.asarray(targets)
+    integer = _check_targets(targets, n, k)
 
-    if mask is None:
-        valid = jnp.ones((n,), dtype=bool)
-    else:
+    valid = None  # no mask: no masking work at all on the hot path
+    if mask is not None:
         valid = jnp.asarray(mask)
         if valid.dtype != jnp.bool_:
             raise TypeError(f"mask must be a boolean array; got dtype {valid.dtype}")
@@ -244,46 +372,66 @@ def reweighted_loss(
         # the loss nor its gradient can see a NaN or an infinity there.
         logits = jnp.where(valid[:, None], logits, jnp.zeros_like(logits))
 
-    L = -jax.nn.log_softmax(logits, axis=-1)
-    y = _target_probabilities(targets, n, k, dtype)
+    log_p = jax.nn.log_softmax(logits, axis=-1)
     smoothed = not _is_zero(label_smoothing)
-    if smoothed:
-        s = jnp.asarray(label_smoothing, dtype=dtype)
-        y = (1 - s) * y + s / k
-
-    if classes is None:
-        v = None
-        per_example = _dot_rows(y, L)
+    v = None
+    if integer and not smoothed and classes is None:
+        per_example = -_pick(log_p, targets)  # plain cross-entropy: one gather
     else:
-        class_targets = y if smoothed else jnp.asarray(targets)
-        v = jax.lax.stop_gradient(
-            divweights.class_weights(jax.lax.stop_gradient(L), class_targets, classes, gamma=gamma)
-        ).astype(dtype)
-        per_example = _dot_rows(v, L)
+        L = -log_p
+        y = _target_probabilities(targets, n, k, dtype)
+        if smoothed:
+            s = jnp.asarray(label_smoothing, dtype=dtype)
+            y = (1 - s) * y + s / k
+        if classes is None:
+            per_example = _dot_rows(y, L)
+        else:
+            class_targets = y if smoothed else targets
+            v = jax.lax.stop_gradient(
+                divweights.class_weights(jax.lax.stop_gradient(L), class_targets, classes, gamma=gamma)
+            ).astype(dtype)
+            per_example = _dot_rows(v, L)
+        if integer:  # an out-of-range label is a zero row of y: make it loud (NaN), as on the gather path
+            per_example = jnp.where((targets < 0) | (targets >= k), jnp.nan, per_example)
 
     detached = jax.lax.stop_gradient(per_example)
-    for_weights = jnp.where(valid, detached, jnp.full_like(detached, jnp.inf))
-
-    if axis_name is None:
-        gathered = for_weights
+    if valid is None:
+        for_weights = detached
     else:
-        gathered = jax.lax.all_gather(for_weights, axis_name, tiled=True)
+        for_weights = jnp.where(valid, detached, jnp.inf)
+        per_example = jnp.where(valid, per_example, 0.0)  # garbage labels of padded rows stay out
+    if checked:
+        _run_checks(
+            targets=targets,
+            integer=integer,
+            k=k,
+            valid=valid,
+            strength=strength,
+            gamma=gamma,
+            classes=classes,
+            label_smoothing=label_smoothing,
+            losses=for_weights,
+        )
 
+    gathered = for_weights if axis_name is None else jax.lax.all_gather(for_weights, axis_name, tiled=True)
     if instance is None:
-        keep = gathered != jnp.inf  # NaN rows stay in and propagate
-        count = jnp.sum(keep)
-        w_all = jnp.where(keep, 1.0 / jnp.maximum(count, 1), 0.0).astype(dtype)
+        if valid is None and axis_name is None:
+            w_all = jnp.full((n,), 1.0 / n, dtype=dtype)
+        else:
+            keep = gathered != jnp.inf  # masked rows out; NaN rows stay in and propagate
+            w_all = jnp.where(keep, 1.0 / jnp.maximum(jnp.sum(keep), 1), 0.0).astype(dtype)
     else:
-        w_all = divweights.instance_weights(gathered, instance, **strength)
+        w_all = divweights.instance_weights(gathered, instance, **strength.as_kwargs())
 
     if axis_name is None:
         w = w_all
     else:
         start = jax.lax.axis_index(axis_name) * n
         w = jax.lax.dynamic_slice_in_dim(w_all, start, n)
-    # A fully masked batch gets uniform weights from the core: zero them here.
-    w = jax.lax.stop_gradient(jnp.where(valid, w, jnp.zeros_like(w)).astype(dtype))
+    if valid is not None:  # a fully masked batch gets uniform weights from the core: zero them
+        w = jnp.where(valid, w, 0.0)
+    w = jax.lax.stop_gradient(w.astype(dtype))
 
-    loss = jnp.sum(jnp.where(valid, w * per_example, jnp.zeros_like(per_example)))
+    loss = jnp.sum(w * per_example)
     aux = {"weights": w, "class_weights": v, "losses": for_weights}
     return loss, aux

@@ -15,13 +15,14 @@ import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
 
-from divweights.mixup import mixup_ratio, partner_probabilities
+from divweights.mixup import MIXUP_MODES, mixup_ratio, partner_probabilities, smooth_targets, smoothing_factors
+
+from .loss import _is_concrete
 
 __all__ = ["MIXUP_MODES", "weighted_mixup"]
-
-#: Accepted values of ``mode`` in :func:`weighted_mixup`.
-MIXUP_MODES = ("plain", "sample", "weight", "sample_weight", "label_smoothing")
 
 _SAMPLED = ("sample", "sample_weight")
 _WEIGHT_RATIO = ("weight", "sample_weight")
@@ -34,6 +35,14 @@ def _labels(targets, n, num_classes, dtype):
             raise ValueError("num_classes is required with integer targets")
         if targets.shape != (n,):
             raise ValueError(f"integer targets must have shape ({n},); got {targets.shape}")
+        if _is_concrete(targets):
+            concrete = np.asarray(targets)
+            lo, hi = int(concrete.min()), int(concrete.max())
+            if lo < 0 or hi >= num_classes:
+                raise ValueError(
+                    f"integer targets must lie in [0, {num_classes}) for num_classes={num_classes}; "
+                    f"got values in [{lo}, {hi}]"
+                )
         return jax.nn.one_hot(targets, num_classes, dtype=dtype)
     if jnp.issubdtype(targets.dtype, jnp.floating):
         if targets.ndim != 2 or targets.shape[0] != n:
@@ -42,6 +51,21 @@ def _labels(targets, n, num_classes, dtype):
             raise ValueError(f"targets have {targets.shape[1]} classes but num_classes={num_classes}")
         return targets.astype(dtype)
     raise TypeError(f"targets must be integer labels or floating probabilities; got dtype {targets.dtype}")
+
+
+def _run_checks(targets, weights, k):
+    check = checkify.check
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        lo, hi = jnp.min(targets), jnp.max(targets)
+        check(
+            (lo >= 0) & (hi < k),
+            f"integer targets must lie in [0, {k}) for num_classes={k}; got values in [{{lo}}, {{hi}}]",
+            lo=lo,
+            hi=hi,
+        )
+    bad = ~(jnp.isfinite(weights) & (weights >= 0))
+    first = jnp.argmax(bad)
+    check(~jnp.any(bad), "weights must be finite and nonnegative; weight {i} is {w}", i=first, w=weights[first])
 
 
 def weighted_mixup(
@@ -55,6 +79,7 @@ def weighted_mixup(
     power=1.0,
     alpha=1.0,
     predictions=None,
+    checked=False,
 ):
     r"""Mix a batch with partners and ratios chosen from instance weights.
 
@@ -87,7 +112,7 @@ def weighted_mixup(
         :func:`~divweights_jax.reweighted_loss`; only their ratios matter.
         Treated as constants (no gradient).
     mode : str
-        One of :data:`MIXUP_MODES`.
+        One of :data:`divweights.mixup.MIXUP_MODES` (re-exported here).
     num_classes : int, optional
         Number of classes for integer targets.
     power : float, default 1.0
@@ -97,6 +122,15 @@ def weighted_mixup(
     predictions : array, shape (n, k), optional
         Logits or probabilities of the model; required for
         ``"label_smoothing"`` (only the argmax is used).
+    checked : bool, default False
+        Also check traced values with :func:`jax.experimental.checkify.check`:
+        integer targets in ``[0, num_classes)`` and weights finite and
+        nonnegative.  Without it these value checks run only for concrete
+        host arrays (not under ``jit``): an out-of-range traced label
+        silently becomes an all-zero label row, a negative or NaN weight
+        gives meaningless partners.  Wrap the caller in
+        :func:`checkify.checkify <jax.experimental.checkify.checkify>` as for
+        :func:`~divweights_jax.reweighted_loss`.
 
     Returns
     -------
@@ -104,9 +138,14 @@ def weighted_mixup(
     mixed_targets : array, shape (n, k)
         Probabilities.
     info : dict
-        ``'partners'`` (n,) int indices :math:`\pi(i)`, ``'ratio'`` (n,)
-        :math:`r_i`, and for ``"label_smoothing"`` ``'smoothing'`` (n,)
-        :math:`s_i`.
+        The keys of the PyTorch adapter: ``'partners'`` (n,) int indices
+        :math:`\pi(i)`, ``'ratios'`` (n,) :math:`r_i`, and for
+        ``"label_smoothing"`` also ``'smoothing'`` (n,) the per-example
+        smoothing amount :math:`s_i` and ``'smoothed_targets'`` (n, k) the
+        smoothed labels before mixing.  ``'ratio'`` is the same array as
+        ``'ratios'``, kept for one release (deprecated; it will be removed,
+        no warning is emitted since ``info`` is a plain dict that must stay
+        a JAX pytree).
 
     Notes
     -----
@@ -128,7 +167,7 @@ def weighted_mixup(
     True
     >>> bool(jnp.allclose(ym.sum(-1), 1.0)) and xm.shape == x.shape
     True
-    >>> r = info["ratio"]
+    >>> r = info["ratios"]
     >>> bool(jnp.allclose(r, w / (w + w[info["partners"]])))
     True
     """
@@ -151,6 +190,8 @@ def weighted_mixup(
     dtype = jnp.promote_types(inputs.dtype, jnp.float32)
     weights = weights.astype(dtype)
     y = _labels(targets, n, num_classes, dtype)
+    if checked:
+        _run_checks(jnp.asarray(targets), weights, y.shape[1])
 
     info = {}
     if mode == "label_smoothing":
@@ -159,11 +200,10 @@ def weighted_mixup(
         predictions = jnp.asarray(predictions)
         if predictions.shape != y.shape:
             raise ValueError(f"predictions must have shape {y.shape}; got {predictions.shape}")
-        top = jnp.max(weights)
-        s = jnp.where(top > 0, weights / jnp.where(top > 0, top, 1.0), jnp.ones_like(weights))
-        predicted = jax.nn.one_hot(jnp.argmax(jax.lax.stop_gradient(predictions), axis=-1), y.shape[1], dtype=dtype)
-        y = s[:, None] * y + (1 - s[:, None]) * predicted
-        info["smoothing"] = s
+        # the CIW-M rule lives in the core (divweights.mixup), shared with the torch adapter
+        info["smoothing"] = smoothing_factors(weights)
+        y = smooth_targets(y, weights, predictions)
+        info["smoothed_targets"] = y
 
     key_partner, key_ratio = jax.random.split(key)
     if mode in _SAMPLED:
@@ -181,5 +221,6 @@ def weighted_mixup(
     mixed_inputs = r_x * inputs + (1 - r_x) * inputs[partners]
     mixed_targets = ratio[:, None] * y + (1 - ratio[:, None]) * y[partners]
     info["partners"] = partners
-    info["ratio"] = ratio
+    info["ratios"] = ratio
+    info["ratio"] = ratio  # deprecated alias of "ratios", removed in the next release
     return mixed_inputs, mixed_targets, info

@@ -4,7 +4,32 @@ The published training recipe uses uniform weights (and no class
 reweighting) for a burn-in period, then starts the reweighting ``start_factor``
 times weaker than the target and anneals it linearly to the target strength.
 Both functions here return arrays computed with ``jnp.where``, so the step
-counter can be a traced value and a jitted training step compiles once.
+counter can be a traced value and a jitted training step compiles once for
+the whole run (burn-in, annealing and after): no Python number that changes
+from step to step is baked into the compiled graph.
+
+This is the single JAX implementation of the schedule: JAX training loops
+(the training program's JAX backend included) call
+``scaled_strength(*anneal_factor(step, ...), lam=...)`` inside their jitted
+step.  The names and signatures of :func:`anneal_factor` and
+:func:`scaled_strength` are stable.  The factor is the one of the PyTorch
+adapter's ``AnnealSchedule`` (tested against it).
+
+Examples
+--------
+A jitted step that takes the step counter as an argument traces once:
+
+>>> import jax, jax.numpy as jnp
+>>> from divweights_jax import anneal_factor, reweighted_loss, scaled_strength
+>>> @jax.jit
+... def loss_at(step, logits, labels):
+...     kw = scaled_strength(*anneal_factor(step, burnin_steps=2, anneal_steps=3), temperature=0.5)
+...     return reweighted_loss(logits, labels, **kw)[0]
+>>> z, y = jnp.zeros((4, 3)), jnp.array([0, 1, 2, 0])
+>>> [round(float(loss_at(t, z, y)), 4) for t in range(6)]
+[1.0986, 1.0986, 1.0986, 1.0986, 1.0986, 1.0986]
+>>> loss_at._cache_size()
+1
 """
 
 from __future__ import annotations
@@ -13,14 +38,11 @@ import numbers
 
 import jax.numpy as jnp
 
+from divweights.strength import KINDS, OFF, Strength
+
 __all__ = ["anneal_factor", "scaled_strength"]
 
-# Strength standing for "infinitely weak" (uniform weights) during the burn-in.
-# Finite on purpose: a literal inf is clipped to float32's largest value, whose
-# reciprocal is subnormal and flushed to zero by XLA on CPU, so -inf / lam
-# turned into NaN for masked (+inf-loss) rows.  1e30 leaves every realistic
-# loss a relative perturbation below float32 resolution.
-_OFF = 1e30
+_OFF = OFF  # "infinitely weak" lam / temperature during the burn-in (see divweights.strength.OFF)
 
 
 def _check_nonnegative(name, value):
@@ -42,7 +64,8 @@ def anneal_factor(step, *, burnin_steps, anneal_steps, start_factor=10.0):
     Parameters
     ----------
     step : int or 0-d array
-        Current optimisation step (may be traced).
+        Current optimisation step (may be traced: pass it as an argument of
+        the jitted step, not as a closure constant).
     burnin_steps, anneal_steps : int
         Lengths of the two phases, ``>= 0`` (``anneal_steps = 0``: no
         annealing).
@@ -72,12 +95,13 @@ def anneal_factor(step, *, burnin_steps, anneal_steps, start_factor=10.0):
     _check_nonnegative("start_factor", start_factor)
     if not 0 < start_factor < float("inf"):
         raise ValueError(f"start_factor must be finite and > 0; got {start_factor!r}")
-    step = jnp.asarray(step, dtype=jnp.float32)
-    progress = jnp.clip((step - burnin_steps) / max(anneal_steps, 1), 0.0, 1.0)
-    if anneal_steps == 0:
-        progress = jnp.ones_like(progress)
-    factor = start_factor + (1.0 - start_factor) * progress
+    step = jnp.asarray(step)
     active = step >= burnin_steps
+    if anneal_steps == 0:
+        return jnp.ones((), jnp.float32), active
+    # clip before converting: an integer step stays exact however long the run
+    since = jnp.clip(step - burnin_steps, 0, anneal_steps).astype(jnp.float32)
+    factor = start_factor + (1.0 - start_factor) * (since / anneal_steps)
     return factor.astype(jnp.float32), active
 
 
@@ -85,7 +109,8 @@ def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=No
     r"""Keyword arguments for :func:`~divweights_jax.reweighted_loss` at a given factor.
 
     Scales exactly one of ``temperature`` (``* factor``), ``lam``
-    (``* factor``) or ``delta`` (``/ factor``), the convention of the PyTorch
+    (``* factor``) or ``delta`` (``/ factor``) with
+    :meth:`divweights.Strength.scaled`, the rule shared with the PyTorch
     adapter.  Where ``active`` is ``False`` the strength is switched off,
     giving uniform weights: ``temperature`` and ``lam`` become ``1e30``
     (effectively infinite),
@@ -106,7 +131,14 @@ def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=No
     Returns
     -------
     dict
-        Traced-friendly 0-d arrays, to be passed as ``**kwargs``.
+        Float32 0-d arrays (traced under ``jit``), to be passed as
+        ``**kwargs`` to :func:`~divweights_jax.reweighted_loss`.
+
+    Raises
+    ------
+    ValueError
+        Not exactly one strength, or a strength out of range (checked when
+        its value is known, as in :class:`divweights.Strength`).
 
     Examples
     --------
@@ -119,18 +151,15 @@ def scaled_strength(factor, active=True, *, lam=None, delta=None, temperature=No
     >>> float(kw["delta"])
     0.0
     """
-    given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
+    given = {k: v for k, v in zip(KINDS, (lam, delta, temperature)) if v is not None}
     if len(given) != 1:
         names = " and ".join(given) if given else "none"
         raise ValueError(f"exactly one of lam, delta, temperature must be given; got {names}")
-    (name, value), = given.items()
+    ((kind, value),) = given.items()
     factor = jnp.asarray(factor, dtype=jnp.float32)
     active = jnp.asarray(active, dtype=bool)
-    value = jnp.asarray(value, dtype=jnp.float32)
-    if name == "delta":
-        out = {name: jnp.where(active, value / factor, 0.0)}
-    else:
-        out = {name: jnp.where(active, value * factor, _OFF)}
+    # the core's Strength holds the rule (lam, temperature * factor; delta / factor; "off" values)
+    out = Strength(kind, jnp.asarray(value, dtype=jnp.float32)).scaled(factor, active).as_kwargs()
     if gamma is not None:
         out["gamma"] = jnp.where(active, jnp.asarray(gamma, dtype=jnp.float32), 0.0)
     return out

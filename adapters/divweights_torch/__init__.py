@@ -4,7 +4,9 @@
   (CIW / CICW) as an ``nn.Module``, with burn-in/annealing and multi-process
   support;
 * :class:`AnnealSchedule` -- the burn-in and annealing schedule;
-* :func:`weighted_mixup` -- weighted mixup (CICW-M, CIW-M) and plain mixup.
+* :func:`weighted_mixup` -- weighted mixup (CICW-M, CIW-M) and plain mixup;
+* the published comparison's robust losses (:mod:`divweights_torch.baselines`):
+  :class:`BiTemperedLoss`, :class:`NCERCELoss`, :class:`GCELoss`, :class:`SCELoss`.
 
 The adapter is thin: the weights are computed by the core
 (:func:`divweights.instance_weights`, :func:`divweights.class_weights`,
@@ -27,16 +29,21 @@ Examples
 1
 """
 
+from .baselines import BiTemperedLoss, GCELoss, NCERCELoss, SCELoss
 from .distributed import gather_batch
 from .loss import DEFAULT_DELTA, ReweightedLoss
 from .mixup import MIXUP_MODES, weighted_mixup
 from .schedule import AnnealSchedule
 
 __all__ = [
-    "ReweightedLoss",
-    "AnnealSchedule",
-    "weighted_mixup",
-    "gather_batch",
     "DEFAULT_DELTA",
     "MIXUP_MODES",
+    "AnnealSchedule",
+    "BiTemperedLoss",
+    "GCELoss",
+    "NCERCELoss",
+    "ReweightedLoss",
+    "SCELoss",
+    "gather_batch",
+    "weighted_mixup",
 ]

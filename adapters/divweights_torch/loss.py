@@ -1,11 +1,17 @@
 r"""Instance- and class-reweighted cross-entropy as a ``torch.nn.Module``.
 
 :class:`ReweightedLoss` is a thin layer over the core: it computes the
-per-example cross-entropy, hands the *detached* losses to
-:func:`divweights.instance_weights` (and the detached class losses to
-:func:`divweights.class_weights`) directly on the torch tensors, and returns
-the weighted sum with the weights held constant.  By Danskin's theorem that is
-the gradient of the optimal value of the divergence-constrained problem.
+per-example cross-entropy, hands the *detached* losses to the core's instance
+solver (and the detached class losses to its class solver) directly on the
+torch tensors, and returns the weighted sum with the weights held constant.
+By Danskin's theorem that is the gradient of the optimal value of the
+divergence-constrained problem.
+
+The training step is built for ``torch.compile``: every argument is validated
+once, in ``__init__``, with plain Python; the step counter is a buffer and the
+annealed strength is computed from it inside the graph, so one compiled graph
+serves a whole run (burn-in, annealing and after) with no host
+synchronisation.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import contextlib
 import math
 import numbers
 
+import array_api_compat.torch as _xp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import divweights
-from divweights import KL, Divergence
+from divweights import KL, Alpha, Divergence, ReverseKL
+from divweights._array import Work
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
+from divweights.strength import Strength
 
 from .distributed import gather_batch, is_distributed
 from .schedule import AnnealSchedule
@@ -28,6 +36,14 @@ from .schedule import AnnealSchedule
 __all__ = ["ReweightedLoss", "DEFAULT_DELTA"]
 
 _REDUCTIONS = ("none", "sum", "mean")
+
+
+def _is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing this call (``torch.compiler.is_compiling``, torch >= 2.3)."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if check is None:  # pragma: no cover - older torch
+        check = torch._dynamo.is_compiling
+    return check()
 
 
 def _autocast_off(device_type: str):
@@ -42,7 +58,31 @@ def _autocast_off(device_type: str):
 def _real(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    return float(value)
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must not be NaN")
+    return value
+
+
+def _parse_strength(instance, lam, delta, temperature) -> Strength | None:
+    """Validate the instance divergence and its strength once, with plain Python."""
+    for name, value in (("lam", lam), ("delta", delta), ("temperature", temperature)):
+        if value is not None:
+            _real(name, value)  # a Python number: a tensor strength would be a per-run constant anyway
+    return Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
+
+
+def _supports_class_problem(classes: Divergence) -> bool:
+    """Whether the core has a class solver for ``classes`` (plain Python, no tensors)."""
+    if type(classes).class_problem is Divergence.class_problem:
+        return False
+    if isinstance(classes, Alpha) and not isinstance(classes, ReverseKL):
+        return classes.is_kl or classes.alpha == 0.0
+    return True
+
+
+def _is_kl(divergence) -> bool:
+    return type(divergence) is KL or (isinstance(divergence, Alpha) and divergence.is_kl)
 
 
 class ReweightedLoss(nn.Module):
@@ -98,19 +138,22 @@ class ReweightedLoss(nn.Module):
         ``'sum'`` is :math:`\sum_i w_i \tilde\ell_i`, the paper's loss.  The
         instance weights sum to one, so this already is a weighted *average*
         (unlike :class:`torch.nn.CrossEntropyLoss`, whose ``'sum'`` is ``n``
-        times its ``'mean'``).  ``'mean'`` divides by
-        :math:`\sum_i w_i\,\mathrm{weight}_{y_i}` (integer targets) or
-        :math:`\sum_i w_i` (probability targets), which is ``1`` without a
-        per-class ``weight``: ``'mean'`` equals ``'sum'`` then, and with
-        ``instance=None`` both ``'mean'`` and the per-class-weighted ``'mean'``
-        coincide with :class:`torch.nn.CrossEntropyLoss`'s.  ``'none'`` returns
+        times its ``'mean'``).  ``'mean'`` with integer targets divides by
+        :math:`\sum_i w_i\,\mathrm{weight}_{y_i}` (``weight`` = ones if not
+        given; ignored rows have :math:`w_i = 0`), which is ``1`` unless a
+        per-class ``weight`` is given; with ``instance=None`` it coincides
+        with :class:`torch.nn.CrossEntropyLoss`'s ``'mean'``, including its
+        ``NaN`` (``0 / 0``) when that mass is zero (every row ignored, or
+        every label's class weight zero).  With probability targets
+        ``'mean'`` equals ``'sum'``.  ``'none'`` returns
         :math:`w_i \tilde\ell_i` per example (its sum is the ``'sum'`` loss).
         Under ``distributed`` every reduction is multiplied by the world size.
     schedule : AnnealSchedule, optional
         Burn-in and annealing, driven by the :attr:`steps` counter:
         ``temperature * f``, ``lam * f``, ``delta / f`` (``f > 1`` is weaker
-        reweighting); uniform weights and no class reweighting while
-        ``f`` is ``None``.
+        reweighting); uniform weights and no class reweighting during the
+        burn-in.  The factor is computed on the device from :attr:`steps`
+        (no host synchronisation, one compiled graph for the whole run).
     distributed : bool, default False
         With an initialised ``torch.distributed`` process group, gather the
         detached losses of every process, compute the weights once on the
@@ -127,19 +170,24 @@ class ReweightedLoss(nn.Module):
 
     Attributes
     ----------
+    strength : divweights.Strength or None
+        The parsed instance strength (kind and value, validated once);
+        ``None`` for ``instance=None``.
     steps : torch.Tensor
-        ``int64`` buffer (saved in ``state_dict``), incremented by every call
-        in training mode; the schedule reads it.  A host copy (:attr:`step`)
-        avoids device synchronisation; set :attr:`step` or load a
-        ``state_dict`` to change it, rather than writing into the buffer.
+        ``int64`` buffer (saved in ``state_dict``), incremented on the device
+        by every call in training mode; the schedule reads it.  :attr:`step`
+        is its value as a Python int (reading it synchronises with the
+        device once).
     last_weights : torch.Tensor
         Instance weights of the last call, shape ``(N,)``, detached (this
         process's slice under ``distributed``; zero for ignored rows).
     last_class_weights : torch.Tensor
         Class weights :math:`v` of the last call, shape ``(N, C)``, detached
-        (the targets when there is no class reweighting).
+        (the targets when there is no class reweighting; zero rows for ignored
+        rows).  Built on first access when there is no class reweighting.
     last_losses : torch.Tensor
-        Per-example losses :math:`\tilde\ell_i` of the last call, detached.
+        Per-example losses :math:`\tilde\ell_i` of the last call, detached
+        (zero for ignored rows).
 
     Notes
     -----
@@ -148,12 +196,24 @@ class ReweightedLoss(nn.Module):
       for plain cross-entropy, so that NaN detectors and
       :class:`torch.amp.GradScaler` see it.
     * A batch in which every row is ignored gives a loss of exactly ``0`` and
-      zero gradients.
+      zero gradients with ``reduction='sum'`` or ``'none'`` (``'mean'`` gives
+      ``NaN``, as :class:`torch.nn.CrossEntropyLoss` does).
     * The class and instance weights are computed with autocast disabled.
-    * The code is device-agnostic and has no host synchronisation of its own
-      in the instance-weight path (the schedule runs on the host copy of the
-      step counter).  Class reweighting currently validates its targets in
-      the core, which reads a few values on the host.
+    * No host synchronisation and no data-dependent Python control flow: the
+      forward pass compiles with ``torch.compile(..., fullgraph=True)`` into
+      one graph for the whole run and is CUDA-graph safe (except with
+      ``distributed`` and ``check_shard_sizes=True``).  Hyperparameters are
+      validated once, in ``__init__``.
+    * Labels outside ``[0, C)`` (other than ``ignore_index``) raise
+      ``ValueError: integer targets must lie in [0, C) for C classes; got
+      values in [lo, hi]`` in eager mode on the CPU, at no cost to valid
+      batches (the message is built when torch's kernel rejects the label).
+      On an accelerator torch's device-side assertion fires instead, and
+      under ``torch.compile`` the compiled kernel's bounds check does; the
+      clear message is skipped there.
+    * The ``last_*`` attributes refer to tensors of the last step; under
+      ``torch.compile(mode="reduce-overhead")`` (CUDA graphs) the next step
+      overwrites them, so clone what you keep.
 
     Examples
     --------
@@ -190,31 +250,7 @@ class ReweightedLoss(nn.Module):
         check_shard_sizes: bool = True,
     ):
         super().__init__()
-        given = {k: v for k, v in (("lam", lam), ("delta", delta), ("temperature", temperature)) if v is not None}
-        if instance is None:
-            if given:
-                raise ValueError(f"{' and '.join(given)} given but instance=None (uniform weights); pass a divergence")
-            self._form, self._strength = None, None
-        else:
-            if not isinstance(instance, Divergence):
-                raise TypeError(
-                    "instance must be a divweights divergence instance such as KL() or Alpha(0.1), or None; "
-                    f"got {instance!r}"
-                )
-            if not given:
-                if type(instance) is not KL:
-                    raise ValueError(
-                        f"give one of lam=, delta=, temperature= for {instance!r}: the default "
-                        f"delta={DEFAULT_DELTA} is a KL radius and only applies to instance=KL()"
-                    )
-                given = {"delta": DEFAULT_DELTA}
-            if len(given) > 1:
-                raise ValueError(f"give at most one of lam, delta, temperature; got {' and '.join(given)}")
-            ((form, value),) = given.items()
-            value = _real(form, value)
-            # validates the form for this divergence and the value, once, up front
-            divweights.instance_weights(torch.tensor([0.0, 1.0]), instance, **{form: value})
-            self._form, self._strength = form, value
+        self.strength = _parse_strength(instance, lam, delta, temperature)
         self.instance = instance
 
         gamma = _real("gamma", gamma)
@@ -224,12 +260,13 @@ class ReweightedLoss(nn.Module):
             if gamma != 0:
                 raise ValueError("gamma > 0 needs a class divergence, e.g. classes=TotalVariation()")
         else:
-            if not isinstance(classes, Divergence):
+            if isinstance(classes, type) or not isinstance(classes, Divergence):
                 raise TypeError(f"classes must be a divweights divergence instance or None; got {classes!r}")
-            try:  # validates support for the class problem
-                divweights.class_weights(torch.zeros(1, 2), torch.tensor([[0.5, 0.5]]), classes, gamma=gamma)
-            except NotImplementedError as exc:
-                raise ValueError(str(exc)) from None
+            if not _supports_class_problem(classes):
+                raise ValueError(
+                    f"class weights are not available for {classes!r}; supported: TotalVariation(), "
+                    "ReverseKL(), SquaredL2(), and KL() with probability (soft) targets"
+                )
         self.classes = classes
         self.gamma = gamma
 
@@ -255,34 +292,69 @@ class ReweightedLoss(nn.Module):
         self.check_shard_sizes = bool(check_shard_sizes)
 
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
-        self._step = 0
-        self.register_load_state_dict_post_hook(_sync_step)
         self.last_weights: torch.Tensor | None = None
-        self.last_class_weights: torch.Tensor | None = None
-        self.last_losses: torch.Tensor | None = None
+        # what last_losses / last_class_weights are built from, on first access (no work in the step)
+        self._last: tuple | None = None
+        self._last_built: dict = {}
 
     # -- step counter ---------------------------------------------------------
     @property
     def step(self) -> int:
-        """Number of training-mode calls so far (host copy of :attr:`steps`)."""
-        return self._step
+        """Number of training-mode calls so far: the value of :attr:`steps` (one host read)."""
+        return int(self.steps)
 
     @step.setter
     def step(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"step must be an int; got {type(value).__name__}")
         value = int(value)
         if value < 0:
             raise ValueError(f"step must be >= 0; got {value}")
-        self._step = value
-        self.steps.fill_(value)
+        with torch.no_grad():
+            self.steps.fill_(value)
 
     def factor(self) -> float | None:
-        """Schedule factor of the next call (``1.0`` without a schedule)."""
-        return 1.0 if self.schedule is None else self.schedule.factor(self._step)
+        """Schedule factor of the next call (``1.0`` without a schedule; reads :attr:`steps`)."""
+        return 1.0 if self.schedule is None else self.schedule.factor(self.step)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        steps = state_dict.get(prefix + "steps")
+        if steps is not None:
+            if not isinstance(steps, torch.Tensor) or steps.numel() != 1 or steps.is_floating_point():
+                raise ValueError(f"state_dict[{prefix + 'steps'!r}] must be a 0-d integer tensor; got {steps!r}")
+            if int(steps) < 0:
+                raise ValueError(f"state_dict[{prefix + 'steps'!r}] must be >= 0 (a step count); got {int(steps)}")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def last_losses(self) -> torch.Tensor | None:
+        """Per-example losses of the last call, ``(N,)``, detached; see the class docstring."""
+        if self._last is None:
+            return None
+        if "losses" not in self._last_built:
+            losses, _, invalid, _, _ = self._last
+            self._last_built["losses"] = losses if invalid is None else losses.masked_fill(invalid, 0.0)
+        return self._last_built["losses"]
+
+    @property
+    def last_class_weights(self) -> torch.Tensor | None:
+        """Class weights of the last call, ``(N, C)``, detached; see the class docstring."""
+        if self._last is None:
+            return None
+        if "v" not in self._last_built:
+            losses, v, invalid, targets, k = self._last
+            if v is None:  # the labels themselves (ignore_index matches no class: zero rows)
+                classes = torch.arange(k, device=targets.device)
+                v = (targets[:, None] == classes).to(losses.dtype)
+            elif invalid is not None:
+                v = v.masked_fill(invalid[:, None], 0.0)
+            self._last_built["v"] = v
+        return self._last_built["v"]
 
     def extra_repr(self) -> str:
         parts = [repr(self.instance)]
-        if self._form is not None:
-            parts.append(f"{self._form}={self._strength!r}")
+        if self.strength is not None:
+            parts.append(f"{self.strength.kind}={self.strength.value!r}")
         if self.classes is not None:
             parts.append(f"classes={self.classes!r}, gamma={self.gamma!r}")
         parts.append(f"reduction={self.reduction!r}")
@@ -293,9 +365,19 @@ class ReweightedLoss(nn.Module):
         return ", ".join(parts)
 
     # -- computation ----------------------------------------------------------
-    def _targets(self, logits: torch.Tensor, targets: torch.Tensor, L: torch.Tensor):
-        """Return ``(y, core_targets, valid, safe_labels)``."""
-        n, k = L.shape
+    def _check(self, logits, targets):
+        """Shape and dtype checks: plain Python on metadata, no tensor values."""
+        if not isinstance(logits, torch.Tensor):
+            raise TypeError(f"logits must be a torch.Tensor; got {type(logits).__name__}")
+        if logits.ndim != 2:
+            raise ValueError(f"logits must have shape (N, C); got {tuple(logits.shape)}")
+        if not logits.is_floating_point():
+            raise TypeError(f"logits must be floating point; got {logits.dtype}")
+        n, k = logits.shape
+        if n == 0:
+            raise ValueError("empty batch: logits has no rows")
+        if self.weight is not None and self.weight.shape[0] != k:
+            raise ValueError(f"weight has {self.weight.shape[0]} entries for {k} classes")
         if not isinstance(targets, torch.Tensor):
             raise TypeError(f"targets must be a torch.Tensor; got {type(targets).__name__}")
         if targets.dtype == torch.bool or targets.is_complex():
@@ -310,84 +392,148 @@ class ReweightedLoss(nn.Module):
                 raise ValueError(
                     f"probability targets must have the logits' shape {(n, k)}; got {tuple(targets.shape)}"
                 )
-            y = targets.detach().to(L.dtype)
-            valid = safe = None
-        else:
-            if tuple(targets.shape) != (n,):
-                raise ValueError(
-                    f"integer targets must have shape (N,) = {(n,)} for logits of shape {(n, k)}; "
-                    f"got {tuple(targets.shape)}"
-                )
-            valid = targets != self.ignore_index
-            safe = torch.where(valid, targets, 0).long()
-            y = torch.zeros_like(L).scatter_(1, safe[:, None], 1.0)  # raises on out-of-range labels
-        eps = self.label_smoothing
-        if eps > 0:
-            y = y * (1.0 - eps) + eps / k
-            core_targets = y
-        else:
-            core_targets = safe if safe is not None else y
-        return y, core_targets, valid, safe
+        elif tuple(targets.shape) != (n,):
+            raise ValueError(
+                f"integer targets must have shape (N,) = {(n,)} for logits of shape {(n, k)}; "
+                f"got {tuple(targets.shape)}"
+            )
 
-    def _strength_kwargs(self, factor: float) -> dict:
-        s = self._strength
-        if self._form == "delta":
-            return {"delta": s / factor}
-        return {self._form: s * factor}
+    def _schedule_state(self, dtype):
+        """``(active, factor)`` from :attr:`steps`, on the device: ``active`` a 0-d bool tensor,
+        false during the burn-in (``None`` without a schedule); ``factor`` a 0-d tensor or the
+        Python float ``1.0`` (a schedule without annealing)."""
+        if self.schedule is None:
+            return None, 1.0
+        return self.schedule.factor_tensor(self.steps, dtype)
 
-    def _compute(self, logits: torch.Tensor, targets: torch.Tensor, factor: float | None):
-        if not isinstance(logits, torch.Tensor):
-            raise TypeError(f"logits must be a torch.Tensor; got {type(logits).__name__}")
-        if logits.ndim != 2:
-            raise ValueError(f"logits must have shape (N, C); got {tuple(logits.shape)}")
-        if not logits.is_floating_point():
-            raise TypeError(f"logits must be floating point; got {logits.dtype}")
+    def _instance_weights(self, key, active, factor, work):
+        """Instance weights of the detached losses ``key`` (``+inf`` on ignored rows).
+
+        Without a schedule the strength is a Python constant.  With one, it is a 0-d tensor
+        computed from :attr:`steps` by :meth:`divweights.Strength.scaled` -- annealed by ``factor``
+        and switched off during the burn-in (uniform weights: ``delta = 0``, ``lam`` and
+        ``temperature`` :data:`divweights.strength.OFF`) -- so one graph serves the whole run."""
+        dtype = key.dtype
+        finfo = torch.finfo(dtype)
+        if active is None:
+            strength = self.strength  # Python float: a constant of the run
+        else:
+            f = factor if isinstance(factor, torch.Tensor) else torch.full((), factor, dtype=dtype, device=key.device)
+            strength = self.strength.scaled(f, active=active)
+        kind, value = strength.kind, strength.value
+        if kind in ("lam", "temperature") and _is_kl(self.instance):
+            # the KL penalty is a softmin: one fused kernel instead of the core's array-API
+            # formula (same result, tested against divweights.instance_weights); the shift by the
+            # minimum and the clipped scale give the tiny-strength limit (mass on the minimisers)
+            if isinstance(value, torch.Tensor):
+                scale = value.reciprocal().clamp(finfo.tiny, finfo.max)
+            else:
+                scale = min(max(1.0 / value, finfo.tiny), finfo.max)
+            return torch.softmax((key.amin() - key) * scale, dim=0)
+        if isinstance(value, torch.Tensor):
+            value = value if kind == "delta" else value.clamp_max(finfo.max)  # lam * f may overflow
+        else:
+            value = torch.full((), min(value, finfo.max), dtype=dtype, device=key.device)
+        return self.instance.instance(key, kind, value, work)
+
+    def _uniform_weights(self, invalid, n, dtype, device):
+        if invalid is None:
+            return torch.full((n,), 1.0 / n, dtype=dtype, device=device)
+        ok = (~invalid).to(dtype)
+        return ok / ok.sum().clamp_min(1.0)
+
+    def _compute(self, logits: torch.Tensor, targets: torch.Tensor, *, record: bool):
+        self._check(logits, targets)
         n, k = logits.shape
-        if n == 0:
-            raise ValueError("empty batch: logits has no rows")
-        if self.weight is not None and self.weight.shape[0] != k:
-            raise ValueError(f"weight has {self.weight.shape[0]} entries for {k} classes")
-        device_type = logits.device.type
-        dtype = torch.promote_types(logits.dtype, torch.float32)
-        with _autocast_off(device_type):
-            L = -F.log_softmax(logits.to(dtype), dim=-1)
-            y, core_targets, valid, safe = self._targets(logits, targets, L)
-            if self.classes is not None and self.gamma > 0 and factor is not None:
-                v = divweights.class_weights(L.detach(), core_targets, self.classes, gamma=self.gamma)
+        device = logits.device
+        dtype = logits.dtype if logits.dtype in (torch.float32, torch.float64) else torch.float32
+        work = Work(xp=_xp, device=device, dtype=dtype, out_dtype=dtype)
+        integer = not targets.is_floating_point()
+        eps = self.label_smoothing
+        reweight_classes = self.classes is not None and self.gamma > 0
+        with _autocast_off(device.type):
+            z = logits if logits.dtype == dtype else logits.to(dtype)
+            logp = F.log_softmax(z, dim=-1)
+            active, factor = self._schedule_state(dtype)
+            invalid = targets == self.ignore_index if integer else None
+            weight = None if self.weight is None else self.weight.to(dtype)
+            v = None
+            safe = targets.masked_fill(invalid, 0) if integer and (eps > 0 or reweight_classes) else None
+            if integer and eps == 0 and not reweight_classes:
+                # torch's own per-example cross-entropy (honours weight and ignore_index)
+                losses = F.nll_loss(logp, targets, weight=weight, ignore_index=self.ignore_index, reduction="none")
             else:
-                v = y
-            cv = v if self.weight is None else v * self.weight.to(dtype)
-            losses = (cv.detach() * L).sum(dim=-1)
-            inf = torch.full((), math.inf, dtype=dtype, device=losses.device)  # a fill, not a host copy
-            if valid is not None:
-                losses = torch.where(valid, losses, torch.zeros((), dtype=dtype, device=losses.device))
-                key = torch.where(valid, losses.detach(), inf)
-            else:
-                key = losses.detach()
+                L = -logp
+                if integer:
+                    on, off = 1.0 - eps + eps / k, eps / k
+                    y = torch.full((n, k), off, dtype=dtype, device=device)
+                    y = y.scatter(1, safe[:, None], on)  # raises on out-of-range labels (on the CPU)
+                else:
+                    y = targets.detach().to(dtype)
+                    y = y / y.sum(dim=-1, keepdim=True)  # exactly on the simplex (e.g. bfloat16 targets)
+                    if eps > 0:
+                        y = y * (1.0 - eps) + eps / k
+                if reweight_classes:
+                    g = torch.full((), self.gamma, dtype=dtype, device=device)
+                    v = self.classes.class_problem(L.detach(), y, integer and eps == 0, g, work)
+                    if active is not None:  # no class reweighting during the burn-in
+                        v = torch.where(active, v, y)
+                else:
+                    v = y
+                # rows of ignored targets hold the class weights of label 0: finite, and their instance
+                # weight is zero (last_losses / last_class_weights show them as zero)
+                cv = v if weight is None else v * weight
+                losses = (cv * L).sum(dim=-1)
 
-            need_c = self.reduction == "mean" and self.weight is not None and safe is not None
-            c = self.weight.to(dtype)[safe] if need_c else None
+            key = losses.detach()
+            if invalid is not None:
+                key = key.masked_fill(invalid, math.inf)
+            need_c = self.reduction == "mean" and integer
+            c = None
+            if need_c and weight is not None:
+                c = weight[safe if safe is not None else targets.masked_fill(invalid, 0)]
             world, rank = 1, 0
             if self.distributed and is_distributed():
-                payload = torch.stack([key, c], dim=1) if need_c else key
+                payload = torch.stack([key, c], dim=1) if c is not None else key
                 gathered, rank, world = gather_batch(payload, check_sizes=self.check_shard_sizes)
-                key_all, c_all = (gathered[:, 0], gathered[:, 1]) if need_c else (gathered, None)
+                key_all, c_all = (gathered[:, 0], gathered[:, 1]) if c is not None else (gathered, None)
+                invalid_all = key_all == math.inf if invalid is not None else None
             else:
-                key_all, c_all = key, c
+                key_all, c_all, invalid_all = key, c, invalid
 
-            if self.instance is None or factor is None:
-                ok = (key_all != inf).to(dtype)
-                w_all = ok / ok.sum().clamp_min(1.0)
+            if self.instance is None:
+                w_all = self._uniform_weights(invalid_all, key_all.shape[0], dtype, device)
             else:
-                w_all = divweights.instance_weights(key_all, self.instance, **self._strength_kwargs(factor))
+                w_all = self._instance_weights(key_all, active, factor, work)
+                if invalid_all is not None:  # an all-ignored batch: zero weights, not 0/0
+                    w_all = w_all.masked_fill(invalid_all, 0.0)
             w = w_all[rank * n : (rank + 1) * n] if world > 1 else w_all
-            if valid is not None:
-                w = torch.where(valid, w, torch.zeros((), dtype=w.dtype, device=w.device))
-            per = w * losses
+
+            if self.reduction == "none":
+                out = w * losses
+            else:
+                out = torch.dot(w, losses)
+                if need_c:
+                    denom = w_all.sum() if c_all is None else torch.dot(w_all, c_all)
+                    out = out / denom  # 0 / 0 = NaN when no mass is left, as in torch
             if world > 1:
-                per = per * world
-            denom = (w_all * c_all).sum() if need_c else None
-        return per, w, v, losses, denom
+                out = out * world
+        if record:
+            self.last_weights = w
+            detached_v = None if v is None else v.detach()
+            self._last = (losses.detach(), detached_v, invalid, targets.detach() if v is None else None, k)
+            self._last_built = {}
+        return out, w
+
+    def _run(self, logits, targets, *, record: bool):
+        if _is_compiling():
+            return self._compute(logits, targets, record=record)
+        try:
+            return self._compute(logits, targets, record=record)
+        except (IndexError, RuntimeError) as exc:
+            if isinstance(logits, torch.Tensor) and logits.ndim == 2:
+                _raise_for_labels(logits.shape[1], targets, self.ignore_index, exc)
+            raise
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Reweighted loss of a batch; see the class docstring.
@@ -398,19 +544,10 @@ class ReweightedLoss(nn.Module):
         targets : torch.Tensor
             ``int64`` class indices of shape ``(N,)`` or probabilities of shape ``(N, C)``.
         """
-        per, w, v, losses, denom = self._compute(logits, targets, self.factor())
+        out, _ = self._run(logits, targets, record=True)
         if self.training:
-            self._step += 1
             self.steps.add_(1)
-        self.last_weights = w.detach()
-        self.last_class_weights = v.detach()
-        self.last_losses = losses.detach()
-        if self.reduction == "none":
-            return per
-        total = per.sum()
-        if self.reduction == "mean" and denom is not None:
-            total = total / torch.where(denom > 0, denom, torch.ones_like(denom))
-        return total
+        return out
 
     @torch.no_grad()
     def weights(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -428,10 +565,24 @@ class ReweightedLoss(nn.Module):
         >>> ReweightedLoss(temperature=1.0).weights(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([0, 1]))
         tensor([0.7311, 0.2689])
         """
-        _, w, _, _, _ = self._compute(logits, targets, self.factor())
+        _, w = self._run(logits, targets, record=False)
         return w
 
 
-def _sync_step(module: ReweightedLoss, incompatible_keys) -> None:
-    """Refresh the host copy of the step counter after ``load_state_dict``."""
-    module._step = int(module.steps)
+def _raise_for_labels(k: int, targets, ignore_index: int | None, exc: BaseException) -> None:
+    """Turn torch's index error for an out-of-range label into the core's message (eager, CPU).
+
+    Called only after a kernel has raised, so valid batches pay nothing; reads the labels on the host."""
+    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.ndim != 1:
+        return
+    if targets.device.type != "cpu" or targets.dtype == torch.bool or targets.is_complex():
+        return
+    kept = targets if ignore_index is None else targets[targets != ignore_index]
+    if kept.numel() == 0:
+        return
+    lo, hi = int(kept.min()), int(kept.max())
+    if lo < 0 or hi >= k:
+        skipped = "" if ignore_index is None else f" (rows equal to ignore_index={ignore_index} are skipped)"
+        raise ValueError(
+            f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}]{skipped}"
+        ) from exc

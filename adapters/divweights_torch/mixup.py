@@ -15,8 +15,11 @@ mode                   partners :math:`\pi(i)`                          ratio :m
 ``"label_smoothing"``  random permutation (after smoothing; CIW-M)      :math:`\mathrm{Beta}(\alpha, \alpha)`
 =====================  ===============================================  ================================
 
-The formulas (sampling distribution, zero-safe ratio) come from
-:mod:`divweights.mixup`; this module only draws the random numbers.
+The formulas (sampling distribution, zero-safe ratio, CIW-M smoothing) come
+from :mod:`divweights.mixup`; this module only draws the random numbers, from
+public torch samplers (``torch.multinomial``, ``torch.randperm``,
+``torch.rand``, ``torch.randn``) that all honour an optional
+:class:`torch.Generator`.
 """
 
 from __future__ import annotations
@@ -26,18 +29,105 @@ import numbers
 
 import torch
 
-from divweights.mixup import mixup_ratio, partner_probabilities
+from divweights.mixup import MIXUP_MODES, mixup_ratio, partner_probabilities, smooth_targets, smoothing_factors
 
-__all__ = ["weighted_mixup", "MIXUP_MODES"]
+from .loss import _is_compiling, _raise_for_labels
 
-MIXUP_MODES = ("plain", "sample", "weight", "sample_weight", "label_smoothing")
+__all__ = ["MIXUP_MODES", "beta_symmetric", "weighted_mixup"]
+
 _NEEDS_WEIGHTS = ("sample", "weight", "sample_weight", "label_smoothing")
+_PERMUTED = ("plain", "weight", "label_smoothing")
+_FULL = (torch.float32, torch.float64)
+#: proposals per Gamma draw; all of them are rejected with probability below 1e-15
+_GAMMA_ROUNDS = 12
 
 
-def _beta(n: int, alpha: float, dtype, device, generator):
-    """``n`` draws of ``Beta(alpha, alpha)`` (first coordinate of a 2-class Dirichlet)."""
-    conc = torch.full((n, 2), alpha, dtype=dtype, device=device)
-    return torch._sample_dirichlet(conc, generator=generator)[:, 0]
+def beta_symmetric(
+    n: int,
+    alpha: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""``n`` independent draws of :math:`\mathrm{Beta}(\alpha, \alpha)` from public torch samplers.
+
+    A Beta variable is :math:`X / (X + Y)` for independent
+    :math:`X, Y \sim \mathrm{Gamma}(\alpha)`.  Each Gamma draw uses the
+    Marsaglia-Tsang method on the boosted shape :math:`a = \alpha + 1`
+    (:math:`d = a - 1/3`, :math:`c = 1/\sqrt{9d}`: propose
+    :math:`v = (1 + c\,z)^3` with :math:`z \sim N(0, 1)`, accept when
+    :math:`\log u < z^2/2 + d - d v + d \log v`) and the boost
+    :math:`\mathrm{Gamma}(\alpha) = \mathrm{Gamma}(\alpha + 1)\,U^{1/\alpha}`.
+    The draws are made in float64 (float32 on devices without it) and cast
+    to ``dtype``.  All proposals are drawn at once and the first accepted one is kept (a
+    fixed amount of work, no data-dependent shapes: it compiles with
+    ``torch.compile``); the acceptance rate is above 0.95, so with
+    12 proposals a draw fails with probability below :math:`10^{-15}` (it
+    then takes the last proposal).  The ratio is formed in log space,
+    :math:`\mathrm{sigmoid}(\log X - \log Y)`, so small :math:`\alpha` (where
+    :math:`U^{1/\alpha}` underflows) gives 0 or 1, never NaN.
+
+    Parameters
+    ----------
+    n : int
+        Number of draws.
+    alpha : float
+        Concentration, finite and ``> 0``.
+    dtype : torch.dtype, default float32
+        Floating dtype of the draws.
+    device : torch.device or str, optional
+        Default: the generator's device, else the CPU.
+    generator : torch.Generator, optional
+        Source of randomness; default: torch's global generator.
+
+    Returns
+    -------
+    torch.Tensor, shape (n,)
+        Values in :math:`[0, 1]`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from divweights_torch.mixup import beta_symmetric
+    >>> r = beta_symmetric(20000, 2.0, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> round(float(r.mean()), 2), round(float(r.var()), 3)  # Beta(2, 2): mean 1/2, variance 1/20
+    (0.5, 0.05)
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a finite number > 0; got {alpha!r}")
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    a = float(alpha) + 1.0
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    # float64 inside (float32 uniforms are too coarse for the tails of small alpha), except where the
+    # device has none
+    work = torch.float32 if torch.device(device).type == "mps" else torch.float64
+    shape = (2, _GAMMA_ROUNDS, n)
+    z = torch.randn(shape, dtype=work, device=device, generator=generator)
+    u = torch.rand(shape, dtype=work, device=device, generator=generator)
+    boost = torch.rand((2, n), dtype=work, device=device, generator=generator)
+    v = (1.0 + c * z) ** 3
+    pos = v > 0
+    log_v = torch.log(torch.where(pos, v, 1.0))
+    accept = pos & (torch.log1p(-u) < 0.5 * z * z + d - d * v + d * log_v)
+    # first accepted proposal (the last one if none is)
+    accept = accept.clone()
+    accept[:, -1] = True
+    first = accept.to(torch.uint8).argmax(dim=1, keepdim=True)
+    log_v = torch.where(pos, log_v, 0.0).gather(1, first)[:, 0]
+    # log Gamma(alpha) = log(d v) + log(U) / alpha, with U = 1 - rand in (0, 1]
+    log_g = log_v + torch.log1p(-boost) / float(alpha)
+    return torch.sigmoid(log_g[0] - log_g[1]).to(dtype)
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor, *, gather: bool) -> torch.Tensor:
+    """``x[index]`` along the first axis; with ``gather`` as a ``torch.gather`` (inductor in
+    torch 2.13 fails to compile ``x[torch.randperm(n)]``, a pattern it rewrites)."""
+    if not gather:
+        return x[index]
+    return x.gather(0, index.reshape((-1,) + (1,) * (x.ndim - 1)).expand(x.shape))
 
 
 def weighted_mixup(
@@ -73,14 +163,19 @@ def weighted_mixup(
     power : float, default 1.0
         Exponent ``p`` of the partner distribution ``P(j) ∝ w_j^p``.
     alpha : float, default 1.0
-        Parameter of the ``Beta(alpha, alpha)`` ratios (``> 0``).
+        Parameter of the ``Beta(alpha, alpha)`` ratios (``> 0``), drawn by
+        :func:`beta_symmetric`.
     predictions : torch.Tensor, shape (N, C), optional
         Logits or probabilities; required by ``"label_smoothing"``, which
         first replaces each label by
         :math:`s_i y_i + (1 - s_i)\,\mathrm{onehot}(\arg\max_j \mathrm{pred}_{ij})`
-        with :math:`s = w / \max w` (labels kept when all weights are zero).
+        with the smoothing factors :math:`s` of
+        :func:`divweights.mixup.smoothing_factors` (see
+        :func:`divweights.mixup.smooth_targets`).
     generator : torch.Generator, optional
-        Source of randomness (on the inputs' device); default: torch's global one.
+        Source of randomness (on the inputs' device); default: torch's global
+        one.  ``torch.compile`` cannot trace a generator: compile with
+        ``generator=None``.
 
     Returns
     -------
@@ -88,15 +183,24 @@ def weighted_mixup(
         Same shape and dtype as ``inputs``.
     mixed_targets : torch.Tensor, shape (N, C)
         Floating probabilities (``targets``' dtype if floating, else the
-        inputs' floating dtype).
+        inputs' floating dtype, at least float32).
     info : dict
-        ``"partners"`` (``(N,)`` int64), ``"ratios"`` (``(N,)``, the :math:`r_i`),
-        and for ``"label_smoothing"`` also ``"smoothed_targets"`` (before mixing).
+        The same keys in both adapters: ``"partners"`` (``(N,)`` int64, the
+        :math:`\pi(i)`), ``"ratios"`` (``(N,)``, the :math:`r_i`), and for
+        ``"label_smoothing"`` also ``"smoothing"`` (``(N,)``, the factors
+        :math:`s_i`: the share of the label kept) and ``"smoothed_targets"``
+        (``(N, C)``, the labels after smoothing, before mixing).  All
+        detached.
 
     Notes
     -----
     Sampled partners may coincide with the example itself (then nothing is
     mixed).  Two partners of weight zero mix half and half, never ``0/0``.
+    No host synchronisation and no data-dependent shapes: with
+    ``generator=None`` the function compiles inside a
+    ``torch.compile(..., fullgraph=True)`` step.  Out-of-range integer
+    labels raise ``ValueError`` in eager mode on the CPU (checked only when
+    torch's kernel rejects them, so valid batches pay nothing).
 
     Examples
     --------
@@ -119,13 +223,10 @@ def weighted_mixup(
     n = inputs.shape[0]
     if n == 0:
         raise ValueError("empty batch")
-    device = inputs.device
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not (math.isfinite(alpha) and alpha > 0):
         raise ValueError(f"alpha must be a finite number > 0; got {alpha!r}")
     if isinstance(power, bool) or not isinstance(power, numbers.Real) or not (math.isfinite(power) and power > 0):
         raise ValueError(f"power must be a finite number > 0; got {power!r}")
-
-    # -- targets as probabilities --------------------------------------------
     if not isinstance(targets, torch.Tensor):
         raise TypeError(f"targets must be a torch.Tensor; got {type(targets).__name__}")
     if targets.is_floating_point():
@@ -134,7 +235,6 @@ def weighted_mixup(
                 f"floating targets are probabilities of shape (N, C) with N = {n}; got {tuple(targets.shape)} "
                 "(class indices must be an integer tensor)"
             )
-        y = targets.detach()
     elif targets.dtype == torch.bool or targets.is_complex():
         raise TypeError(f"targets must be integer labels or floating probabilities; got {targets.dtype}")
     else:
@@ -146,53 +246,69 @@ def weighted_mixup(
             num_classes = predictions.shape[-1]
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
-        dtype = inputs.dtype if inputs.dtype in (torch.float32, torch.float64) else torch.float32
-        y = torch.zeros((n, num_classes), dtype=dtype, device=device)
-        y.scatter_(1, targets.long()[:, None], 1.0)  # raises on out-of-range labels
-    k = y.shape[1]
-
-    # -- weights -----------------------------------------------------------------
     if weights is None:
         if mode in _NEEDS_WEIGHTS:
             raise ValueError(f"mode={mode!r} needs instance weights")
-    else:
-        if not isinstance(weights, torch.Tensor) or tuple(weights.shape) != (n,):
-            got = getattr(weights, "shape", weights)
-            raise ValueError(f"weights must be a tensor of shape (N,) = ({n},); got {got}")
-        weights = weights.detach()
-
-    # -- label smoothing toward the prediction (CIW-M) ----------------------------
-    info = {}
+    elif not isinstance(weights, torch.Tensor) or tuple(weights.shape) != (n,):
+        got = getattr(weights, "shape", weights)
+        raise ValueError(f"weights must be a tensor of shape (N,) = ({n},); got {got}")
     if mode == "label_smoothing":
         if predictions is None:
             raise ValueError('mode="label_smoothing" needs predictions (logits or probabilities, shape (N, C))')
+        k = targets.shape[1] if targets.is_floating_point() else num_classes
         if tuple(predictions.shape) != (n, k):
             raise ValueError(f"predictions must have shape (N, C) = {(n, k)}; got {tuple(predictions.shape)}")
+    if _is_compiling():
+        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator)
+    try:
+        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator)
+    except (IndexError, RuntimeError) as exc:
+        if num_classes is not None:
+            _raise_for_labels(num_classes, targets, None, exc)
+        raise
+
+
+def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator):
+    n = inputs.shape[0]
+    device = inputs.device
+    # -- targets as probabilities --------------------------------------------
+    if targets.is_floating_point():
+        y = targets.detach()
+    else:
+        dtype = inputs.dtype if inputs.dtype in (torch.float32, torch.float64) else torch.float32
+        y = torch.zeros((n, num_classes), dtype=dtype, device=device)
+        y = y.scatter(1, targets.long()[:, None], 1.0)  # raises on out-of-range labels (on the CPU)
+    if weights is not None:
+        weights = weights.detach()
+
+    info = {}
+    # -- label smoothing toward the prediction (CIW-M) ----------------------------
+    if mode == "label_smoothing":
         w = weights.to(y.dtype)
-        top = w.max()
-        s = torch.where(top > 0, w / torch.where(top > 0, top, torch.ones_like(top)), torch.ones_like(w))[:, None]
-        pred = torch.zeros_like(y).scatter_(1, predictions.detach().argmax(dim=-1, keepdim=True), 1.0)
-        y = s * y + (1 - s) * pred
+        info["smoothing"] = smoothing_factors(w)
+        y = smooth_targets(y, w, predictions.detach().to(y.dtype))
         info["smoothed_targets"] = y
 
     # -- partners -----------------------------------------------------------------
     if mode in ("sample", "sample_weight"):
-        probs = partner_probabilities(weights.to(torch.promote_types(weights.dtype, torch.float32)), power)
+        probs = partner_probabilities(weights if weights.dtype in _FULL else weights.float(), power)
         partners = torch.multinomial(probs, n, replacement=True, generator=generator)
     else:
         partners = torch.randperm(n, generator=generator, device=device)
+    gather = mode in _PERMUTED and _is_compiling()
 
     # -- ratios --------------------------------------------------------------------
     if mode in ("weight", "sample_weight"):
-        ratios = mixup_ratio(weights, weights[partners])
+        ratios = mixup_ratio(weights, _rows(weights, partners, gather=gather))
     else:
         beta_dtype = inputs.dtype if inputs.dtype == torch.float64 else torch.float32
-        ratios = _beta(n, float(alpha), beta_dtype, device, generator)
+        ratios = beta_symmetric(n, float(alpha), dtype=beta_dtype, device=device, generator=generator)
 
+    # r x_i + (1 - r) x_j as one fused kernel: lerp(x_j, x_i, r) = x_j + r (x_i - x_j)
     r_x = ratios.to(inputs.dtype).reshape((n,) + (1,) * (inputs.ndim - 1))
-    mixed_inputs = r_x * inputs + (1 - r_x) * inputs[partners]
+    mixed_inputs = torch.lerp(_rows(inputs, partners, gather=gather), inputs, r_x)
     r_y = ratios.to(y.dtype)[:, None]
-    mixed_targets = r_y * y + (1 - r_y) * y[partners]
+    mixed_targets = torch.lerp(_rows(y, partners, gather=gather), y, r_y)
     info["partners"] = partners
     info["ratios"] = ratios
     return mixed_inputs, mixed_targets, info

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import torch
+
 __all__ = ["AnnealSchedule"]
 
 
@@ -90,6 +92,47 @@ class AnnealSchedule:
         if t >= self.anneal_steps:
             return 1.0
         return self.start_factor + (1.0 - self.start_factor) * (t / self.anneal_steps)
+
+    def factor_tensor(self, step: torch.Tensor, dtype: torch.dtype = torch.float32):
+        """:meth:`factor` computed on the device, for a step counter held in a tensor.
+
+        Nothing is read on the host, so the result can be used inside a
+        ``torch.compile`` graph (or a CUDA graph) that serves every step of a
+        run.
+
+        Parameters
+        ----------
+        step : torch.Tensor
+            0-d integer tensor (0-based step).
+        dtype : torch.dtype, default float32
+            Floating dtype of the factor.
+
+        Returns
+        -------
+        active : torch.Tensor
+            0-d bool, ``False`` during the burn-in (where :meth:`factor` is
+            ``None``), ``True`` after.
+        factor : torch.Tensor or float
+            0-d tensor of ``dtype`` on ``step``'s device (during the burn-in it
+            holds ``start_factor``, a valid strength factor that the caller
+            discards), or the Python float ``1.0`` when the schedule has no
+            anneal (then the factor is constant).  Use both with
+            :meth:`divweights.Strength.scaled`: ``strength.scaled(factor, active=active)``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from divweights_torch import AnnealSchedule
+        >>> s = AnnealSchedule(burnin_steps=2, anneal_steps=4, start_factor=10.0)
+        >>> active, f = s.factor_tensor(torch.tensor(3))
+        >>> bool(active), round(float(f), 4), s.factor(3)
+        (True, 7.75, 7.75)
+        """
+        active = step >= self.burnin_steps
+        if self.anneal_steps == 0:
+            return active, 1.0
+        t = (step - self.burnin_steps).clamp(0, self.anneal_steps).to(dtype)
+        return active, t * ((1.0 - self.start_factor) / self.anneal_steps) + self.start_factor
 
     def state_dict(self) -> dict:
         """Plain ``dict`` of the fields (``AnnealSchedule(**d)`` rebuilds it)."""

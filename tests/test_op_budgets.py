@@ -1,0 +1,135 @@
+"""Op budgets of the torch training step: deterministic counts of the aten operators dispatched.
+
+Each operator is a kernel launch on a GPU (about 5 us eager), so the count is a
+machine-independent proxy for the step's overhead; plain ``F.cross_entropy``
+forward + backward is 5.  Counted as in ``shared/tools/opcount.py``: forward +
+backward of a 128 x 10 batch of logits, the second call (the first may
+differ), ``detach`` / ``_to_copy`` / ``lift_fresh`` left out.  Timing targets
+live in ``benchmarks/``; these counts cannot drift silently.
+
+The adapter's own share is budgeted separately, with the core's solvers
+replaced by stubs, so that a regression is attributed to the right layer.
+"""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+import divweights as dw  # noqa: E402
+from divweights_torch import ReweightedLoss, weighted_mixup  # noqa: E402
+from torch_counting import count_ops, op_counts  # noqa: E402
+
+N, K = 128, 10
+
+
+def _step_ops(loss_fn) -> int:
+    """Ops of forward + backward of ``loss_fn(logits, labels)`` (second of two calls)."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, K, (N,), generator=g)
+    for _ in range(2):
+        z = torch.randn(N, K, generator=g, requires_grad=True)
+        n = count_ops(lambda z=z: loss_fn(z, labels).backward())
+    return n
+
+
+def _cicw_m_ops() -> int:
+    """Ops of a CICW-M step on logits (the model's own ops are not counted): the weights of the
+    clean batch, weighted mixup (``sample_weight``), the reweighted loss of the mixed batch and its
+    backward."""
+    loss_fn = ReweightedLoss(classes=dw.ReverseKL(), gamma=0.01)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, K, (N,), generator=g)
+
+    def step(z):
+        w = loss_fn.weights(z, labels)
+        mixed, targets, _ = weighted_mixup(z, labels, w, mode="sample_weight", num_classes=K, generator=g)
+        loss_fn(mixed, targets).backward()
+
+    for _ in range(2):
+        z = torch.randn(N, K, generator=g, requires_grad=True)
+        n = count_ops(lambda z=z: step(z))
+    return n
+
+
+def test_plain_cross_entropy_is_five_ops():  # the yardstick (and a check of the counter)
+    assert _step_ops(lambda z, y: F.cross_entropy(z, y, reduction="sum")) == 5
+
+
+BUDGETS = [
+    ("default exact-radius KL", lambda: ReweightedLoss(), 60),
+    ("KL lam", lambda: ReweightedLoss(lam=0.5), 15),
+    ("one-hot ReverseKL classes", lambda: ReweightedLoss(classes=dw.ReverseKL(), gamma=0.01), 90),
+    ("one-hot TV classes", lambda: ReweightedLoss(classes=dw.TotalVariation(), gamma=0.2), 90),
+]
+
+
+@pytest.mark.parametrize(("make", "budget"), [(m, b) for _, m, b in BUDGETS], ids=[i for i, _, _ in BUDGETS])
+def test_loss_op_budget(make, budget):
+    assert _step_ops(make()) <= budget
+
+
+def test_cicw_m_step_op_budget():
+    assert _cicw_m_ops() <= 200
+
+
+# -- the adapter's own share ----------------------------------------------------------------------
+
+
+_STUB_OPS = []
+
+
+def _uniform_stub(self, losses, form, strength, work):
+    _STUB_OPS.append(1)
+    return torch.full_like(losses, 1.0 / losses.shape[-1])  # one op
+
+
+def _labels_stub(self, L, y, onehot, gamma, work):
+    return y  # no op
+
+
+ADAPTER = [
+    ("KL delta", lambda: ReweightedLoss(), 12),
+    ("KL temperature with a schedule", lambda: ReweightedLoss(temperature=1.0, schedule=_schedule()), 25),
+    ("one-hot classes", lambda: ReweightedLoss(classes=dw.TotalVariation(), gamma=0.2), 22),
+    ("label smoothing", lambda: ReweightedLoss(label_smoothing=0.1), 21),
+    ("probability targets", lambda: _soft(ReweightedLoss(classes=dw.ReverseKL(), gamma=0.01)), 18),
+]
+
+
+def _schedule():
+    from divweights_torch import AnnealSchedule
+
+    return AnnealSchedule(burnin_steps=1, anneal_steps=100)
+
+
+def _soft(loss_fn):
+    return lambda z, y: loss_fn(z, torch.softmax(z.detach(), -1))
+
+
+@pytest.mark.parametrize(("make", "budget"), [(m, b) for _, m, b in ADAPTER], ids=[i for i, _, _ in ADAPTER])
+def test_adapter_overhead_without_the_core_solvers(make, budget):
+    """Everything but the core's solvers: cross-entropy, masking, schedule, reduction, backward."""
+    with (
+        mock.patch.object(dw.KL, "instance", _uniform_stub),
+        mock.patch.object(dw.TotalVariation, "class_problem", _labels_stub),
+        mock.patch.object(dw.ReverseKL, "class_problem", _labels_stub),
+    ):
+        _STUB_OPS.clear()
+        n = _step_ops(make())  # two calls, the second counted
+        assert n - len(_STUB_OPS) // 2 <= budget  # less the stub's own op in the counted call
+
+
+def test_kl_lam_step_is_cross_entropy_plus_a_softmin():
+    """The lam path adds to CE only the masking of ignored rows, the softmin and the weighted sum."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, K, (N,), generator=g)
+    z = torch.randn(N, K, generator=g, requires_grad=True)
+    loss_fn = ReweightedLoss(lam=0.5)
+    ops = op_counts(lambda: loss_fn(z, labels).backward())
+    assert ops["_softmax.default"] == 1 and ops["nll_loss_forward.default"] == 1
+    assert ops["_log_softmax.default"] == 1  # log-softmax computed once
