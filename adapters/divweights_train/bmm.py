@@ -109,11 +109,16 @@ def _weighted_moments(
 
 
 def _posterior(x, alphas, betas, weights) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = [_log_weighted(x, alphas[c], betas[c], weights[c]) for c in range(2)]
+        post = np.exp(logs[1] - np.logaddexp(logs[0], logs[1]))
+    return np.nan_to_num(post, nan=0.0)
+
+
+def _log_weighted(x, a: float, b: float, weight: float) -> np.ndarray:
+    """``log(weight * Beta(a, b).pdf(x))``; ``-inf`` for a component of weight zero."""
     with np.errstate(divide="ignore"):
-        logs = [
-            np.log(weights[c]) + _log_beta_pdf(x, alphas[c], betas[c]) for c in range(2)
-        ]
-    return np.exp(logs[1] - np.logaddexp(logs[0], logs[1]))
+        return np.log(weight) + _log_beta_pdf(x, a, b)
 
 
 def fit_loss_mixture(losses, *, iterations: int = 10) -> BetaMixtureFit:
@@ -153,12 +158,12 @@ def fit_loss_mixture(losses, *, iterations: int = 10) -> BetaMixtureFit:
     x = np.clip(x, _FIT_EPS, 1 - _FIT_EPS)
     alphas, betas, weights = [1.0, 2.0], [2.0, 1.0], [0.5, 0.5]
     for _ in range(int(iterations)):
-        r = np.stack(
-            [
-                weights[c] * np.exp(_log_beta_pdf(x, alphas[c], betas[c]))
-                for c in range(2)
-            ]
+        # weighted likelihoods floored at 1e-12 (and capped: a degenerate component's density
+        # can exceed the float range)
+        logs = np.stack(
+            [_log_weighted(x, alphas[c], betas[c], weights[c]) for c in range(2)]
         )
+        r = np.exp(np.minimum(np.nan_to_num(logs, nan=-np.inf), 700.0))
         r = np.where(r <= _R_FLOOR, _R_FLOOR, r)
         r = r / r.sum(axis=0)
         for c in range(2):
