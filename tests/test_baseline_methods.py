@@ -153,14 +153,26 @@ def _direct(method, framework, cfg):
     }[method]
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+_LOSS_CASES = [
+    ("bi-tempered", {"t1": 0.7, "t2": 1.3}),
+    ("nce-rce", {"loss_alpha": 2.0, "loss_beta": 0.5}),
+    ("gce", {"q": 0.5}),
+    ("sce", {"loss_alpha": 0.3, "loss_beta": 2.0}),
+]
+
+
 @pytest.mark.parametrize(
-    "method, options",
+    "method, options, framework",
     [
-        ("bi-tempered", {"t1": 0.7, "t2": 1.3}),
-        ("nce-rce", {"loss_alpha": 2.0, "loss_beta": 0.5}),
-        ("gce", {"q": 0.5}),
-        ("sce", {"loss_alpha": 0.3, "loss_beta": 2.0}),
+        pytest.param(
+            m,
+            o,
+            fw,
+            id=f"{m}-{fw}",
+            marks=[pytest.mark.slow] if fw == "jax" and m != "gce" else [],
+        )
+        for m, o in _LOSS_CASES
+        for fw in ("torch", "jax")
     ],
 )
 def test_baseline_method_trains_on_that_loss_with_its_options(

@@ -269,7 +269,7 @@ def _read_checkpoint(
             diff = cfg.identity_diff(
                 TrainConfig.from_dict(
                     json.loads((folder.path / "config.json").read_text())
-                )
+                ).resolved()  # options added since the folder was written: their defaults
             )
             if diff:
                 raise CheckpointError(
@@ -284,7 +284,7 @@ def _read_checkpoint(
         framework=backend.framework,
         map_location=backend.map_location,
     )
-    diff = cfg.identity_diff(TrainConfig.from_dict(meta["config"]))
+    diff = cfg.identity_diff(TrainConfig.from_dict(meta["config"]).resolved())
     if diff:
         raise CheckpointError(
             f"cannot resume {path}: the options differ from the checkpoint's ({', '.join(diff)})"
@@ -382,6 +382,7 @@ def run(
             steps_per_epoch=steps_per_epoch,
             burnin_steps=burnin,
             anneal_steps=anneal,
+            anneal_start_factor=start_factor,
         )
 
         total = (
