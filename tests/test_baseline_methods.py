@@ -449,32 +449,40 @@ def test_jax_dynamic_mixup_step_matches_a_recomputation():
     np.testing.assert_allclose(w, (1 - b[:, 0]) / (1 - b[:, 0]).sum(), rtol=1e-5)
 
 
-def test_dynamic_mixup_keeps_five_bytes_per_example_and_resumes_exactly(tmp_path):
-    cfg = _config(
-        "dynamic-mixup",
-        "torch",
-        tmp_path,
-        epochs=4,
-        burnin_epochs=1.0,
-        out=str(tmp_path / "ref"),
-    )
-    ref = _train(cfg).records
-    assert ref[-1].auroc > 0.7  # the trust weights 1 - B single out the flipped labels
-    stopped = _config("dynamic-mixup", "torch", tmp_path, epochs=4, burnin_epochs=1.0,
-                      out=str(tmp_path / "cut"), stop_after_epochs=2)  # fmt: skip
-    _train(stopped)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_dynamic_mixup_finds_flipped_labels_and_resumes_exactly(framework, tmp_path):
     import dataclasses
 
+    def config(out, **kw):
+        return _config(
+            "dynamic-mixup",
+            framework,
+            tmp_path,
+            epochs=4,
+            burnin_epochs=1.0,
+            out=str(out),
+            **kw,
+        )
+
+    ref = _train(config(tmp_path / "ref")).records
+    assert ref[-1].auroc > 0.7  # the trust weights 1 - B single out the flipped labels
+    stopped = config(tmp_path / "cut", stop_after_epochs=2)
+    _train(
+        stopped
+    )  # the beta mixture and the per-example losses go into the checkpoint
     resumed = _train(
         dataclasses.replace(stopped, stop_after_epochs=None, resume=True)
     ).records
     assert [r.without_timing() for r in resumed] == [r.without_timing() for r in ref]
 
+
+def test_dynamic_mixup_keeps_five_bytes_per_example(tmp_path):
     from divweights_train.trainer_torch import TorchBackend
 
-    backend = TorchBackend(cfg.resolved())
-    data = prepare_data(cfg.resolved())
+    cfg = _config("dynamic-mixup", "torch", tmp_path).resolved()
+    data = prepare_data(cfg)
     n = len(data.train)
+    backend = TorchBackend(cfg)
     backend.init(data, RunPlan(n, 2, 32, n // 32, 0, 0))
     assert backend.dm_losses.nbytes + backend.dm_seen.nbytes == 5 * n
     state = backend.state()["dynamic_mixup"]
