@@ -1,25 +1,41 @@
-"""Core benchmark: medians and ratios measured in one run.
+"""Core host-speed benchmark (NumPy): targets of issue #10 item 4, with PASS/FAIL.
 
-1. Closed-form class weights (128 x 10, ReverseKL) vs the same problem in cvxpy
-   (goal: >= 1000x faster, same optimum to 1e-6).
-2. Exact-radius KL vs fixed-lam softmin at n = 1e6 (goal: <= 4x).
-3. Instance weights at n = 128 and n = 1e6 for every divergence and form.
+Every figure is a median over interleaved rounds (each round calls every
+candidate once) of the CPU time of this process (``time.process_time``: other
+processes on a shared machine do not inflate it), and every target is a
+*ratio measured in the same run*.  Targets (float32 and float64):
 
-Run: ``python benchmarks/bench_core.py [--quick]``; prints Markdown tables.
+* exact-radius KL at n = 1e6 <= 4x a plain NumPy softmin
+  (``e = np.exp(-(l - l.min()) / lam); e / e.sum()``);
+* fixed-lam KL <= 1.5x the same softmin;
+* peak extra memory of both <= 3x the input (``tracemalloc``);
+* total-variation instance weights faster than one full stable sort of the
+  losses (a partition suffices);
+* one-hot class weights at 128 x 10 (ReverseKL and TotalVariation) within 2x a
+  hand-written NumPy formula, and >= 1000x faster than the published per-step
+  cvxpy formulation (a fresh cvxpy problem per step, default solver).
+
+Run: ``python benchmarks/bench_core.py [--quick | --tiny] [--check]``.  It
+prints Markdown tables; ``--check`` exits with status 1 when a target fails.
+``--tiny`` only checks that everything runs (small sizes, no timing verdicts).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
+import statistics
 import sys
+import time
+import tracemalloc
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 import divweights as dw  # noqa: E402
-from _timing import fmt_time, interleaved  # noqa: E402
+from _timing import fmt_time  # noqa: E402
 
 CASES = [
     (dw.KL(), "lam"), (dw.KL(), "delta"), (dw.KL(), "temperature"),
@@ -28,53 +44,182 @@ CASES = [
     (dw.ChiSquared(), "lam"), (dw.ChiSquared(), "delta"),
     (dw.TotalVariation(), "lam"), (dw.TotalVariation(), "delta"),
     (dw.SquaredL2(), "delta"),
-]
+]  # fmt: skip
 STRENGTH = {"lam": 0.5, "delta": 0.3, "temperature": 0.5}
 
 
-def class_vs_cvxpy(rounds: int):
-    from divweights import testing as reference
+def interleaved(candidates: dict, *, rounds: int = 11, inner: int = 1, warmup: int = 2) -> dict:
+    """``{name: median CPU seconds per call}``; each round calls every candidate ``inner`` times."""
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            t0 = time.process_time()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.process_time() - t0) / inner)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
+
+class Targets:
+    """Collects ``(name, measured, bound, passed)`` rows."""
+
+    def __init__(self, verdicts: bool):
+        self.rows = []
+        self.verdicts = verdicts
+
+    def at_most(self, name, value, bound, fmt="{:.2f}x"):
+        self.rows.append((name, fmt.format(value), f"<= {fmt.format(bound)}", value <= bound))
+
+    def at_least(self, name, value, bound, fmt="{:,.0f}x"):
+        self.rows.append((name, fmt.format(value), f">= {fmt.format(bound)}", value >= bound))
+
+    def report(self) -> bool:
+        print("\n### Targets (issue #10, item 4)\n")
+        print("| target | measured | goal | verdict |")
+        print("|---|---:|---:|---|")
+        for name, value, goal, ok in self.rows:
+            verdict = ("PASS" if ok else "FAIL") if self.verdicts else "(tiny run: not judged)"
+            print(f"| {name} | {value} | {goal} | {verdict} |")
+        return all(ok for *_, ok in self.rows) or not self.verdicts
+
+
+def softmin(l, lam):
+    """The plain NumPy softmin the targets are measured against."""
+    e = np.exp(-(l - l.min()) / lam)
+    return e / e.sum()
+
+
+def peak_extra_bytes(fn) -> int:
+    """Peak memory allocated by ``fn()`` beyond what it returns (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    del out
+    return peak - base
+
+
+def _solvers(l, lam, delta):
+    """The KL solvers alone, as the public function calls them (no argument handling)."""
+    from divweights._array import prepare, scalar
+    from divweights.solvers.kl import kl_constrained, kl_penalty
+
+    x, work = prepare(l, "losses")
+    lam_s, delta_s = scalar(work, lam), scalar(work, delta)
+    return (lambda: kl_penalty(x, lam_s, work)), (lambda: kl_constrained(x, delta_s, work))
+
+
+def instance_kl(targets: Targets, n: int, rounds: int):
+    rng = np.random.default_rng(1)
+    print(f"\n### Instance weights at n = {n:,}: ratios to a plain NumPy softmin (same run)\n")
+    print("| dtype | softmin | KL lam | KL exact (delta=0.3) | TV delta | np.sort (stable) | "
+          "lam / softmin | exact / softmin | TV / sort | KL(w,u) - delta |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lam, delta = 1.0, 0.3
+    solver_rows = []
+    for dtype in (np.float32, np.float64):
+        l = rng.exponential(size=n).astype(dtype)
+        lam_solver, exact_solver = _solvers(l, lam, delta)
+        cands = {
+            "softmin": lambda l=l: softmin(l, lam),
+            "lam": lambda l=l: dw.instance_weights(l, dw.KL(), lam=lam),
+            "exact": lambda l=l: dw.instance_weights(l, dw.KL(), delta=delta),
+            "tv": lambda l=l: dw.instance_weights(l, dw.TotalVariation(), delta=delta),
+            "sort": lambda l=l: np.sort(l, kind="stable"),
+            "lam solver": lam_solver,
+            "exact solver": exact_solver,
+        }
+        med = interleaved(cands, rounds=rounds)
+        w = dw.instance_weights(l, dw.KL(), delta=delta).astype(np.float64)
+        resid = float(np.sum(w * np.log(np.where(w > 0, w * n, 1.0)))) - delta
+        name = np.dtype(dtype).name
+        r_lam, r_exact, r_tv = med["lam"] / med["softmin"], med["exact"] / med["softmin"], med["tv"] / med["sort"]
+        print(f"| {name} | {fmt_time(med['softmin'])} | {fmt_time(med['lam'])} | {fmt_time(med['exact'])} | "
+              f"{fmt_time(med['tv'])} | {fmt_time(med['sort'])} | {r_lam:.2f}x | {r_exact:.2f}x | {r_tv:.2f}x | "
+              f"{resid:.1e} |")  # fmt: skip
+        targets.at_most(f"exact-radius KL / softmin, n = {n:,}, {name}", r_exact, 4.0)
+        targets.at_most(f"fixed-lam KL / softmin, n = {n:,}, {name}", r_lam, 1.5)
+        targets.at_most(f"TV delta / full stable sort, n = {n:,}, {name}", r_tv, 1.0)
+        for label, fn in (("exact-radius KL", cands["exact"]), ("fixed-lam KL", cands["lam"])):
+            targets.at_most(f"peak extra memory of {label} / input, {name}", peak_extra_bytes(fn) / l.nbytes, 3.0)
+        solver_rows.append(
+            (name, med["lam solver"] / med["softmin"], med["exact solver"] / med["softmin"],
+             peak_extra_bytes(lam_solver) / l.nbytes, peak_extra_bytes(exact_solver) / l.nbytes)
+        )  # fmt: skip
+    print("\nThe solvers alone (``divweights.solvers.kl``, without the public functions' argument handling):\n")
+    print("| dtype | lam / softmin | exact / softmin | lam memory / input | exact memory / input |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r_lam, r_exact, m_lam, m_exact in solver_rows:
+        print(f"| {name} | {r_lam:.2f}x | {r_exact:.2f}x | {m_lam:.2f}x | {m_exact:.2f}x |")
+
+
+def _hand_onehot(L, y, keep):
+    """Hand-written one-hot class weights: ``keep`` on the label, the rest on the argmin."""
+    rows = np.arange(L.shape[0])
+    m = L.min(axis=1, keepdims=True)
+    best = (L == m).astype(L.dtype)
+    best /= best.sum(axis=1, keepdims=True)
+    keep = np.where(L[rows, y] == m[:, 0], 1.0, keep)[:, None]
+    v = (1.0 - keep) * best
+    v[rows, y] += keep[:, 0]
+    return v
+
+
+def _published_cvxpy_kl(L, y, gamma):
+    """The published per-step formulation: a fresh cvxpy problem, default solver, 1e-6 inside both logs."""
+    import cvxpy as cp
+
+    n, k = L.shape
+    Y = np.eye(k)[y]
+    V = cp.Variable((n, k), nonneg=True)
+    kl = cp.sum(cp.multiply(Y, np.log(Y + 1e-6)) - cp.multiply(Y, cp.log(V + 1e-6)), axis=1)
+    problem = cp.Problem(cp.Minimize(cp.sum(cp.multiply(V, L))), [cp.sum(V, axis=1) == 1, kl <= gamma])
+    problem.solve()
+    return V.value
+
+
+def class_onehot(targets: Targets, rounds: int, with_cvxpy: bool):
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(128, 10)) * 2
     L = -(logits - np.log(np.exp(logits).sum(-1, keepdims=True)))
     y = rng.integers(0, 10, size=128)
-    y_soft = 0.7 * np.eye(10)[y] + 0.3 * np.eye(10)[rng.integers(0, 10, size=128)]
-    rows = []
-    for name, targets in (("one-hot labels", y), ("soft (mixup) targets", y_soft)):
-        fast = lambda t=targets: dw.class_weights(L, t, dw.ReverseKL(), gamma=0.1)  # noqa: E731
-        slow = lambda t=targets: reference.class_weights(L, t, dw.ReverseKL(), gamma=0.1)  # noqa: E731
-        med = interleaved({"closed": fast}, rounds=rounds * 3, inner=5)
-        med.update(interleaved({"cvxpy": slow}, rounds=max(3, rounds // 5), warmup=1))
-        v_fast, v_ref = fast(), slow()
-        gap = float(np.max(np.abs((v_fast * L).sum(-1) - (v_ref * L).sum(-1))))
-        rows.append((name, med["closed"], med["cvxpy"], gap))
-    print("\n### Class weights, 128 x 10, ReverseKL (gamma = 0.1): closed form vs cvxpy\n")
-    print("| targets | divweights | cvxpy (Clarabel) | speed-up | max objective gap |")
-    print("|---|---:|---:|---:|---:|")
-    for name, a, b, gap in rows:
-        print(f"| {name} | {fmt_time(a)} | {fmt_time(b)} | {b / a:,.0f}x | {gap:.1e} |")
-
-
-def exact_kl_vs_softmin(rounds: int, n: int):
-    rng = np.random.default_rng(1)
-    l = rng.exponential(size=n)
-    cands = {"softmin (lam=1)": lambda: dw.instance_weights(l, dw.KL(), lam=1.0)}
-    for delta in (0.01, 0.3, 2.0):
-        cands[f"exact KL (delta={delta})"] = lambda d=delta: dw.instance_weights(l, dw.KL(), delta=d)
-    med = interleaved(cands, rounds=rounds)
-    base = med["softmin (lam=1)"]
-    print(f"\n### Exact-radius KL vs fixed-lam softmin, n = {n:,} (float64)\n")
-    print("| method | median | ratio to softmin | KL(w, u) - delta |")
-    print("|---|---:|---:|---:|")
-    u = np.full(n, 1.0 / n)
-    for name, t in med.items():
-        if "delta" in name:
-            delta = float(name.split("=")[1].rstrip(")"))
-            resid = f"{float(dw.KL()(dw.instance_weights(l, dw.KL(), delta=delta), u)) - delta:.1e}"
-        else:
-            resid = ""
-        print(f"| {name} | {fmt_time(t)} | {t / base:.2f}x | {resid} |")
+    gamma_rkl, gamma_tv = 0.1, 0.2
+    cands = {
+        "ReverseKL": lambda: dw.class_weights(L, y, dw.ReverseKL(), gamma=gamma_rkl),
+        "hand ReverseKL": lambda: _hand_onehot(L, y, np.exp(-gamma_rkl)),
+        "TotalVariation": lambda: dw.class_weights(L, y, dw.TotalVariation(), gamma=gamma_tv),
+        "hand TotalVariation": lambda: _hand_onehot(L, y, 1.0 - gamma_tv),
+    }
+    np.testing.assert_allclose(cands["ReverseKL"](), cands["hand ReverseKL"](), atol=1e-12)
+    np.testing.assert_allclose(cands["TotalVariation"](), cands["hand TotalVariation"](), atol=1e-12)
+    med = interleaved(cands, rounds=rounds * 4, inner=20)
+    print("\n### One-hot class weights, 128 x 10 (float64)\n")
+    print("| divergence | divweights | hand-written NumPy | ratio | published cvxpy (per step) | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|")
+    slow = None
+    if with_cvxpy:
+        slow = interleaved(
+            {"cvxpy": lambda: _published_cvxpy_kl(L, y, gamma_rkl)}, rounds=max(3, rounds // 3), warmup=1
+        )
+        v_ref = _published_cvxpy_kl(L, y, gamma_rkl)
+        gap = float(np.max(np.abs((cands["ReverseKL"]() * L).sum(-1) - (v_ref * L).sum(-1))))
+    for name in ("ReverseKL", "TotalVariation"):
+        ratio = med[name] / med[f"hand {name}"]
+        targets.at_most(f"one-hot {name} class weights / hand formula, 128 x 10", ratio, 2.0)
+        extra = "| | |"
+        if slow is not None and name == "ReverseKL":
+            speedup = slow["cvxpy"] / med[name]
+            targets.at_least("published per-step cvxpy / one-hot ReverseKL class weights", speedup, 1000.0)
+            extra = f"| {fmt_time(slow['cvxpy'])} (objective gap {gap:.1e}) | {speedup:,.0f}x |"
+        print(f"| {name} | {fmt_time(med[name])} | {fmt_time(med[f'hand {name}'])} | {ratio:.2f}x {extra}")
 
 
 def all_divergences(rounds: int, sizes):
@@ -98,16 +243,24 @@ def all_divergences(rounds: int, sizes):
         print(f"| `{d}` | {form} | {cells} |")
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, n = 1e5 instead of 1e6")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer rounds (same sizes and targets)")
+    size.add_argument("--tiny", action="store_true", help="smoke run: tiny sizes, no cvxpy, targets not judged")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 if a target fails")
+    parser.add_argument("--all", action="store_true", help="also time every divergence and form")
     args = parser.parse_args(argv)
-    rounds = 5 if args.quick else 15
-    big = 10**5 if args.quick else 10**6
-    class_vs_cvxpy(rounds)
-    exact_kl_vs_softmin(rounds, big)
-    all_divergences(rounds, (128, big))
+    rounds = 2 if args.tiny else 5 if args.quick else 11
+    big = 2000 if args.tiny else 10**6
+    targets = Targets(verdicts=not args.tiny)
+    instance_kl(targets, big, rounds)
+    class_onehot(targets, rounds, with_cvxpy=not args.tiny)
+    if args.all:
+        all_divergences(rounds, (128, big))
+    ok = targets.report()
+    return 1 if (args.check and not ok) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,6 +13,7 @@ helpers keep three promises made by the public functions:
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import sys
 from dataclasses import dataclass
@@ -22,12 +23,17 @@ import array_api_compat
 
 __all__ = [
     "Work",
-    "prepare",
-    "scalar",
-    "logsumexp",
-    "softmax_or",
     "check_scalar",
     "is_concrete",
+    "is_eager_numpy",
+    "logsumexp",
+    "normalised_exp",
+    "prepare",
+    "quiet",
+    "safe_log",
+    "scalar",
+    "softmax_or",
+    "uniform_on_minimisers",
 ]
 
 
@@ -46,8 +52,8 @@ class Work:
 
     @property
     def polish(self) -> int:
-        """Newton steps after the grid stage of the root finders."""
-        return 8 if self.finfo.bits >= 64 else 5
+        """Newton steps after the grid stage of the root finders (see :mod:`divweights._root`)."""
+        return 3 if self.finfo.bits >= 64 else 1
 
     def const(self, value) -> Any:
         # xp.full launches a fill on the device; xp.asarray(python_float, device=gpu)
@@ -114,11 +120,16 @@ def quiet(xp):
 
 def is_concrete(x) -> bool:
     """True when ``x``'s values can be inspected eagerly and cheaply: not a jit
-    tracer, and in host memory (reading a GPU value would synchronise the
-    device on every training step, so value checks are skipped there)."""
+    tracer (``jax.jit``, ``torch.compile``), and in host memory (reading a GPU
+    value would synchronise the device on every training step, so value checks
+    are skipped there)."""
     if array_api_compat.is_jax_array(x):
         jax = sys.modules["jax"]  # imported, since x is a jax array
         if isinstance(x, jax.core.Tracer):
+            return False
+    elif array_api_compat.is_torch_array(x):
+        compiler = getattr(sys.modules["torch"], "compiler", None)
+        if compiler is not None and compiler.is_compiling():  # traced by torch.compile: no values
             return False
     else:
         try:
@@ -156,7 +167,7 @@ def check_scalar(name: str, value, *, positive: bool, allow_inf: bool = True) ->
             v = float(value)
         except Exception:  # pragma: no cover - traced by a framework we do not know
             return
-    if v != v:
+    if math.isnan(v):
         raise ValueError(f"{name} must not be NaN")
     if not allow_inf and v == float("inf"):
         raise ValueError(f"{name} must be finite; got inf")
@@ -203,12 +214,35 @@ def softmax_or(xp, logits, fallback_logits, *, axis: int = -1):
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-def argmin_mask(xp, x, *, axis: int = -1):
-    """Boolean mask of the minima of ``x`` along ``axis`` (ties all True)."""
-    return x == xp.min(x, axis=axis, keepdims=True)
+def normalised_exp(xp, t):
+    """``exp(t) / sum(exp(t))`` along the last axis.  ``t`` is consumed: NumPy
+    reuses its memory (no second array of the row's size), other libraries
+    allocate as usual."""
+    if is_eager_numpy(xp, t):
+        import numpy as np
+
+        np.exp(t, out=t)
+        t /= np.sum(t, axis=-1, keepdims=True)
+        return t
+    e = xp.exp(t)
+    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
-def uniform_on(xp, mask, dtype):
-    """Uniform distribution over ``mask`` along the last axis."""
-    m = xp.astype(mask, dtype)
+def safe_log(xp, x):
+    """``log(x)`` for ``x >= 0`` with ``log(0) = -inf``, without evaluating ``log(0)``
+    (no warning, and no infinite gradient inside a discarded branch under JAX)."""
+    pos = x > 0
+    return xp.where(pos, xp.log(xp.where(pos, x, xp.ones_like(x))), xp.full_like(x, -float("inf")))
+
+
+def uniform_on_minimisers(xp, x):
+    """Uniform distribution over the minimisers of ``x`` along the last axis
+    (the strong-reweighting limit of every instance and class problem)."""
+    m = xp.astype(x == xp.min(x, axis=-1, keepdims=True), x.dtype)
     return m / xp.sum(m, axis=-1, keepdims=True)
+
+
+def is_eager_numpy(xp, x) -> bool:
+    """True for NumPy arrays: eager host code, where iterating until converged
+    costs no device synchronisation and nothing is traced."""
+    return array_api_compat.is_numpy_namespace(xp) and array_api_compat.is_numpy_array(x)

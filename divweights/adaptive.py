@@ -28,10 +28,11 @@ tune.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
-from ._array import is_concrete, prepare, quiet
+from ._array import prepare, quiet
 from .divergences import Divergence
 
 __all__ = ["DEFAULT_NOISE_MOMENTUM", "noise_rate", "track_noise_rate", "noise_radius"]
@@ -67,8 +68,8 @@ def _row_losses(L, targets, work):
                 f"integer targets must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; "
                 f"got {tuple(targets.shape)}"
             )
-        classes = xp.arange(k, dtype=xp.int64, device=work.device)
-        onehot = xp.astype(xp.astype(targets, xp.int64)[..., None] == classes, work.dtype)
+        classes = xp.arange(k, device=work.device)  # the default integer type: wide enough, also under JAX
+        onehot = xp.astype(xp.astype(targets, classes.dtype)[..., None] == classes, work.dtype)
         return xp.sum(onehot * L, axis=-1)
     if xp.isdtype(targets.dtype, "bool"):
         raise TypeError("targets must be integer labels or floating probabilities, not bool")
@@ -86,16 +87,19 @@ def noise_rate(class_losses: Any, targets: Any, /, *, valid: Any = None) -> Any:
 
     .. math::
 
-        \hat\pi = \frac{1}{|V|}\sum_{i\in V} \Bigl(1 - \frac{p_{i y_i}}{\max_j p_{ij}}\Bigr)
-                 = \frac{1}{|V|}\sum_{i\in V} -\operatorname{expm1}\bigl(-(\ell_i - \min_j L_{ij})\bigr)
+        \hat\pi = \frac{1}{|V|}\sum_{i\in V} \Bigl(1 - \frac{p_{i y_i}/q_{y_i}}{\max_j p_{ij}/q_j}\Bigr),
+        \qquad q_j = \frac{1}{|V|}\sum_{i\in V} p_{ij},
 
     over the rows :math:`V` marked ``valid`` (all rows by default), with
-    :math:`p_{ij} = e^{-L_{ij}}` and :math:`\ell_i = L_{i y_i}` (or
-    :math:`\langle y_i, L_i\rangle` for probability targets).  A row counts
+    :math:`p_{ij} = e^{-L_{ij}}` (for probability targets :math:`y_i` the
+    label term is :math:`\exp\langle y_i, \log(p_i/q)\rangle`).  A row counts
     fully when the model puts (almost) nothing on the label next to its
     favourite class, not at all when the label is the favourite, and in
-    between when the model hesitates; see the module notes for what this
-    estimates and when it fails.
+    between when the model hesitates.  Dividing by the batch's predicted class
+    marginal :math:`q` makes a model that predicts the same class everywhere
+    read as clean (every ratio is one), so the estimate cannot lock the
+    weights onto such a model.  See the module notes for what this estimates
+    and when it fails.
 
     Parameters
     ----------
@@ -121,27 +125,39 @@ def noise_rate(class_losses: Any, targets: Any, /, *, valid: Any = None) -> Any:
     --------
     >>> import numpy as np
     >>> from divweights import noise_rate
-    >>> p = np.array([[0.9, 0.1], [0.8, 0.2], [0.5, 0.5]])
-    >>> round(float(noise_rate(-np.log(p), np.array([0, 1, 1]))), 6)  # (0 + 0.75 + 0) / 3
-    0.25
+    >>> p = np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]])  # balanced predictions
+    >>> round(float(noise_rate(-np.log(p), np.array([0, 1, 1, 1]))), 4)  # one label at 1/9 of its favourite
+    0.2222
+    >>> float(noise_rate(-np.log(np.array([[0.8, 0.2], [0.8, 0.2]])), np.array([0, 1])))  # one class everywhere
+    0.0
     """
     L, work = prepare(class_losses, "class_losses", min_ndim=2)
     xp = work.xp
     if L.shape[-1] == 0:
         raise ValueError("class_losses must hold at least one class along the last axis")
+    if valid is not None and tuple(valid.shape) != tuple(L.shape[:-1]):
+        raise ValueError(
+            f"valid must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; got {tuple(valid.shape)}"
+        )
     with quiet(xp):
-        gap = _row_losses(L, targets, work) - xp.min(L, axis=-1)
-        # 1 - p_y / p_max, accurate near 0; a NaN loss stays NaN, an infinite gap counts as 1
+        mask = None if valid is None else xp.astype(valid, work.dtype)
+        # the model's predicted class marginal on the batch, q_j = mean_i p_ij, in log space
+        logp = -L if mask is None else xp.where(mask[..., None] > 0, -L, xp.full_like(L, -math.inf))
+        top = xp.max(logp, axis=-2, keepdims=True)
+        top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+        count = float(L.shape[-2]) if mask is None else xp.maximum(xp.sum(mask, axis=-1), xp.ones_like(mask[..., 0]))
+        log_q = xp.log(xp.sum(xp.exp(logp - top), axis=-2, keepdims=True)) + top
+        log_q = log_q - (math.log(count) if mask is None else xp.log(count)[..., None, None])
+        log_q = xp.where(xp.isfinite(log_q), log_q, xp.zeros_like(log_q))
+        # prior-corrected class losses: L_ij + log q_j (a constant predictor reads as clean)
+        Lc = L + log_q
+        gap = _row_losses(Lc, targets, work) - xp.min(Lc, axis=-1)
+        # 1 - ratio, accurate near 0; a NaN loss stays NaN, an infinite gap counts as 1
         per_row = -xp.expm1(-xp.where(gap > 0, gap, xp.zeros_like(gap)))
         per_row = xp.where(xp.isnan(gap), gap, per_row)
-        if valid is None:
+        if mask is None:
             rate = xp.mean(per_row, axis=-1)
         else:
-            if tuple(valid.shape) != tuple(L.shape[:-1]):
-                raise ValueError(
-                    f"valid must have shape class_losses.shape[:-1] = {tuple(L.shape[:-1])}; got {tuple(valid.shape)}"
-                )
-            mask = xp.astype(valid, work.dtype)
             total = xp.sum(mask, axis=-1)
             picked = xp.where(mask > 0, per_row, xp.zeros_like(per_row))
             rate = xp.sum(picked, axis=-1) / xp.maximum(total, xp.ones_like(total))
@@ -186,11 +202,11 @@ def track_noise_rate(
     --------
     >>> import numpy as np
     >>> from divweights import track_noise_rate
-    >>> L = -np.log(np.array([[0.8, 0.2], [0.8, 0.2]]))
+    >>> L = -np.log(np.array([[0.8, 0.2], [0.2, 0.8]]))
     >>> state = 0.0
     >>> for _ in range(3):
-    ...     state = track_noise_rate(state, L, np.array([0, 1]), momentum=0.5)
-    >>> round(float(state), 4)  # 0.375 * (1 - 0.5 ** 3)
+    ...     state = track_noise_rate(state, L, np.array([0, 0]), momentum=0.5)
+    >>> round(float(state), 4)  # noise_rate 0.375, times 1 - 0.5 ** 3
     0.3281
     """
     m = _check_momentum(momentum)
@@ -199,6 +215,17 @@ def track_noise_rate(
     if isinstance(previous, numbers.Real):
         return xp.asarray(rate * (1.0 - m) + float(previous) * m)
     return xp.asarray(xp.astype(previous, rate.dtype) * m + rate * (1.0 - m))
+
+
+def _closed_form(divergence: Divergence, problem: str) -> str | None:
+    """``"log"`` where the radius is ``-log(1 - rate)``, ``"linear"`` where it is ``rate``."""
+    from .divergences import KL, ReverseKL, TotalVariation
+
+    if isinstance(divergence, TotalVariation):
+        return "linear"
+    if (problem == "instance" and type(divergence) is KL) or (problem == "class" and isinstance(divergence, ReverseKL)):
+        return "log"
+    return None
 
 
 def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instance") -> Any:
@@ -220,7 +247,8 @@ def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instan
         The divergence of the instance or class problem.
     rate : float or array
         Fraction in ``[0, 1)``; array values are not checked (they may be
-        traced) and are clipped to ``[0, 1 - eps]``.
+        traced or on an accelerator: no host synchronisation) and are clipped
+        to ``[0, 1 - eps]``.
     problem : {"instance", "class"}
 
     Returns
@@ -253,12 +281,14 @@ def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instan
 
         r = np.asarray(rate, dtype=np.float64)
     else:
-        r, work = prepare(rate, "rate", min_ndim=0)
-        if is_concrete(r) and bool(work.xp.any(work.xp.isnan(r))):
-            raise ValueError("rate must not be NaN")
+        r = prepare(rate, "rate", min_ndim=0)[0]  # not checked: it may be traced or on a device
     xp = prepare(r, "rate", min_ndim=0)[1].xp
     eps = xp.finfo(r.dtype).eps
     r = xp.clip(r, 0.0, 1.0 - eps)
+    closed = _closed_form(divergence, problem)
+    if closed is not None:  # the common cases in one or two element-wise ops
+        radius = -xp.log1p(-r) if closed == "log" else r
+        return float(radius) if as_float else radius
     kept, dropped = 1.0 - r, r
     one, zero = xp.ones_like(r), xp.zeros_like(r)
     # two bins: the kept part and the dropped part; an f-divergence of distributions

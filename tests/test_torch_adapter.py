@@ -10,33 +10,18 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 import divweights  # noqa: E402
+import divweights as dw  # noqa: E402
 from divweights import KL, Alpha, ChiSquared, ReverseKL, SquaredL2, TotalVariation  # noqa: E402
 from divweights_torch import DEFAULT_DELTA, AnnealSchedule, ReweightedLoss  # noqa: E402
-from torch_counting import host_reads  # noqa: E402
+from torch_helpers import STRENGTHS, ce, host_reads, make_batch  # noqa: E402
 
 
 @pytest.fixture
 def batch():
-    g = torch.Generator().manual_seed(7)
-    logits = torch.randn(16, 5, generator=g, dtype=torch.float64) * 2
-    labels = torch.randint(0, 5, (16,), generator=g)
-    return logits, labels
-
-
-def ce(logits, labels):
-    return F.cross_entropy(logits, labels, reduction="none")
+    return make_batch()
 
 
 # -- instance weights and gradients ------------------------------------------------------------
-
-STRENGTHS = [
-    (KL(), {"delta": 0.3}),
-    (KL(), {"temperature": 0.7}),
-    (Alpha(0.1), {"temperature": 0.1}),
-    (ReverseKL(), {"lam": 0.5}),
-    (ChiSquared(), {"lam": 2.0}),
-    (TotalVariation(), {"delta": 0.25}),
-]
 
 
 @pytest.mark.parametrize(("div", "kw"), STRENGTHS, ids=lambda x: repr(x))
@@ -68,10 +53,9 @@ def test_loss_value_is_weighted_sum(batch):
     torch.testing.assert_close(loss, (loss_fn.last_weights * ce(logits, labels)).sum())
 
 
-def test_default_is_exact_radius_kl_with_effective_size_n_exp_minus_delta(batch):
+def test_previous_default_radius_gives_effective_size_n_exp_minus_delta(batch):
     logits, labels = batch
-    loss_fn = ReweightedLoss()
-    assert loss_fn.instance == KL()
+    loss_fn = ReweightedLoss(delta=DEFAULT_DELTA)
     loss_fn(logits, labels)
     w = loss_fn.last_weights
     kl = float(KL()(w, torch.full_like(w, 1 / w.numel())))
@@ -80,9 +64,68 @@ def test_default_is_exact_radius_kl_with_effective_size_n_exp_minus_delta(batch)
     assert math.exp(entropy) == pytest.approx(16 * math.exp(-DEFAULT_DELTA), rel=1e-5)
 
 
+def test_default_is_exact_kl_at_the_radius_of_the_tracked_noise_rate(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss()
+    assert loss_fn.instance == KL() and loss_fn.adaptive
+    L = -torch.log_softmax(logits.detach().double(), dim=1)
+    state = 0.0
+    for _ in range(3):
+        loss_fn(logits, labels)
+        state = dw.track_noise_rate(state, L, labels, momentum=loss_fn.noise_momentum)
+    torch.testing.assert_close(loss_fn.noise_rate.double(), state, rtol=1e-6, atol=0)
+    w = loss_fn.last_weights
+    kl = float(KL()(w.double(), torch.full_like(w, 1 / w.numel()).double()))
+    assert kl == pytest.approx(-math.log1p(-float(state)), rel=1e-5)
+
+
+def test_auto_radius_is_zero_before_the_first_step_and_frozen_in_eval(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss().eval()
+    loss_fn(logits, labels)
+    assert float(loss_fn.noise_rate) == 0.0
+    torch.testing.assert_close(loss_fn.last_weights, torch.full_like(loss_fn.last_weights, 1 / 16))
+
+
+def test_auto_noise_rate_survives_state_dict(batch):
+    logits, labels = batch
+    a = ReweightedLoss()
+    a(logits, labels)
+    b = ReweightedLoss()
+    b.load_state_dict(a.state_dict())
+    assert float(b.noise_rate) == float(a.noise_rate) > 0
+
+
+def test_batch_noise_rate_equals_the_core(rng):
+    from divweights_torch.loss import _batch_noise_rate
+
+    logp = torch.log_softmax(torch.as_tensor(rng.normal(size=(64, 7)) * 3), dim=1)
+    y = torch.as_tensor(rng.integers(0, 7, 64))
+    invalid = torch.arange(64) % 5 == 0
+    got = _batch_noise_rate(logp, y, invalid, True)
+    want = dw.noise_rate(-logp, y.masked_fill(invalid, 0), valid=~invalid)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    soft = torch.softmax(torch.as_tensor(rng.normal(size=(64, 7))), dim=1)
+    torch.testing.assert_close(_batch_noise_rate(logp, soft, None, False), dw.noise_rate(-logp, soft))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"instance": dw.ReverseKL(), "delta": "auto"}, "delta='auto' needs an f-divergence"),
+        ({"classes": dw.SquaredL2(), "gamma": "auto"}, "gamma='auto' needs TotalVariation"),
+        ({"gamma": "auto"}, "gamma='auto' needs a class divergence"),
+        ({"delta": "auto", "lam": 0.5}, "at most one"),
+    ],
+)
+def test_auto_rejects_what_it_cannot_express(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReweightedLoss(**kwargs)
+
+
 def test_default_delta_is_scale_free(batch):
     logits, labels = batch
-    a, b = ReweightedLoss(), ReweightedLoss()
+    a, b = ReweightedLoss(delta=DEFAULT_DELTA), ReweightedLoss(delta=DEFAULT_DELTA)
     a(logits, labels)
     b(logits * 3, labels)  # different loss scale, same radius
     for w in (a.last_weights, b.last_weights):
@@ -528,163 +571,3 @@ def test_training_step_reads_nothing_on_the_host(batch, div, kw):
     loss_fn = ReweightedLoss(div, **kw, schedule=AnnealSchedule(burnin_steps=1, anneal_steps=2))
     for _ in range(4):  # burn-in, annealing, after
         assert host_reads(lambda: loss_fn(a, labels).backward()) == 0
-
-
-# -- eager checks and recorded values ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "kw",
-    [{}, {"label_smoothing": 0.1}, {"classes": TotalVariation(), "gamma": 0.2}, {"instance": None}],
-    ids=["plain", "smoothed", "classes", "uniform"],
-)
-def test_out_of_range_label_names_the_range(batch, kw):
-    logits, labels = batch
-    bad = labels.clone()
-    bad[0], bad[1], bad[2] = 7, -100, 0  # -100 is ignore_index: not reported
-    kw = dict(kw)
-    loss_fn = ReweightedLoss(kw.pop("instance", KL()), **kw)
-    with pytest.raises(ValueError, match=r"integer targets must lie in \[0, 5\) for 5 classes; got values in \[0, 7\]"):
-        loss_fn(logits, bad)
-
-
-def test_negative_label_names_the_range(batch):
-    logits, labels = batch
-    bad = labels.clone()
-    bad[4] = -3
-    with pytest.raises(ValueError, match=r"got values in \[-3, "):
-        ReweightedLoss().weights(logits, bad)
-
-
-@pytest.mark.parametrize("instance", [None, KL()], ids=["uniform", "kl"])
-def test_mean_with_all_class_weights_zero_is_nan_like_torch(batch, instance):
-    logits, labels = batch
-    weight = torch.zeros(5, dtype=torch.float64)
-    kw = {} if instance is None else {"temperature": 1.0}
-    loss = ReweightedLoss(instance, weight=weight, reduction="mean", **kw)(logits, labels)
-    assert torch.isnan(F.cross_entropy(logits, labels, weight=weight))
-    assert torch.isnan(loss)
-
-
-def test_mean_of_an_all_ignored_batch_is_nan_like_torch_and_sum_is_zero(batch):
-    logits, labels = batch
-    ignored = torch.full_like(labels, -100)
-    assert torch.isnan(F.cross_entropy(logits, ignored))
-    assert torch.isnan(ReweightedLoss(None, reduction="mean")(logits, ignored))
-    assert torch.isnan(ReweightedLoss(reduction="mean")(logits, ignored))
-    assert float(ReweightedLoss()(logits, ignored)) == 0.0
-
-
-@pytest.mark.parametrize("steps", [torch.tensor(-5), torch.tensor(2.5), torch.tensor([1, 2])])
-def test_load_state_dict_rejects_an_invalid_step_count(steps):
-    loss_fn = ReweightedLoss(KL(), temperature=0.5)
-    state = loss_fn.state_dict()
-    state["steps"] = steps
-    with pytest.raises(ValueError, match="steps"):
-        loss_fn.load_state_dict(state)
-    assert loss_fn.step == 0
-
-
-def test_step_setter_rejects_negative_values():
-    with pytest.raises(ValueError, match=">= 0"):
-        ReweightedLoss().step = -1
-
-
-@pytest.mark.parametrize(
-    "kw",
-    [{}, {"lam": 0.5}, {"classes": ReverseKL(), "gamma": 0.1}, {"label_smoothing": 0.1}],
-    ids=["delta", "lam", "classes", "smoothed"],
-)
-def test_recorded_and_returned_weights_carry_no_gradient(batch, kw):
-    logits, labels = batch
-    a = logits.clone().requires_grad_(True)
-    loss_fn = ReweightedLoss(**kw)
-    loss_fn(a, labels)
-    for t in (loss_fn.last_weights, loss_fn.last_class_weights, loss_fn.last_losses, loss_fn.weights(a, labels)):
-        assert not t.requires_grad and t.grad_fn is None
-
-
-def test_last_class_weights_without_class_reweighting_are_the_labels_with_ignored_rows_zero(batch):
-    logits, labels = batch
-    masked = labels.clone()
-    masked[3] = -100
-    loss_fn = ReweightedLoss()
-    loss_fn(logits, masked)
-    expected = F.one_hot(labels, 5).double()
-    expected[3] = 0
-    torch.testing.assert_close(loss_fn.last_class_weights, expected)
-
-
-# -- the KL softmin path and the edges of every divergence --------------------------------------
-
-
-@pytest.mark.parametrize("form", ["lam", "temperature"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_kl_penalty_weights_equal_the_core_with_ignored_rows(batch, form, dtype):
-    logits, labels = batch
-    logits = logits.to(dtype)
-    masked = labels.clone()
-    masked[[2, 5]] = -100
-    loss_fn = ReweightedLoss(KL(), **{form: 0.3})
-    loss_fn(logits, masked)
-    key = torch.where(masked == -100, math.inf, ce(logits, labels))
-    torch.testing.assert_close(loss_fn.last_weights, divweights.instance_weights(key, KL(), **{form: 0.3}))
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_tiny_kl_strength_puts_the_mass_on_the_minimisers(dtype):
-    logits = torch.tensor([[3.0, 0.0], [3.0, 0.0], [0.0, 3.0], [1.0, 0.0]], dtype=dtype)
-    labels = torch.tensor([0, 0, 0, 0])  # rows 0 and 1 tie for the smallest loss
-    for lam in (1e-300, 1e-40):
-        w = ReweightedLoss(KL(), lam=lam).weights(logits, labels)
-        torch.testing.assert_close(w, torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=dtype))
-
-
-def test_infinite_kl_temperature_gives_uniform_weights(batch):
-    logits, labels = batch
-    w = ReweightedLoss(KL(), temperature=math.inf).weights(logits, labels)
-    torch.testing.assert_close(w, torch.full((16,), 1 / 16, dtype=torch.float64))
-
-
-EVERY_STRENGTH = [
-    *STRENGTHS,
-    (KL(), {"lam": 0.5}),
-    (Alpha(0.1), {"lam": 0.1}),
-    (Alpha(0.1), {"delta": 0.1}),
-    (Alpha(2.0), {"temperature": 0.1}),
-    (ChiSquared(), {"delta": 0.2}),
-    (TotalVariation(), {"lam": 0.25}),
-    (SquaredL2(), {"lam": 0.25}),
-    (SquaredL2(), {"delta": 0.01}),
-]
-
-
-@pytest.mark.parametrize(("div", "kw"), EVERY_STRENGTH, ids=lambda x: repr(x))
-def test_every_divergence_gives_zero_loss_and_gradient_on_an_all_ignored_batch(batch, div, kw):
-    logits, labels = batch
-    a = logits.clone().requires_grad_(True)
-    loss_fn = ReweightedLoss(div, **kw)
-    loss = loss_fn(a, torch.full_like(labels, -100))
-    loss.backward()
-    assert float(loss.detach()) == 0.0 and torch.all(a.grad == 0)
-    assert torch.all(loss_fn.last_weights == 0)
-
-
-@pytest.mark.parametrize(("div", "kw"), EVERY_STRENGTH, ids=lambda x: repr(x))
-def test_every_divergence_turns_a_nan_logit_into_nan_weights(batch, div, kw):
-    logits, labels = batch
-    bad = logits.clone()
-    bad[3, 2] = math.nan
-    loss_fn = ReweightedLoss(div, **kw)
-    assert torch.isnan(loss_fn(bad, labels))
-    assert torch.isnan(loss_fn.last_weights).all()
-
-
-@pytest.mark.parametrize("schedule", [AnnealSchedule(2, 4, 10.0), AnnealSchedule(3, 0), AnnealSchedule(0, 5, 0.5)])
-def test_schedule_factor_on_the_device_equals_the_host_factor(schedule):
-    for step in range(10):
-        active, f = schedule.factor_tensor(torch.tensor(step), torch.float64)
-        expected = schedule.factor(step)
-        assert bool(active) == (expected is not None)
-        if expected is not None:
-            assert float(f) == pytest.approx(expected, rel=1e-15)

@@ -11,7 +11,7 @@ from divweights import KL, ReverseKL  # noqa: E402
 from divweights.mixup import mixup_ratio, smooth_targets, smoothing_factors  # noqa: E402
 from divweights_torch import ReweightedLoss, weighted_mixup  # noqa: E402
 from divweights_torch.mixup import beta_symmetric  # noqa: E402
-from torch_counting import host_reads  # noqa: E402
+from torch_helpers import host_reads  # noqa: E402
 
 
 def _mix_batch(n=8, k=3, seed=0):

@@ -262,7 +262,7 @@ EFFECTIVE_FOR = {
     ("burnin_epochs", 1.0): _INSTANCE | _CLASSES | {"dynamic-mixup"},
     ("anneal_steps", 3): _INSTANCE,
     ("anneal_epochs", 1.0): _INSTANCE,
-    ("anneal_start_factor", 5.0): _INSTANCE,
+    ("anneal_start_factor", 5.0): set(),  # the adaptive default radius is not annealed (length 0)
     ("mixup_alpha", 0.5): {"mixup", "ciw-m", "dynamic-mixup"},
     ("mixup_power", 2.0): {"cicw-m"},
     ("mixup_recompute", False): {"ciw-m", "cicw-m"},

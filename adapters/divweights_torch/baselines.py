@@ -1,19 +1,17 @@
 r"""Robust classification losses that the published comparison uses as baselines.
 
-The methods the authors of the reweighting paper compare against, as ordinary
-``torch.nn.Module`` losses (and functions) over logits and targets:
+The methods the reweighting paper compares against, as modules and functions:
 
 * :class:`BiTemperedLoss` -- bi-tempered logistic loss (Amid et al., 2019);
 * :class:`NCERCELoss` -- the Active-Passive normalized loss NCE+RCE (Ma et al., 2020);
 * :class:`GCELoss` -- generalized cross-entropy (Zhang and Sabuncu, 2018);
 * :class:`SCELoss` -- symmetric cross-entropy (Wang et al., 2019).
 
-Every loss takes integer labels of shape ``(N,)`` or class probabilities of
-shape ``(N, C)``, is computed in at least float32 (with autocast disabled, so
-float16 and bfloat16 logits are safe), has no host synchronisation and no
-data-dependent Python control flow (it compiles with
-``torch.compile(..., fullgraph=True)``), and reduces with ``'mean'``
-(default), ``'sum'`` or ``'none'``.
+Every loss takes integer labels ``(N,)`` or probabilities ``(N, C)``, is
+computed in at least float32 with autocast off (float16 and bfloat16 logits
+are safe), has no host synchronisation and no data-dependent Python control
+flow (it compiles with ``torch.compile(..., fullgraph=True)``), and reduces
+with ``'mean'`` (default), ``'sum'`` or ``'none'``.
 
 Notation: :math:`p = \mathrm{softmax}(z)` for logits :math:`z`, :math:`y` the
 target distribution (one-hot for a label :math:`c`).
@@ -50,15 +48,40 @@ RCE_LOG_FLOOR = math.log(1e-4)
 # -- shared plumbing ------------------------------------------------------------------------------
 
 
-def _number(name: str, value, *, low: float | None = None, high: float | None = None, open_low=False) -> float:
+def _number(name: str, value, *, low=None, high=None, open_low=False, open_high=False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite real number; got {value!r}")
     value = float(value)
     if low is not None and (value <= low if open_low else value < low):
         raise ValueError(f"{name} must be {'>' if open_low else '>='} {low}; got {value!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}; got {value!r}")
+    if high is not None and (value >= high if open_high else value > high):
+        raise ValueError(f"{name} must be {'<' if open_high else '<='} {high}; got {value!r}")
     return value
+
+
+#: the valid range of every hyperparameter (plain Python checks, done once)
+_RANGES = {
+    "t1": {"low": 0.0, "high": 1.0},
+    "t2": {"low": 0.0, "open_low": True},
+    "label_smoothing": {"low": 0.0, "high": 1.0},
+    "alpha": {"low": 0.0},
+    "beta": {"low": 0.0},
+    "q": {"low": 0.0, "high": 1.0, "open_low": True},
+    "log_floor": {"high": 0.0, "open_high": True},
+}
+
+
+def _validate(**kwargs) -> dict:
+    """The hyperparameters, checked: ``reduction``, ``num_iters`` and the numbers of ``_RANGES``."""
+    out = {}
+    for name, value in kwargs.items():
+        if name == "reduction":
+            out[name] = _check_reduction(value)
+        elif name == "num_iters":
+            out[name] = _iterations(value)
+        else:
+            out[name] = _number(name, value, **_RANGES[name])
+    return out
 
 
 def _check_reduction(reduction: str) -> str:
@@ -301,11 +324,9 @@ def bi_tempered_logistic_loss(
     >>> torch.allclose(bi_tempered_logistic_loss(z, labels, t1=1.0, t2=1.0), ce)
     True
     """
-    t1 = _number("t1", t1, low=0.0, high=1.0)
-    t2 = _number("t2", t2, low=0.0, open_low=True)
-    num_iters = _iterations(num_iters)
-    eps = _number("label_smoothing", label_smoothing, low=0.0)
-    reduction = _check_reduction(reduction)
+    t1, t2, num_iters, eps, reduction = _validate(
+        t1=t1, t2=t2, num_iters=num_iters, label_smoothing=label_smoothing, reduction=reduction
+    ).values()
 
     def run():
         z, dtype = _prepare(logits, targets)
@@ -381,12 +402,9 @@ def nce_rce_loss(
     >>> torch.allclose(nce_rce_loss(z, labels), nce - torch.log(torch.tensor(1e-4)) * (1 - p[0]))
     True
     """
-    alpha = _number("alpha", alpha, low=0.0)
-    beta = _number("beta", beta, low=0.0)
-    log_floor = _number("log_floor", log_floor)
-    if not log_floor < 0:
-        raise ValueError(f"log_floor must be < 0 (the log of a probability floor); got {log_floor!r}")
-    reduction = _check_reduction(reduction)
+    alpha, beta, log_floor, reduction = _validate(
+        alpha=alpha, beta=beta, log_floor=log_floor, reduction=reduction
+    ).values()
 
     def run():
         with _autocast_off(logits.device.type):
@@ -430,8 +448,7 @@ def generalized_cross_entropy(
     >>> torch.allclose(generalized_cross_entropy(z, labels, q=0.5), (1 - p0**0.5) / 0.5)
     True
     """
-    q = _number("q", q, low=0.0, high=1.0, open_low=True)
-    reduction = _check_reduction(reduction)
+    q, reduction = _validate(q=q, reduction=reduction).values()
 
     def run():
         with _autocast_off(logits.device.type):
@@ -480,12 +497,9 @@ def symmetric_cross_entropy(
     >>> torch.allclose(symmetric_cross_entropy(z, labels, alpha=1.0, beta=0.0), ce)
     True
     """
-    alpha = _number("alpha", alpha, low=0.0)
-    beta = _number("beta", beta, low=0.0)
-    log_floor = _number("log_floor", log_floor)
-    if not log_floor < 0:
-        raise ValueError(f"log_floor must be < 0 (the log of a probability floor); got {log_floor!r}")
-    reduction = _check_reduction(reduction)
+    alpha, beta, log_floor, reduction = _validate(
+        alpha=alpha, beta=beta, log_floor=log_floor, reduction=reduction
+    ).values()
 
     def run():
         with _autocast_off(logits.device.type):
@@ -500,12 +514,13 @@ def symmetric_cross_entropy(
 
 
 class _Baseline(nn.Module):
+    """A loss function as a module: hyperparameters validated and stored at construction."""
+
     _fn = None
 
     def __init__(self, **kwargs):
         super().__init__()
-        self._kwargs = kwargs  # validated once, here, with plain Python
-        type(self)._check(**kwargs)
+        self._kwargs = _validate(**kwargs)  # once, here, with plain Python
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return type(self)._fn(logits, targets, **self._kwargs)
@@ -531,14 +546,6 @@ class BiTemperedLoss(_Baseline):
     def __init__(self, *, t1: float, t2: float, num_iters: int = 5, label_smoothing: float = 0.0, reduction="mean"):
         super().__init__(t1=t1, t2=t2, num_iters=num_iters, label_smoothing=label_smoothing, reduction=reduction)
 
-    @staticmethod
-    def _check(t1, t2, num_iters, label_smoothing, reduction):
-        _number("t1", t1, low=0.0, high=1.0)
-        _number("t2", t2, low=0.0, open_low=True)
-        _iterations(num_iters)
-        _number("label_smoothing", label_smoothing, low=0.0, high=1.0)
-        _check_reduction(reduction)
-
 
 class NCERCELoss(_Baseline):
     r"""Active-Passive normalized loss NCE+RCE as a module; see :func:`nce_rce_loss`.
@@ -555,14 +562,6 @@ class NCERCELoss(_Baseline):
 
     def __init__(self, *, alpha: float = 1.0, beta: float = 1.0, log_floor: float = RCE_LOG_FLOOR, reduction="mean"):
         super().__init__(alpha=alpha, beta=beta, log_floor=log_floor, reduction=reduction)
-
-    @staticmethod
-    def _check(alpha, beta, log_floor, reduction):
-        _number("alpha", alpha, low=0.0)
-        _number("beta", beta, low=0.0)
-        if not _number("log_floor", log_floor) < 0:
-            raise ValueError(f"log_floor must be < 0; got {log_floor!r}")
-        _check_reduction(reduction)
 
 
 class GCELoss(_Baseline):
@@ -581,11 +580,6 @@ class GCELoss(_Baseline):
     def __init__(self, *, q: float = 0.7, reduction="mean"):
         super().__init__(q=q, reduction=reduction)
 
-    @staticmethod
-    def _check(q, reduction):
-        _number("q", q, low=0.0, high=1.0, open_low=True)
-        _check_reduction(reduction)
-
 
 class SCELoss(_Baseline):
     r"""Symmetric cross-entropy as a module; see :func:`symmetric_cross_entropy`.
@@ -603,7 +597,3 @@ class SCELoss(_Baseline):
 
     def __init__(self, *, alpha: float = 0.1, beta: float = 1.0, log_floor: float = RCE_LOG_FLOOR, reduction="mean"):
         super().__init__(alpha=alpha, beta=beta, log_floor=log_floor, reduction=reduction)
-
-    @staticmethod
-    def _check(alpha, beta, log_floor, reduction):
-        NCERCELoss._check(alpha, beta, log_floor, reduction)

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from divweights import KL, Alpha, Divergence, ReverseKL
+from divweights import KL, Alpha, Divergence, ReverseKL, TotalVariation, noise_radius, noise_rate
+from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, _check_momentum
 from divweights._array import Work
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 from divweights.strength import Strength
@@ -64,8 +65,36 @@ def _real(name: str, value) -> float:
     return value
 
 
+AUTO = "auto"
+
+
+def _adaptive_ok(divergence, problem: str) -> bool:
+    """Whether ``noise_radius`` is meaningful for ``divergence`` (f-divergences with a finite radius)."""
+    if problem == "class":
+        return isinstance(divergence, (TotalVariation, ReverseKL)) or (
+            isinstance(divergence, Alpha) and divergence.alpha == 0.0
+        )
+    if isinstance(divergence, ReverseKL) or (isinstance(divergence, Alpha) and divergence.alpha <= 0.0):
+        return False  # reverse KL keeps every instance weight positive: no radius drops an example
+    return isinstance(divergence, (KL, Alpha, TotalVariation))
+
+
 def _parse_strength(instance, lam, delta, temperature) -> Strength | None:
-    """Validate the instance divergence and its strength once, with plain Python."""
+    """Validate the instance divergence and its strength once, with plain Python.
+
+    ``delta="auto"`` (the default for KL) returns a placeholder ``Strength("delta", 0.0)``; the
+    radius is set per step from the tracked noise rate."""
+    if delta == AUTO or (delta is None and lam is None and temperature is None and instance is not None and _is_kl(instance)):
+        if lam is not None or temperature is not None:
+            raise ValueError("give at most one of lam, delta, temperature; got delta='auto' and another")
+        if instance is None:
+            raise ValueError("delta='auto' given but instance=None (uniform weights); pass a divergence")
+        if not _adaptive_ok(instance, "instance"):
+            raise ValueError(
+                f"delta='auto' needs an f-divergence whose radius can drop examples (KL, Alpha(a) with a > 0, "
+                f"ChiSquared, TotalVariation); got {instance!r}: give lam=, delta= or temperature="
+            )
+        return Strength("delta", 0.0)
     for name, value in (("lam", lam), ("delta", delta), ("temperature", temperature)):
         if value is not None:
             _real(name, value)  # a Python number: a tensor strength would be a per-run constant anyway
@@ -83,6 +112,29 @@ def _supports_class_problem(classes: Divergence) -> bool:
 
 def _is_kl(divergence) -> bool:
     return type(divergence) is KL or (isinstance(divergence, Alpha) and divergence.is_kl)
+
+
+def _batch_noise_rate(logp, targets, invalid, integer: bool):
+    """:func:`divweights.noise_rate` of one batch in a few fused torch ops (tested equal to the core).
+
+    ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks ignored rows (integer targets)."""
+    n = logp.shape[0]
+    if invalid is None:
+        log_q = torch.logsumexp(logp, dim=0) - math.log(n)
+    else:
+        count = (~invalid).sum().clamp_min(1).to(logp.dtype)
+        log_q = torch.logsumexp(logp.masked_fill(invalid[:, None], -math.inf), dim=0) - count.log()
+        log_q = log_q.nan_to_num(0.0, 0.0, 0.0)  # a class no valid row predicts / an all-ignored batch
+    corrected = log_q - logp  # prior-corrected class losses
+    if integer:
+        label = corrected.gather(1, targets.masked_fill(invalid, 0)[:, None]).squeeze(1)
+    else:
+        y = targets.detach().to(logp.dtype)
+        label = (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)
+    share = -torch.expm1((corrected.amin(dim=1) - label).clamp_max(0.0))
+    if invalid is None:
+        return share.mean()
+    return share.masked_fill(invalid, 0.0).sum() / (~invalid).sum().clamp_min(1).to(share.dtype)
 
 
 class ReweightedLoss(nn.Module):
@@ -237,10 +289,10 @@ class ReweightedLoss(nn.Module):
         instance: Divergence | None = KL(),
         *,
         lam: float | None = None,
-        delta: float | None = None,
+        delta: float | str | None = None,
         temperature: float | None = None,
         classes: Divergence | None = None,
-        gamma: float = 0.0,
+        gamma: float | str = 0.0,
         weight: torch.Tensor | None = None,
         ignore_index: int = -100,
         label_smoothing: float = 0.0,
@@ -248,14 +300,28 @@ class ReweightedLoss(nn.Module):
         schedule: AnnealSchedule | None = None,
         distributed: bool = False,
         check_shard_sizes: bool = True,
+        noise_momentum: float = DEFAULT_NOISE_MOMENTUM,
     ):
         super().__init__()
         self.strength = _parse_strength(instance, lam, delta, temperature)
         self.instance = instance
+        self.adaptive = instance is not None and (
+            delta == AUTO or (delta is None and lam is None and temperature is None and _is_kl(instance))
+        )
 
+        self.adaptive_classes = gamma == AUTO
+        if self.adaptive_classes:
+            if classes is None:
+                raise ValueError("gamma='auto' needs a class divergence, e.g. classes=ReverseKL()")
+            if not _adaptive_ok(classes, "class"):
+                raise ValueError(
+                    f"gamma='auto' needs TotalVariation() or ReverseKL() class weights; got {classes!r}"
+                )
+            gamma = 1.0  # a placeholder: the radius is set per step
         gamma = _real("gamma", gamma)
         if not (math.isfinite(gamma) and gamma >= 0):
             raise ValueError(f"gamma must be finite and >= 0; got {gamma!r}")
+        self.noise_momentum = _check_momentum(noise_momentum)
         if classes is None:
             if gamma != 0:
                 raise ValueError("gamma > 0 needs a class divergence, e.g. classes=TotalVariation()")
@@ -292,6 +358,8 @@ class ReweightedLoss(nn.Module):
         self.check_shard_sizes = bool(check_shard_sizes)
 
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        # the tracked noise rate of the adaptive radii (divweights.track_noise_rate); 0 at the start
+        self.register_buffer("noise_rate", torch.zeros((), dtype=torch.float32))
         self.last_weights: torch.Tensor | None = None
         # what last_losses / last_class_weights are built from, on first access (no work in the step)
         self._last: tuple | None = None
@@ -353,10 +421,12 @@ class ReweightedLoss(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [repr(self.instance)]
-        if self.strength is not None:
+        if self.adaptive:
+            parts.append("delta='auto'")
+        elif self.strength is not None:
             parts.append(f"{self.strength.kind}={self.strength.value!r}")
         if self.classes is not None:
-            parts.append(f"classes={self.classes!r}, gamma={self.gamma!r}")
+            parts.append(f"classes={self.classes!r}, gamma={'auto' if self.adaptive_classes else self.gamma!r}")
         parts.append(f"reduction={self.reduction!r}")
         if self.schedule is not None:
             parts.append(f"schedule={self.schedule!r}")
@@ -406,7 +476,18 @@ class ReweightedLoss(nn.Module):
             return None, 1.0
         return self.schedule.factor_tensor(self.steps, dtype)
 
-    def _instance_weights(self, key, active, factor, work):
+    def _track_noise(self, logp, targets, invalid, integer: bool, update: bool):
+        """The tracked noise rate for this step (a 0-d tensor): :func:`divweights.track_noise_rate`
+        of the buffer :attr:`noise_rate` and this batch, written back when ``update``."""
+        previous = self.noise_rate.to(logp.dtype)
+        if not update:
+            return previous
+        m = self.noise_momentum
+        rate = previous * m + _batch_noise_rate(logp.detach(), targets, invalid, integer) * (1.0 - m)
+        self.noise_rate.copy_(rate)
+        return rate
+
+    def _instance_weights(self, key, active, factor, work, rate=None):
         """Instance weights of the detached losses ``key`` (``+inf`` on ignored rows).
 
         Without a schedule the strength is a Python constant.  With one, it is a 0-d tensor
@@ -415,6 +496,11 @@ class ReweightedLoss(nn.Module):
         ``temperature`` :data:`divweights.strength.OFF`) -- so one graph serves the whole run."""
         dtype = key.dtype
         finfo = torch.finfo(dtype)
+        if self.adaptive:  # the radius of the tracked noise rate, a 0-d tensor (no host read)
+            radius = noise_radius(self.instance, rate)
+            if active is not None:  # annealed like any radius: delta / f, 0 during the burn-in
+                radius = torch.where(active, radius / factor, torch.zeros_like(radius))
+            return self.instance.instance(key, "delta", radius, work)
         if active is None:
             strength = self.strength  # Python float: a constant of the run
         else:
@@ -456,6 +542,9 @@ class ReweightedLoss(nn.Module):
             logp = F.log_softmax(z, dim=-1)
             active, factor = self._schedule_state(dtype)
             invalid = targets == self.ignore_index if integer else None
+            rate = None
+            if self.adaptive or self.adaptive_classes:
+                rate = self._track_noise(logp, targets, invalid, integer, update=record and self.training)
             weight = None if self.weight is None else self.weight.to(dtype)
             v = None
             safe = targets.masked_fill(invalid, 0) if integer and (eps > 0 or reweight_classes) else None
@@ -474,7 +563,10 @@ class ReweightedLoss(nn.Module):
                     if eps > 0:
                         y = y * (1.0 - eps) + eps / k
                 if reweight_classes:
-                    g = torch.full((), self.gamma, dtype=dtype, device=device)
+                    if self.adaptive_classes:
+                        g = noise_radius(self.classes, rate, problem="class")
+                    else:
+                        g = torch.full((), self.gamma, dtype=dtype, device=device)
                     v = self.classes.class_problem(L.detach(), y, integer and eps == 0, g, work)
                     if active is not None:  # no class reweighting during the burn-in
                         v = torch.where(active, v, y)
@@ -504,10 +596,12 @@ class ReweightedLoss(nn.Module):
             if self.instance is None:
                 w_all = self._uniform_weights(invalid_all, key_all.shape[0], dtype, device)
             else:
-                w_all = self._instance_weights(key_all, active, factor, work)
+                w_all = self._instance_weights(key_all, active, factor, work, rate)
                 if invalid_all is not None:  # an all-ignored batch: zero weights, not 0/0
                     w_all = w_all.masked_fill(invalid_all, 0.0)
             w = w_all[rank * n : (rank + 1) * n] if world > 1 else w_all
+            if not record:  # weights(): no loss, nothing recorded
+                return None, w
 
             if self.reduction == "none":
                 out = w * losses
@@ -518,11 +612,10 @@ class ReweightedLoss(nn.Module):
                     out = out / denom  # 0 / 0 = NaN when no mass is left, as in torch
             if world > 1:
                 out = out * world
-        if record:
-            self.last_weights = w
-            detached_v = None if v is None else v.detach()
-            self._last = (losses.detach(), detached_v, invalid, targets.detach() if v is None else None, k)
-            self._last_built = {}
+        self.last_weights = w
+        detached_v = None if v is None else v.detach()
+        self._last = (losses.detach(), detached_v, invalid, targets.detach() if v is None else None, k)
+        self._last_built = {}
         return out, w
 
     def _run(self, logits, targets, *, record: bool):

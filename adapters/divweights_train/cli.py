@@ -78,6 +78,23 @@ def _d(name: str) -> str:
     return "auto" if v is None else str(v)
 
 
+def _number_or(*words: str):
+    """An argparse type: a float, or one of ``words``."""
+
+    def parse(text: str):
+        if text.strip().lower() in words:
+            return text.strip().lower()
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a number or one of {', '.join(words)}; got {text!r}"
+            ) from None
+
+    parse.__name__ = "number_or_" + "_".join(words)
+    return parse
+
+
 def _v(name: str) -> str:
     """`` valid: <range>`` of a numeric option, for its help text."""
     return f"; valid: {NUMERIC_OPTIONS[name].short()}"
@@ -233,11 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = g.add_mutually_exclusive_group()
     s.add_argument(
         "--delta",
-        type=float,
-        help="radius of D(w||u) <= delta (default: CIW/CICW/CIW-M "
-        "-log(1 - r) for the expected flip rate r of --noise, clipped to [0.1, 1.6]; CICW-M 0.1"
-        + _v("delta")
-        + ")",
+        type=_number_or("auto", "noise"),
+        help="radius of D(w||u) <= delta: a number, 'auto' (the default of every instance-weighting method: "
+        "adapts to each batch, no noise rate needed, no burn-in) or 'noise' (the previous default: "
+        "-log(1 - r) for the expected flip rate r of --noise, clipped to [0.1, 1.6]" + _v("delta") + ")",
     )
     s.add_argument(
         "--temperature",
@@ -260,9 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--gamma",
         "--class-gamma",
         dest="class_gamma",
-        type=float,
+        type=_number_or("auto"),
         metavar="GAMMA",
-        help="radius of the class constraint (default per method; at most 1 for tv, 2 for l2"
+        help="radius of the class constraint: a number or 'auto' (default for cicw and cicw-m: the radius "
+        "that lets each label give up the batch's estimated noisy fraction; bootstrap 0.2; at most 1 for tv, 2 for l2"
         + _v("class_gamma")
         + ")",
     )

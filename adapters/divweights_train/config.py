@@ -157,18 +157,20 @@ def method_spec(method: str) -> MethodSpec:
 
 
 #: Defaults of the reweighting hyperparameters per method, used where the
-#: corresponding option is left unset (None). Strengths are the radius
-#: ``delta`` of ``KL(w || u) <= delta``; ``"auto"`` is :func:`auto_delta` of
-#: the run's noise spec. Measured on Fashion-MNIST with 20% and 60% symmetric
-#: noise (benchmarks/demo_tuning.md).
+#: corresponding option is left unset (None). ``"auto"`` radii adapt to each
+#: batch (:mod:`divweights.adaptive`: no noise rate needed, ``--noise`` changes
+#: no hyperparameter) and need no burn-in or annealing, so those default to 0
+#: for them; ``delta="noise"`` (the previous default: :func:`auto_delta` of the
+#: noise spec) and numbers keep the burn-in and annealing of
+#: :data:`_DEFAULT_BURNIN_EPOCHS`. Measured: ``benchmarks/adaptive_radius.py``.
 METHOD_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "ce": {},
     "bootstrap": {"class_divergence": "tv", "class_gamma": 0.2},
     "mixup": {},
     "ciw": {"delta": "auto"},
-    "cicw": {"delta": "auto", "class_divergence": "reverse-kl", "class_gamma": 0.3},
+    "cicw": {"delta": "auto", "class_divergence": "reverse-kl", "class_gamma": "auto"},
     "ciw-m": {"delta": "auto", "mixup_alpha": 0.2},
-    "cicw-m": {"delta": 0.1, "class_divergence": "reverse-kl", "class_gamma": 0.3},
+    "cicw-m": {"delta": "auto", "class_divergence": "reverse-kl", "class_gamma": "auto"},
     "oracle": {},
     "bi-tempered": {"t1": 0.8, "t2": 1.2},
     "nce-rce": {"loss_alpha": 1.0, "loss_beta": 1.0},
@@ -193,6 +195,15 @@ _LOSS_OPTIONS = {
 _DEFAULT_EPOCHS = 30
 _DEFAULT_WEIGHT_DECAY = 5e-4
 _DEFAULT_INSTANCE_DIVERGENCE = "kl"
+
+#: The previous defaults, by name: ``TrainConfig(..., **PREVIOUS_DEFAULTS[method])`` reproduces them
+#: (radius from the noise spec for CIW, CICW and CIW-M; 0.1 for CICW-M; class radius 0.3).
+PREVIOUS_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "ciw": {"delta": "noise"},
+    "cicw": {"delta": "noise", "class_gamma": 0.3},
+    "ciw-m": {"delta": "noise"},
+    "cicw-m": {"delta": 0.1, "class_gamma": 0.3},
+}
 
 # Default epochs of burn-in (uniform weights) and annealing when steps are
 # not given, for datasets without a specific entry.
@@ -400,6 +411,12 @@ class OptionRange:
         return above and below
 
 
+#: Words accepted in place of a number: ``delta="auto"`` and ``class_gamma="auto"`` are the adaptive radii
+#: (:func:`divweights.noise_rate` of each batch, tracked over steps, through :func:`divweights.noise_radius`:
+#: no noise rate needed, the default); ``delta="noise"`` is the previous rule, :func:`auto_delta` of ``--noise``.
+STRENGTH_WORDS: Mapping[str, tuple[str, ...]] = {"delta": ("auto", "noise"), "class_gamma": ("auto",)}
+
+
 #: The range of every numeric :class:`TrainConfig` field (``None`` values mean "automatic" and are not checked).
 #: The upper bounds keep every value meaningful: learning rates above 10, weight decay above 1 or
 #: ``alpha:A`` with ``|A| > 100`` only make the run diverge or overflow, and counts stay in 32 bits.
@@ -491,8 +508,10 @@ class TrainConfig:
     Examples
     --------
     >>> cfg = TrainConfig(dataset="two-moons", method="ciw", noise="symmetric:0.2", epochs=2).resolved()
-    >>> cfg.model, round(cfg.delta, 3), cfg.augment
-    ('mlp', 0.223, 'none')
+    >>> cfg.model, cfg.delta, cfg.burnin_epochs, cfg.augment  # the adaptive radius needs no burn-in
+    ('mlp', 'auto', 0.0, 'none')
+    >>> round(TrainConfig(dataset="two-moons", method="ciw", noise="symmetric:0.2", delta="noise").resolved().delta, 3)
+    0.223
     >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
     True
     """
@@ -511,11 +530,11 @@ class TrainConfig:
     # method
     method: str = "ciw"
     instance_divergence: str | None = None
-    delta: float | None = None
+    delta: float | str | None = None
     temperature: float | None = None
     lam: float | None = None
     class_divergence: str | None = None
-    class_gamma: float | None = None
+    class_gamma: float | str | None = None
     mixup_mode: str | None = None
     mixup_alpha: float | None = None
     mixup_recompute: bool | None = None
@@ -631,6 +650,12 @@ class TrainConfig:
                 )
         for name, rng in NUMERIC_OPTIONS.items():
             value = getattr(self, name)
+            if isinstance(value, str) and name in STRENGTH_WORDS:
+                if value not in STRENGTH_WORDS[name]:
+                    raise OptionError(
+                        name, f"must be {rng.describe()} or one of {', '.join(STRENGTH_WORDS[name])}; got {value!r}"
+                    )
+                continue
             if value is not None and not rng.contains(value):
                 raise OptionError(name, f"must be {rng.describe()}; got {value!r}")
         if self.width is not None and str(self.model).startswith("preact-resnet18"):
@@ -818,6 +843,7 @@ class TrainConfig:
             )
         if (
             self.class_gamma is not None
+            and not isinstance(self.class_gamma, str)
             and key in CLASS_GAMMA_MAX
             and self.class_gamma > CLASS_GAMMA_MAX[key]
         ):
@@ -990,26 +1016,28 @@ class TrainConfig:
         if self.delta is None and self.temperature is None and self.lam is None:
             for name in ("delta", "temperature", "lam"):
                 if name in defaults:
-                    value = defaults[name]
-                    if value == "auto":
-                        value = auto_delta(self.noise, self.dataset)
-                    changes[name] = value
+                    changes[name] = defaults[name]
+        if (changes.get("delta", self.delta)) == "noise":
+            changes["delta"] = auto_delta(self.noise, self.dataset)
         if self.class_divergence is None:
             changes["class_divergence"] = defaults.get("class_divergence", "reverse-kl")
         if self.class_gamma is None:
-            changes["class_gamma"] = float(defaults.get("class_gamma", 0.0))
+            gamma = defaults.get("class_gamma", 0.0)
+            changes["class_gamma"] = gamma if isinstance(gamma, str) else float(gamma)
         if self.mixup_alpha is None:
             changes["mixup_alpha"] = float(defaults.get("mixup_alpha", 1.0))
         if self.mixup_recompute is None:
             changes["mixup_recompute"] = method_spec(self.method).recompute_on_mixed
+        # adaptive radii start at zero and grow with the evidence: no burn-in or annealing by default
+        delta = changes.get("delta", self.delta)
+        gamma = changes.get("class_gamma", self.class_gamma)
+        adaptive = delta == "auto" or (
+            self.temperature is None and self.lam is None and delta is None and gamma == "auto"
+        )
         if self.burnin_epochs is None:
-            changes["burnin_epochs"] = float(
-                defaults.get("burnin_epochs", _DEFAULT_BURNIN_EPOCHS)
-            )
+            changes["burnin_epochs"] = 0.0 if adaptive else float(defaults.get("burnin_epochs", _DEFAULT_BURNIN_EPOCHS))
         if self.anneal_epochs is None:
-            changes["anneal_epochs"] = float(
-                defaults.get("anneal_epochs", _DEFAULT_ANNEAL_EPOCHS)
-            )
+            changes["anneal_epochs"] = 0.0 if adaptive else float(defaults.get("anneal_epochs", _DEFAULT_ANNEAL_EPOCHS))
         return dataclasses.replace(self, **changes)
 
     # -------------------------------------------------------- serialisation
@@ -1122,12 +1150,12 @@ class TrainConfig:
             )  # a warm-up shorter than one step never raises the lr
         return lr
 
-    def strength(self) -> dict[str, float]:
-        """The instance strength as a keyword dict (``{'delta': 0.5}`` ...)."""
+    def strength(self) -> dict[str, float | str]:
+        """The instance strength as a keyword dict (``{'delta': 0.5}``, ``{'delta': 'auto'}`` ...)."""
         for name in ("delta", "temperature", "lam"):
             v = getattr(self, name)
             if v is not None:
-                return {name: float(v)}
+                return {name: v if v == "auto" else float(v)}
         raise ValueError("no instance strength set; call resolved() first")
 
 
@@ -1242,7 +1270,10 @@ def _unused_reason(
     if name == "anneal_start_factor" and (
         cfg.anneal_steps == 0 or (cfg.anneal_steps is None and cfg.anneal_epochs == 0)
     ):
-        return "without annealing (its length is 0): the strength starts at its target"
+        return (
+            f"without annealing (its length is 0, the default of {cfg.method} with an adaptive radius; give "
+            f"{opt('anneal_epochs')} to anneal): the strength starts at its target"
+        )
     if name in _MIXUP_OPTIONS and mode is None:
         mixers = ", ".join(m for m in METHODS if _METHOD_SPECS[m].mixup)
         return f"with {method}, which does no mixup (mixup methods: {mixers})"

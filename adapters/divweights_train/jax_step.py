@@ -170,6 +170,11 @@ class StepSpec:
     oracle : bool
         The perfect-filter reference: cross-entropy averaged over the batch's
         examples whose labels were not flipped (``kept_all`` of :func:`train_step`).
+    adaptive, adaptive_classes : bool
+        ``delta="auto"`` / ``gamma="auto"``: the instance / class radius is
+        :func:`divweights.noise_radius` of the tracked noise rate
+        (``noise_rate`` of :func:`train_step`, updated every step with
+        :func:`divweights.track_noise_rate` on the clean batch).
     loss : str
         ``"reweighted"``, a robust loss (``"bi-tempered"``, ``"nce-rce"``,
         ``"gce"``, ``"sce"``; :mod:`divweights_jax.baselines`, averaged over
@@ -200,9 +205,15 @@ class StepSpec:
     momentum: float = 0.0
     nesterov: bool = False
     oracle: bool = False
+    adaptive: bool = False
+    adaptive_classes: bool = False
     loss: str = "reweighted"
     loss_params: tuple = ()
     mixup_rule: str = "divweights"
+
+    @property
+    def tracks_noise(self) -> bool:
+        return self.adaptive or self.adaptive_classes
 
     @property
     def reweights(self) -> bool:
@@ -331,8 +342,9 @@ def _published_mixup(spec: StepSpec, key, x, y, weights, logits0, num_classes):
     )
 
 
-def _method_loss(spec: StepSpec, logits, targets, strength, active):
+def _method_loss(spec: StepSpec, logits, targets, strength, active, noise_rate=None):
     """The method's loss and instance weights; plain cross-entropy while ``active`` is False."""
+    from divweights import noise_radius
     from divweights_jax import reweighted_loss
 
     if spec.loss not in ("reweighted", "dynamic-mixup"):
@@ -343,10 +355,17 @@ def _method_loss(spec: StepSpec, logits, targets, strength, active):
     kwargs: dict[str, Any] = {"instance": None}
     if spec.instance is not None:
         kwargs["instance"] = parse_divergence(spec.instance)
-        kwargs[spec.strength_form] = strength
+        if spec.adaptive:
+            kwargs["delta"] = noise_radius(kwargs["instance"], noise_rate)
+        else:
+            kwargs[spec.strength_form] = strength
     if spec.classes is not None:
         kwargs["classes"] = parse_divergence(spec.classes)
-        kwargs["gamma"] = spec.gamma
+        kwargs["gamma"] = (
+            noise_radius(kwargs["classes"], noise_rate, problem="class")
+            if spec.adaptive_classes
+            else spec.gamma
+        )
     loss, aux = reweighted_loss(logits, targets, **kwargs)
     return jnp.where(active, loss, plain), jnp.where(
         active, aux["weights"], aux_plain["weights"]
@@ -368,6 +387,7 @@ def train_step(
     strength,
     active,
     kept_all=None,
+    noise_rate=None,
     aux=None,
 ):
     """One optimisation step on the mini-batch ``idx`` of ``(x_all, y_all)``.
@@ -396,6 +416,9 @@ def train_step(
     kept_all : float32 array, optional
         1 for the training examples whose labels were not flipped; needed
         (only) by the oracle reference (``spec.oracle``).
+    noise_rate : float32 scalar, optional
+        The tracked noise rate (``0`` at the first step); needed (only) by the
+        adaptive radii (``spec.tracks_noise``).
     aux : dict, optional
         Dynamic Mixup's beta mixture: ``table`` (100,), ``loss_min``,
         ``loss_max`` (:mod:`divweights_train.bmm`); with ``spec.loss ==
@@ -413,9 +436,12 @@ def train_step(
         Correct predictions against the noisy labels on the clean batch and
         the number of examples counted (0 for plain mixup, which has no
         clean forward pass).
-    losses : float32 array, shape (B,) or (0,)
-        Dynamic Mixup: the per-example cross-entropy of the clean pass (its
-        per-example state); empty for the other methods.
+    noise_rate : float32 scalar
+        Only with ``spec.tracks_noise``: the tracked noise rate after this
+        step's clean batch.
+    losses : float32 array, shape (B,)
+        Only with ``spec.loss == "dynamic-mixup"``: the per-example
+        cross-entropy of the clean pass (its per-example state).
     """
     TRACE_COUNTS[spec] += 1
     from divweights_jax import weighted_mixup
@@ -430,10 +456,11 @@ def train_step(
         x = random_crop_flip(k_aug, x, spec.crop_pad, flip=spec.flip)
         x = normalize(x, spec.mean, spec.std)
 
-    clean_losses = jnp.zeros((0,), jnp.float32)
     dynamic = spec.loss == "dynamic-mixup"
     if dynamic:
-        logits0, state_in = model.apply(params, state, x, train=True, key=k_drop_clean)
+        logits0, state_in = model.apply(
+            params, state, x, train=True, key=k_drop_clean
+        )
         logits0 = jax.lax.stop_gradient(logits0)
         logp0 = jax.nn.log_softmax(logits0.astype(jnp.float32), axis=-1)
         clean_losses = -jnp.take_along_axis(logp0, y[:, None], axis=-1)[:, 0]
@@ -465,7 +492,7 @@ def train_step(
                 params, state, x, train=True, key=k_drop_clean
             )
             logits0 = jax.lax.stop_gradient(logits0)
-            _, weights = _method_loss(spec, logits0, y, strength, active)
+            _, weights = _method_loss(spec, logits0, y, strength, active, noise_rate)
         if spec.mixup_rule == "published" and spec.mixup != "plain":
             inputs, targets, _ = _published_mixup(
                 spec, k_mix, x, y, weights, logits0, model.num_classes
@@ -508,7 +535,7 @@ def train_step(
             loss, aux = reweighted_loss(logits, targets, instance=None)
             w = aux["weights"]
         else:
-            loss, w = _method_loss(spec, logits, targets, strength, active)
+            loss, w = _method_loss(spec, logits, targets, strength, active, noise_rate)
         return loss, (logits, new_state, w)
 
     (loss, (logits, new_state, w)), grads = jax.value_and_grad(objective, has_aux=True)(
@@ -534,7 +561,7 @@ def train_step(
         nesterov=spec.nesterov,
         weight_decay=spec.weight_decay,
     )
-    return (
+    out = (
         new_params,
         new_state,
         new_buf,
@@ -542,8 +569,15 @@ def train_step(
         jax.lax.stop_gradient(weights).astype(jnp.float32),
         correct,
         seen,
-        clean_losses,
     )
+    if spec.tracks_noise:
+        from divweights import track_noise_rate
+
+        class_losses = -jax.nn.log_softmax(jax.lax.stop_gradient(scored).astype(jnp.float32))
+        out += (track_noise_rate(noise_rate, class_losses, y).astype(jnp.float32),)
+    if dynamic:
+        out += (clean_losses.astype(jnp.float32),)
+    return out
 
 
 @functools.partial(jax.jit, static_argnames=("model",))

@@ -99,9 +99,11 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         form = next(iter(cfg.strength()))
     classes = None
     gamma = 0.0
-    if spec.classes and cfg.class_gamma > 0:
+    adaptive_classes = False
+    if spec.classes and (cfg.class_gamma == "auto" or cfg.class_gamma > 0):
         classes = cfg.class_divergence
-        gamma = float(cfg.class_gamma)
+        adaptive_classes = cfg.class_gamma == "auto"
+        gamma = 0.0 if adaptive_classes else float(cfg.class_gamma)
     tr = data.train
     augment = cfg.augment if tr.is_image else "none"
     crop = augment in ("crop", "crop-flip")
@@ -113,7 +115,10 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
     if spec.loss == "bi-tempered":
         loss_params = (("t1", float(cfg.t1)), ("t2", float(cfg.t2)))
     elif spec.loss in ("nce-rce", "sce"):
-        loss_params = (("alpha", float(cfg.loss_alpha)), ("beta", float(cfg.loss_beta)))
+        loss_params = (
+            ("alpha", float(cfg.loss_alpha)),
+            ("beta", float(cfg.loss_beta)),
+        )
     elif spec.loss == "gce":
         loss_params = (("q", float(cfg.q)),)
     return StepSpec(
@@ -133,6 +138,8 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         weight_decay=float(cfg.weight_decay),
         momentum=float(cfg.momentum),
         nesterov=bool(cfg.nesterov and cfg.momentum > 0),
+        adaptive=instance is not None and cfg.strength().get("delta") == "auto",
+        adaptive_classes=adaptive_classes,
         oracle=bool(spec.oracle),
         loss=spec.loss,
         loss_params=loss_params,
@@ -274,9 +281,9 @@ class JaxBackend(runloop.Backend):
         self.params, self.model_state, self.momentum = (
             _to_device(t, device) for t in (params, state, momentum)
         )
-        self.target = np.float32(
-            next(iter(cfg.strength().values())) if spec.instance is not None else 0.0
-        )
+        target = next(iter(cfg.strength().values())) if spec.instance is not None else 0.0
+        self.target = np.float32(0.0 if target == "auto" else target)
+        self.noise_rate = np.float32(0.0)  # the adaptive radii's tracked noise rate (spec.tracks_noise)
         self.schedule = {
             "form": spec.strength_form,
             "burnin_steps": plan.burnin_steps,
@@ -335,16 +342,7 @@ class JaxBackend(runloop.Backend):
                 strength, active = np.float32(0.0), np.bool_(False)
             if self.burnin_spec is not None and step < plan.burnin_steps:
                 step_spec = self.burnin_spec
-            (
-                self.params,
-                self.model_state,
-                self.momentum,
-                loss,
-                w,
-                correct,
-                seen,
-                clean_losses,
-            ) = train_step(
+            result = train_step(
                 step_spec,
                 self.params,
                 self.model_state,
@@ -358,8 +356,15 @@ class JaxBackend(runloop.Backend):
                 strength,
                 active,
                 self.kept,
+                self.noise_rate if spec.tracks_noise else None,
                 aux,
             )
+            clean_losses = None
+            if self.dynamic:
+                *result, clean_losses = result
+            if spec.tracks_noise:
+                *result, self.noise_rate = result
+            self.params, self.model_state, self.momentum, loss, w, correct, seen = result
             outputs.append((idx, loss, w, correct, seen, clean_losses))
             progress.advance(lambda: _running(outputs))
         self.next_epoch = e + 1
@@ -405,6 +410,7 @@ class JaxBackend(runloop.Backend):
             "rng": {
                 "next_epoch_keys": epoch_key_data(self.config.seed, self.next_epoch)
             },
+            "noise_rate": np.asarray(self.noise_rate, np.float32),
         }
         if self.dynamic:
             fit = self.dm_fit
@@ -425,15 +431,15 @@ class JaxBackend(runloop.Backend):
         self.model_state = _to_device(state["model_state"], self.device)
         self.momentum = _to_device(state["momentum"], self.device)
         self.saved_keys = np.asarray(state["rng"]["next_epoch_keys"])
+        if "noise_rate" in state:  # absent in checkpoints of runs without adaptive radii before it existed
+            self.noise_rate = np.float32(state["noise_rate"])
         if self.dynamic:
             from .bmm import BetaMixtureFit
 
             dm = state["dynamic_mixup"]
             self.dm_losses = np.asarray(dm["losses"], np.float32).copy()
             self.dm_seen = np.asarray(dm["seen"], bool).copy()
-            lo, hi, a0, a1, b0, b1, w0, w1 = (
-                float(v) for v in np.asarray(dm["params"])
-            )
+            lo, hi, a0, a1, b0, b1, w0, w1 = (float(v) for v in np.asarray(dm["params"]))
             fit = BetaMixtureFit(
                 np.asarray(dm["table"], np.float32).copy(),
                 lo,

@@ -92,9 +92,9 @@ def build_loss(
                 f"method {cfg.method!r} needs an instance divergence, got 'none'"
             )
         kwargs.update(cfg.strength())
-    if spec.classes and cfg.class_gamma > 0:
+    if spec.classes and (cfg.class_gamma == "auto" or cfg.class_gamma > 0):
         kwargs["classes"] = parse_divergence(cfg.class_divergence)
-        kwargs["gamma"] = float(cfg.class_gamma)
+        kwargs["gamma"] = cfg.class_gamma if cfg.class_gamma == "auto" else float(cfg.class_gamma)
     if spec.instance or spec.classes:
         kwargs["schedule"] = dwt.AnnealSchedule(
             burnin_steps,

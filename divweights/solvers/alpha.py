@@ -11,9 +11,10 @@ power (Tsallis, :math:`q = 2-\alpha`) weights
 
 for a scalar :math:`c > 0`.  Writing :math:`c = e^{s}`,
 :math:`y_i = (1-\alpha)\ell'_i` and :math:`r_i(s) = \log(1 + y_i e^{-s})`
-(clipped at :math:`-\infty` when the bracket is negative),
-:math:`w = \mathrm{softmax}(p\,r)` with :math:`p = 1/(\alpha-1)`.  Everything
-below is a monotone scalar equation in :math:`s`:
+(:math:`-\infty` when the bracket is negative),
+:math:`w = \mathrm{softmax}(p\,r)` with :math:`p = 1/(\alpha-1)`.  Since
+:math:`p\,r_i \le 0`, with equality at the minimisers, the softmax needs no
+shift.  Everything below is a monotone scalar equation in :math:`s`:
 
 * penalty :math:`\lambda`: normalisation gives the power mean identity
   :math:`\lambda = M_p\big((1-\alpha)\ell' + c\big)`, i.e.
@@ -27,34 +28,25 @@ below is a monotone scalar equation in :math:`s`:
   applied to the raw losses, :math:`w \propto [(1-\alpha)\ell + T]_+^{1/(\alpha-1)}`.
 
 Examples with infinite loss get zero weight and the divergence is measured on
-the remaining examples.
+the remaining examples.  The radius bracket is built so that its ends are the
+limits: at the lower end every non-minimiser is clamped to zero
+(:math:`\alpha > 1`) or weighs less than :math:`e^{-60}` of a minimiser, the
+answer when the radius cannot bind; at the upper end the weights are uniform
+to rounding, the answer for :math:`\delta = 0`.
 """
 
 from __future__ import annotations
 
 import math
 
-from .._array import logsumexp, softmax_or
-from .._root import solve_increasing
-from .kl import shifted
+from .._array import safe_log, softmax_or, uniform_on_minimisers
+from .._root import solve_increasing, zero_strength
 
-__all__ = ["alpha_temperature", "alpha_penalty", "alpha_constrained", "alpha_limit"]
-
-
-def _mask_mul(xp, w, x):
-    """``w * x`` with ``0 * inf = 0``."""
-    return xp.where(w > 0, w * x, xp.zeros_like(w))
+__all__ = ["alpha_constrained", "alpha_penalty", "alpha_temperature"]
 
 
-def alpha_limit(xp, l):
-    """Uniform weights on the minimisers of ``l`` (the strong-reweighting limit)."""
-    minimisers = l == xp.min(l, axis=-1, keepdims=True)
-    m = xp.astype(minimisers, l.dtype)
-    return m / xp.sum(m, axis=-1, keepdims=True)
-
-
-def alpha_temperature(l, a: float, temperature, work):
-    """Published parameterisation: ``w ∝ max((1-a) l + T, 0) ** (1/(a-1))``.
+def alpha_temperature(losses, a: float, temperature, work):
+    """Published parameterisation: ``w ∝ max((1-a) losses + T, 0) ** (1/(a-1))``.
 
     When every weight clamps to zero (``a > 1``, tiny ``T``) the result is the
     limit, uniform on the minimisers.  For ``a < 1`` a nonpositive bracket
@@ -63,174 +55,177 @@ def alpha_temperature(l, a: float, temperature, work):
     """
     xp = work.xp
     p = 1.0 / (a - 1.0)
-    base = (1.0 - a) * l + temperature
-    if a > 1:
-        base = xp.maximum(base, xp.zeros_like(base))
-    else:
-        base = xp.maximum(base, xp.full_like(base, float(work.finfo.smallest_normal)))
-    logits = p * xp.log(base)
-    fallback = xp.log(alpha_limit(xp, l))
-    return softmax_or(xp, logits, fallback)
+    base = (1.0 - a) * losses + temperature
+    base = xp.clip(base, min=0.0 if a > 1 else float(work.finfo.smallest_normal))
+    return softmax_or(xp, p * xp.log(base), xp.log(uniform_on_minimisers(xp, losses)))
 
 
-class _Family:
-    """The power family on shifted losses, with infinite losses excluded."""
+class _Power:
+    """The power family on the shifted losses ``lp`` (``+inf``: excluded) of one set of rows,
+    evaluated in log space: ``r(s) = log(1 + y e^{-s})`` from ``log|y| - s`` never overflows."""
 
-    def __init__(self, lp, a: float, work):
-        """``lp``: losses minus their minimum, ``+inf`` for excluded examples."""
-        xp = self.xp = work.xp
-        l = lp
-        self.a = a
-        self.p = 1.0 / (a - 1.0)
-        self.work = work
-        support = lp < math.inf
-        self.support = support
-        on = xp.astype(support, l.dtype)
-        self.count = xp.sum(on, axis=-1, keepdims=True)
-        self.lp = lp
-        self.y = (1.0 - a) * self.lp  # >= 0 for a < 1, <= 0 for a > 1
-        self.minimisers = support & (lp == 0)
-        self.m = xp.sum(xp.astype(self.minimisers, l.dtype), axis=-1, keepdims=True)
-        inf = xp.full_like(l, math.inf)
-        fin_y = xp.where(support & (lp > 0), xp.abs(self.y), xp.zeros_like(l))
-        self.y_max = xp.max(fin_y, axis=-1, keepdims=True)
-        self.gap = xp.min(xp.where(support & (lp > 0), xp.abs(self.y), inf), axis=-1, keepdims=True)
-        self.neg_inf = xp.full_like(l, -math.inf)
+    def __init__(self, xp, lp, a: float, work):
+        self.xp, self.a, self.p = xp, a, 1.0 / (a - 1.0)
+        self.tiny = float(work.finfo.smallest_normal)
+        self.big = 1.0 / self.tiny
+        self.log_ay = safe_log(xp, lp) + math.log(abs(1.0 - a))  # log|y|: -inf at the minimisers
+        self.support = lp < math.inf
+        self.count = xp.sum(xp.astype(self.support, lp.dtype), axis=-1, keepdims=True)
 
     def r(self, s):
+        """``log(1 + y e^{-s})``; ``-inf`` where the bracket is clamped (``a > 1``)."""
         xp = self.xp
-        y = self.y
-        # no 0 * inf, and infinite y stays infinite even if exp(-s) flushes to zero
-        z = xp.where(y == 0, xp.zeros_like(y), xp.where(xp.isinf(y), y, y * xp.exp(-s)))
-        z = xp.maximum(z, xp.full_like(z, -1.0))
-        return xp.log1p(z)
+        u = self.log_ay - s
+        if self.a < 1:  # y >= 0
+            return xp.logaddexp(xp.zeros_like(u), u)
+        return xp.log1p(-xp.clip(xp.exp(u), max=1.0))
 
-    def lmean(self, logits):
-        """log of the mean of exp(logits) over the support."""
-        xp = self.xp
-        return logsumexp(xp, xp.where(self.support, logits, self.neg_inf)) - xp.log(self.count)
+    def inv_one_plus_z(self, r):
+        """``1 / (1 + y e^{-s}) = e^{-r}``, kept finite where the bracket is clamped."""
+        return self.xp.clip(self.xp.exp(-r), max=self.big)
 
     def weights(self, s):
         xp = self.xp
-        logits = self.p * self.r(s)
-        return xp.exp(logits - logsumexp(xp, logits))
-
-    def limit(self):
-        xp = self.xp
-        mm = xp.astype(self.minimisers, self.lp.dtype)
-        return mm / xp.sum(mm, axis=-1, keepdims=True)
+        e = xp.exp(self.p * self.r(s))  # p r <= 0: no shift needed
+        return e / xp.sum(e, axis=-1, keepdims=True)
 
 
-def _shifted_inf(xp, l):
-    """``l - min l`` with ``+inf`` kept for infinite losses."""
-    support = ~(xp.isinf(l) & (l > 0))
-    lp = shifted(xp, l, support)
-    return xp.where(support, lp, xp.full_like(lp, math.inf))
+def _steps(a: float, work) -> dict:
+    """Root-finder settings: one Newton step more than KL (whose residual is nearly
+    linear in ``log beta``).  For ``a > 1`` the equations have a kink wherever a
+    weight reaches zero, and for ``a > 2`` a weight leaves zero like
+    ``(c - c_k)^{1/(a-1)}``, with an infinite slope: the steps are safeguarded
+    by bisection, and more of them are taken."""
+    if a <= 1:
+        return {"steps": work.polish + 1}
+    if a <= 2:
+        return {"steps": 2 * work.polish + 4, "safeguarded": True}
+    return {"steps": 4 * work.polish + 8, "safeguarded": True}
 
 
-def alpha_penalty(l, a: float, lam, work):
-    """Exact solution of ``min <w, l> + lam * D_a(w || u)`` over the simplex."""
+def _shifted(xp, losses):
+    """``losses - min(losses)``: exact zeros at the minimisers, ``+inf`` kept."""
+    return losses - xp.min(losses, axis=-1, keepdims=True)
+
+
+def alpha_penalty(losses, a: float, lam, work):
+    """Exact solution of ``min <w, losses> + lam * D_a(w || u)`` over the simplex.
+
+    ``lam`` is clipped to ``[tiny, 1 / tiny]``: a strength that underflows to
+    zero gives the limit (uniform on the minimisers) rather than NaN.
+    """
     xp = work.xp
-    lp = _shifted_inf(xp, l)
-    fam = _Family(lp, a, work)
-    p = fam.p
-    log_lam = xp.log(lam)
-    span = (a - 1.0) * xp.log(fam.count)
-    lo = log_lam + xp.minimum(span, xp.zeros_like(span))
-    hi = log_lam + xp.maximum(span, xp.zeros_like(span))
+    tiny = float(work.finfo.smallest_normal)
+    lp = _shifted(xp, losses)
+    p = 1.0 / (a - 1.0)
+    log_lam = xp.log(xp.clip(lam, min=tiny, max=1.0 / tiny))
+    span = (a - 1.0) * xp.log(_Power(xp, lp, a, work).count)
+    lo = log_lam + xp.clip(span, max=0.0)
+    hi = log_lam + xp.clip(span, min=0.0)
 
-    def make(lp_rows):
-        f = _Family(lp_rows, a, work)
+    def make_fun(lp_rows):
+        fam = _Power(xp, lp_rows, a, work)
+        log_count = xp.log(fam.count)
 
-        def fun(s):
-            r = f.r(s)
-            logits = p * r
-            lse = logsumexp(xp, logits)
-            w = xp.exp(logits - lse)
-            g = s + (lse - xp.log(f.count)) / p - log_lam
-            dg = xp.sum(_mask_mul(xp, w, xp.exp(-r)), axis=-1, keepdims=True)
-            return g, dg
+        def fun(s, slope):
+            r = fam.r(s)
+            e = xp.exp(p * r)  # <= 1, and 1 at the minimisers
+            s0 = xp.sum(e, axis=-1, keepdims=True)
+            g = s + (xp.log(s0) - log_count) / p - log_lam
+            if not slope:
+                return g, None
+            # dg/ds = E_w[e^{-r}]; clamped entries weigh 0 (and e^{-r} is kept finite)
+            return g, xp.sum(e * fam.inv_one_plus_z(r), axis=-1, keepdims=True) / s0
 
         return fun
 
-    s = solve_increasing(xp, make, (lp,), lo, hi, polish=work.polish)
-    return fam.weights(s)
+    s = solve_increasing(xp, make_fun, (lp,), lo, hi, **_steps(a, work))
+    return _Power(xp, lp, a, work).weights(s)
 
 
-def _alpha_value_and_slope(fam, s):
-    """``D_a(w(s) || u)`` on the support and its derivative in ``s``."""
-    xp = fam.xp
+def _divergence_fun(xp, fam, delta_s):
+    """``fun(s, slope)`` with ``f = delta - D_a(w(s) || u)`` (increasing in ``s``).
+
+    ``D`` is infinite at the lower end of the bracket for ``a <= 0`` (weights
+    underflow to 0); it is clipped to the largest finite number."""
     a, p = fam.a, fam.p
-    r = fam.r(s)
-    rho = xp.expm1(-r)
-    logits1 = p * r
-    lse1 = logsumexp(xp, logits1)
-    w1 = xp.exp(logits1 - lse1)
-    lam1 = lse1 - xp.log(fam.count)
-    e1 = xp.sum(_mask_mul(xp, w1, rho), axis=-1, keepdims=True)
-    if a == 0.0:
-        r_fin = xp.where(fam.support, r, xp.zeros_like(r))
-        rho_fin = xp.where(fam.support, rho, xp.zeros_like(rho))
-        mean_r = xp.sum(r_fin, axis=-1, keepdims=True) / fam.count
-        mean_rho = xp.sum(rho_fin, axis=-1, keepdims=True) / fam.count
-        value = lam1 - p * mean_r
-        slope = p * (e1 - mean_rho)
-        return value, slope
-    logits_a = xp.where(fam.support, a * logits1, fam.neg_inf)
-    lse_a = logsumexp(xp, logits_a)
-    wa = xp.exp(logits_a - lse_a)
-    lam_a = lse_a - xp.log(fam.count)
-    ea = xp.sum(_mask_mul(xp, wa, rho), axis=-1, keepdims=True)
-    gap = lam_a - a * lam1
-    value = xp.expm1(gap) / (a * (a - 1.0))
-    slope = xp.exp(gap) * (ea - e1) / ((a - 1.0) ** 2)
-    return value, slope
+    big = float(xp.finfo(fam.log_ay.dtype).max)
+    log_count = xp.log(fam.count)
+    neg_inf = xp.full_like(fam.log_ay, -math.inf) if a < 0 else None
+
+    def fun(s, slope):
+        r = fam.r(s)
+        logits = p * r  # <= 0, 0 at the minimisers
+        e1 = xp.exp(logits)
+        s1 = xp.sum(e1, axis=-1, keepdims=True)
+        lam1 = xp.log(s1) - log_count
+        if slope:
+            rho = xp.clip(xp.expm1(-r), max=fam.big)  # finite where clamped
+            m1 = xp.sum(e1 * rho, axis=-1, keepdims=True) / s1
+        if a == 0.0:  # reverse KL: D = Lambda(1) - p mean(r) on the support
+            on = fam.support
+            mean_r = xp.sum(xp.where(on, r, xp.zeros_like(r)), axis=-1, keepdims=True) / fam.count
+            value = xp.clip(lam1 - p * mean_r, max=big)
+            if not slope:
+                return delta_s - value, None
+            mean_rho = xp.sum(xp.where(on, rho, xp.zeros_like(rho)), axis=-1, keepdims=True) / fam.count
+            return delta_s - value, -p * (m1 - mean_rho)
+        if a < 0:  # a * logits >= 0: shift by the largest one on the support
+            logits_a = xp.where(fam.support, a * logits, neg_inf)
+            top = xp.max(logits_a, axis=-1, keepdims=True)
+            ea = xp.exp(logits_a - top)
+            sa = xp.sum(ea, axis=-1, keepdims=True)
+            lam_a = xp.log(sa) + top
+        else:  # a * logits <= 0, 0 at the minimisers
+            ea = xp.exp(a * logits)
+            sa = xp.sum(ea, axis=-1, keepdims=True)
+            lam_a = xp.log(sa)
+        gap = lam_a - log_count - a * lam1
+        value = xp.clip(xp.expm1(gap) / (a * (a - 1.0)), max=big)
+        if not slope:
+            return delta_s - value, None
+        ma = xp.sum(ea * rho, axis=-1, keepdims=True) / sa
+        return delta_s - value, -xp.exp(gap) * (ma - m1) / ((a - 1.0) ** 2)
+
+    return fun
 
 
-def alpha_max_divergence(xp, a: float, count, m):
-    """``D_a`` of the uniform distribution on ``m`` of ``count`` points from uniform."""
-    log_ratio = xp.log(count) - xp.log(m)
-    if a > 0:
-        return xp.expm1((a - 1.0) * log_ratio) / (a * (a - 1.0))
-    return xp.where(m >= count, xp.zeros_like(count), xp.full_like(count, math.inf))
-
-
-def alpha_constrained(l, a: float, delta, work):
-    """Exact solution of ``min <w, l>  s.t.  D_a(w || u) <= delta``."""
+def alpha_constrained(losses, a: float, delta, work):
+    """Exact solution of ``min <w, losses>  s.t.  D_a(w || u) <= delta``."""
     xp = work.xp
-    lp = _shifted_inf(xp, l)
-    fam = _Family(lp, a, work)
-    p = fam.p
-    one = work.const(1.0)
-    tiny = work.const(float(work.finfo.smallest_normal))
-    d_max = alpha_max_divergence(xp, a, fam.count, fam.m)
-    binding = (delta < d_max) & (delta > 0) & (fam.y_max > 0)
-    delta_s = xp.maximum(delta, tiny)
-    y_max = xp.where(binding, fam.y_max, one)
-    gap = xp.where(binding & xp.isfinite(fam.gap), fam.gap, one)
-    # Upper end: the weights deviate from uniform by at most ~|p| y_max e^{-s},
-    # so D <= delta / 8 there.  Lower end: every non-minimiser is clamped
-    # (a > 1) or weighs less than exp(-60 - delta n) relative to a minimiser.
-    # also y_max e^{-s} <= e^{-2} / 2 there, so that no weight is clamped (a > 1)
-    hi = xp.log(y_max) + xp.maximum(math.log(2.0 * abs(p)) - 0.5 * xp.log(delta_s), work.const(math.log(2.0))) + 2.0
-    if a > 1:
+    tiny = float(work.finfo.smallest_normal)
+    lp = _shifted(xp, losses)
+    p = 1.0 / (a - 1.0)
+    fam = _Power(xp, lp, a, work)
+    delta_s = xp.clip(delta, min=tiny)
+    # |y| over the examples with positive finite loss: largest (tiny if none) and smallest
+    ay = abs(1.0 - a) * xp.where(fam.support, lp, xp.zeros_like(lp))
+    y_max = xp.clip(xp.max(ay, axis=-1, keepdims=True), min=tiny)
+    gap = xp.min(xp.where(ay > 0, ay, xp.full_like(ay, math.inf)), axis=-1, keepdims=True)
+    # Upper end: the weights deviate from uniform by at most ~|p| y_max e^{-s}, so
+    # D <= delta / 8 there (and y_max e^{-s} <= e^{-2} / 2: nothing is clamped).
+    hi = xp.log(y_max) + xp.clip(math.log(2.0 * abs(p)) - 0.5 * xp.log(delta_s), min=math.log(2.0)) + 2.0
+    if a > 1:  # lower end: every non-minimiser is clamped, the limit
         lo = xp.log(gap) - 1.0
     else:
-        k = 60.0 + xp.minimum(delta_s, work.const(1e3)) * fam.count
-        lo = xp.log(gap) - k / abs(p)
+        # Lower end: every non-minimiser has n w_i <= e^{-k'} with e^{s} w_i/w_min <= (gap e^{-s})^p.
+        # k' = 60 makes the weights the limit (uniform on the minimisers) to e^{-60}; for a <= 0,
+        # where D is unbounded, also D >= ((n - m) / n) f(e^{-k'}) >= delta: with r = n / (n - m),
+        # k' >= 1 + delta r (a = 0) or log(1 + delta a (a - 1) r) / |a| (a < 0).
+        m = xp.sum(xp.astype(fam.support & (lp == 0), lp.dtype), axis=-1, keepdims=True)
+        r = fam.count / xp.clip(fam.count - m, min=1.0)
+        d_r = xp.clip(delta_s, max=1e3) * r
+        if a == 0:
+            k = xp.clip(1.0 + d_r, min=60.0)
+        elif a < 0:
+            k = xp.clip(xp.log1p(a * (a - 1.0) * d_r) / abs(a), min=60.0)
+        else:
+            k = 60.0
+        lo = xp.log(gap) - (k + xp.log(fam.count)) / abs(p)
     lo = xp.minimum(lo, hi)
 
-    def make(lp_rows):
-        f = _Family(lp_rows, a, work)
+    def make_fun(lp_rows):
+        return _divergence_fun(xp, _Power(xp, lp_rows, a, work), delta_s)
 
-        def fun(s):
-            value, slope = _alpha_value_and_slope(f, s)
-            return delta_s - value, -slope
-
-        return fun
-
-    s = solve_increasing(xp, make, (lp,), lo, hi, polish=work.polish)
-    w = fam.weights(s)
-    w = xp.where(binding, w, fam.limit())
-    uniform = xp.astype(fam.support, l.dtype) / fam.count
-    return xp.where((delta <= 0) | ((fam.y_max <= 0) & (delta < d_max)), uniform, w)
+    s = solve_increasing(xp, make_fun, (lp,), lo, hi, **_steps(a, work))
+    return zero_strength(xp, delta, xp.astype(fam.support, lp.dtype) / fam.count, fam.weights(s))

@@ -4,166 +4,181 @@ Penalty form: :math:`\min_{w \in \Delta} \langle w, \ell\rangle + \lambda\,\math
 has the Gibbs solution :math:`w_i \propto q_i e^{-\ell_i/\lambda}` (softmin).
 
 Constraint form: :math:`\min \langle w, \ell\rangle` s.t. :math:`\mathrm{KL}(w\|q) \le \delta`.
-Along the Gibbs path :math:`w(\beta) \propto q\,e^{-\beta \ell}`,
+Along the Gibbs path :math:`w(\beta) \propto q\,e^{-\beta \ell}`, with
+:math:`t_i = -\beta(\ell_i - \min\ell)`,
 
 .. math::
 
-    \mathrm{KL}(\beta) = -\beta\,\mathbb{E}_{w}[\ell'] - \log \sum_i q_i e^{-\beta \ell'_i},
-    \qquad \frac{d\,\mathrm{KL}}{d\beta} = \beta\,\mathrm{Var}_{w}[\ell'] \ge 0,
+    \mathrm{KL}(\beta) = \mathbb{E}_{w}[t] - \log \sum_i q_i e^{t_i},
+    \qquad \frac{d\,\mathrm{KL}}{d\log\beta} = \mathrm{Var}_{w}[t] \ge 0,
 
-with :math:`\ell' = \ell - \min \ell`.  The radius is reached by a safeguarded
-Newton solve in :math:`\log\beta`.  When :math:`\delta \ge -\log q(M)`, where
-:math:`M` is the set of minimisers, the constraint cannot bind and the answer
-is :math:`q` restricted to :math:`M`.
+so the radius is a monotone equation in :math:`v = \log\beta`, solved by
+:func:`divweights._root.solve_increasing` on the bracket
+
+* :math:`\beta \ge \delta / \max\ell'` (Jensen: :math:`\mathrm{KL}(\beta) \le \beta\,\mathbb{E}_q[\ell']`), and
+* :math:`\beta \le K / g` with :math:`g` the smallest positive :math:`\ell'`: there every
+  non-minimiser weighs at most :math:`e^{-50}` of the minimisers' mass.
+
+When :math:`\delta \ge -\log q(M)`, where :math:`M` is the set of minimisers,
+the constraint cannot bind, :math:`\mathrm{KL}(\beta) < \delta` on the whole
+bracket, and the root finder returns its upper end: :math:`q` restricted to
+:math:`M` (to :math:`e^{-50}`).  :math:`\delta = 0` returns the lower end,
+where the weights equal :math:`q` to rounding.  Examples with infinite loss
+(or zero prior) are excluded.
 """
 
 from __future__ import annotations
 
 import math
 
-from .._array import logsumexp
-from .._root import solve_increasing
+from .._array import is_eager_numpy, logsumexp, normalised_exp
+from .._root import solve_increasing, zero_strength
 
-__all__ = ["kl_penalty", "kl_constrained"]
+__all__ = ["kl_constrained", "kl_penalty"]
 
-def shifted(xp, l, support=None):
-    """``l - min(l)`` over ``support`` with exact zeros at the minimisers (also
-    for ``-inf`` minima) and zeros off the support."""
-    if support is None:
-        lmin = xp.min(l, axis=-1, keepdims=True)
-        return xp.where(l == lmin, xp.zeros_like(l), l - lmin)
-    inf = xp.full_like(l, math.inf)
-    lmin = xp.min(xp.where(support, l, inf), axis=-1, keepdims=True)
-    lp = xp.where(l == lmin, xp.zeros_like(l), l - lmin)
-    return xp.where(support, lp, xp.zeros_like(l))
+#: shifted, scaled exponents t = -beta * l' are clipped at -EXP_FLOOR: exp(-EXP_FLOOR) is 0
+#: in every dtype, and the moments never meet 0 * inf for excluded (infinite) losses
+EXP_FLOOR = 1e4
+#: the upper end of the bracket leaves at most exp(-TAIL) of the mass off the minimisers
+TAIL = 50.0
 
 
-def kl_penalty(l, lam, work):
-    """Softmin ``w ∝ exp(-(l - min l) / lam)`` over the last axis."""
+def kl_penalty(losses, lam, work):
+    """Softmin ``w ∝ exp(-(losses - min losses) / lam)`` over the last axis.
+
+    ``lam`` is clipped to ``[tiny, 1 / tiny]`` (``tiny``: the smallest normal
+    number of the dtype): a strength that underflows to zero gives the limit,
+    uniform weights on the minimisers, and ``1 / lam`` never flushes to zero.
+    """
     xp = work.xp
-    lp = shifted(xp, l)
-    # explicit -inf: XLA may compute inf / lam as inf * (1 / lam) with 1 / lam flushed to 0
-    logits = xp.where(lp == math.inf, xp.full_like(lp, -math.inf), -lp / lam)
-    m = xp.max(logits, axis=-1, keepdims=True)  # 0: the minimisers
-    e = xp.exp(logits - m)
-    return e / xp.sum(e, axis=-1, keepdims=True)
+    tiny = float(work.finfo.smallest_normal)
+    lam = xp.clip(lam, min=tiny, max=1.0 / tiny)
+    t = xp.min(losses, axis=-1, keepdims=True) - losses
+    if is_eager_numpy(xp, t):  # one array of the row's size in all
+        t /= lam
+    else:
+        t = t / lam
+    return normalised_exp(xp, t)
 
 
-def _moments_fun(xp, lp, logq, delta):
-    """``v -> (KL(exp(v)) - delta, d/dv)`` along the Gibbs path with prior ``q``
-    (``lp = +inf`` off the support of ``q``)."""
-    logq = logq - logsumexp(xp, logq)
-    support = logq > -math.inf
-    lp = xp.where(support, lp, xp.zeros_like(lp))
-    lp = lp - xp.min(xp.where(support, lp, xp.full_like(lp, math.inf)), axis=-1, keepdims=True)
-    lp = xp.where(support, lp, xp.zeros_like(lp))
+def _make_fun(xp, delta, with_prior: bool):
+    """``make_fun(nlp[, logq])`` for :func:`solve_increasing`: the residual
+    ``KL(w(e^v) || q) - delta`` and its derivative in ``v``, where
+    ``nlp = -(l - min l) / scale`` (``-inf`` for excluded examples)."""
 
-    def fun(v):
-        beta = xp.exp(v)
-        logits = logq - beta * lp
-        lse = logsumexp(xp, logits)
-        s = xp.exp(logits - lse)
-        e1 = xp.sum(s * lp, axis=-1, keepdims=True)
-        e2 = xp.sum(s * (lp * lp), axis=-1, keepdims=True)
-        var = xp.maximum(e2 - e1 * e1, xp.zeros_like(e1))
-        kl = -beta * e1 - lse
-        return kl - delta, beta * beta * var
+    def make_fun(nlp, logq=None):
+        # total prior mass, summed as s0 sums it (so that beta -> 0 gives exactly KL = 0):
+        # the number of examples with finite loss for the uniform prior, 1 up to rounding otherwise
+        if with_prior:
+            count = xp.sum(xp.exp(logq), axis=-1, keepdims=True)
+        else:
+            count = xp.sum(xp.astype(nlp > -math.inf, nlp.dtype), axis=-1, keepdims=True)
 
-    return fun
+        def fun(v, slope):
+            t = xp.clip(xp.exp(v) * nlp, min=-EXP_FLOOR)
+            e = xp.exp(t if logq is None else t + logq)
+            s0 = xp.sum(e, axis=-1, keepdims=True)
+            et = e * t
+            m1 = xp.sum(et, axis=-1, keepdims=True) / s0
+            # KL = E_w[t] - log E_q[e^t]; E_q[e^t] is near 1 for small radii: no cancellation
+            f = m1 - xp.log(s0 / count) - delta
+            if not slope:
+                return f, None
+            return f, xp.sum(et * t, axis=-1, keepdims=True) / s0 - m1 * m1
 
+        return fun
 
-def _uniform_moments_fun(xp, lp, delta):
-    """KL along the Gibbs path for a uniform prior, ``lp = +inf`` marking
-    excluded examples: one exponential and one matrix-vector product per
-    evaluation (the hot path of large-batch exact-radius KL)."""
-    support = lp < math.inf
-    lp0 = xp.where(support, lp, xp.zeros_like(lp))
-    shift = xp.min(xp.where(support, lp0, xp.full_like(lp, math.inf)), axis=-1, keepdims=True)
-    lp = lp - shift
-    lp0 = xp.where(support, lp, xp.zeros_like(lp))
-    powers = xp.stack([lp0, lp0 * lp0], axis=-2)  # (..., 2, n), rows contiguous
-    log_n = xp.log(xp.sum(xp.astype(support, lp.dtype), axis=-1, keepdims=True))
-
-    def fun(v):
-        beta = xp.exp(v)
-        e = xp.exp(-beta * lp)  # 1 at the minimisers, 0 at +inf
-        s0 = xp.sum(e, axis=-1, keepdims=True)
-        mom = xp.matmul(powers, e[..., None])[..., 0]  # (..., 2)
-        e1 = mom[..., 0:1] / s0
-        var = xp.maximum(mom[..., 1:2] / s0 - e1 * e1, xp.zeros_like(e1))
-        kl = log_n - beta * e1 - xp.log(s0)
-        return kl - delta, beta * beta * var
-
-    return fun
+    return make_fun
 
 
-def kl_constrained(l, delta, work, logq=None):
-    """Exact solution of ``min <w, l>  s.t.  KL(w || q) <= delta``.
+def kl_constrained(losses, delta, work, logq=None):
+    """Exact solution of ``min <w, losses>  s.t.  KL(w || q) <= delta``.
 
     ``logq`` is the log prior (``None``: uniform); entries with ``logq = -inf``
-    or ``l = +inf`` get zero weight (the prior is renormalised on the rest).
+    or ``losses = +inf`` get zero weight (the prior is renormalised on the rest).
     """
+    xp = work.xp
+    tiny = float(work.finfo.smallest_normal)
+    n = losses.shape[-1]
+    if logq is None and is_eager_numpy(xp, losses):
+        top = xp.max(losses, axis=-1, keepdims=True)
+        if bool(xp.all(top < math.inf)):  # eager host value: no infinite loss to exclude
+            return _kl_uniform_numpy(losses, delta, work, top)
     if logq is None:
-        return _kl_constrained_uniform(l, delta, work)
+        support = losses < math.inf
+        m = xp.min(losses, axis=-1, keepdims=True)
+        far = TAIL + math.log(max(n, 2))  # beyond beta * gap = far no radius binds
+        top = math.log(max(n, 2))  # no radius above log(n) binds
+    else:
+        support = (losses < math.inf) & (logq > -math.inf)
+        m = xp.min(xp.where(support, losses, xp.full_like(losses, math.inf)), axis=-1, keepdims=True)
+        logq = xp.where(support, logq, xp.full_like(logq, -math.inf))
+        logq = logq - logsumexp(xp, logq)
+        far = top = TAIL - math.log(tiny)  # log((1 - q(M)) / q(M)) <= -log(min q) <= -log(tiny)
+    scale = xp.clip(xp.max(xp.where(support, losses, m), axis=-1, keepdims=True) - m, min=tiny)
+    nlp = (m - losses) / scale  # in [-1, 0] on the support, -inf for infinite losses
+    if logq is not None:
+        nlp = xp.where(support, nlp, xp.full_like(nlp, -math.inf))
+    # KL(beta) <= beta * E_q[-nlp] <= beta, so beta >= delta; at beta = far / gap,
+    # with gap the smallest positive -nlp (1 if none), the non-minimisers are negligible
+    neg_gap = xp.max(nlp - xp.astype(nlp >= 0, nlp.dtype), axis=-1, keepdims=True)
+    hi = math.log(far) - xp.log(-neg_gap)
+    # beta >= sqrt(tiny) e^{-h} stays a normal number (XLA flushes subnormals to zero, and
+    # 0 * -inf is NaN for the excluded examples); the weights are uniform to rounding there
+    lo = xp.log(xp.clip(delta, min=math.sqrt(tiny), max=top))
+    arrays = (nlp,) if logq is None else (nlp, logq)
+    v = solve_increasing(xp, _make_fun(xp, delta, logq is not None), arrays, lo, hi, steps=work.polish)
+    # delta = 0: the residual is zero up to rounding for every tiny beta; the lower end is exact
+    v = zero_strength(xp, delta, lo, v)
+    t = xp.exp(v) * nlp
+    return normalised_exp(xp, t if logq is None else t + logq)
+
+
+def _kl_uniform_numpy(losses, delta, work, top):
+    """:func:`kl_constrained` for NumPy rows with a uniform prior and no infinite
+    loss: the same bracket and finder, written for few passes over the rows and
+    little memory.  Besides the result it holds one array of the rows' size
+    (the scaled losses) and one buffer while solving."""
+    import numpy as np
+
     xp = work.xp
-    neg_inf = xp.full_like(l, -math.inf)
-    finite = ~(xp.isinf(l) & (l > 0))
-    support = finite & (logq > -math.inf)
-    logq = xp.where(support, logq, neg_inf)
-    logq = logq - logsumexp(xp, logq)
-    lp = shifted(xp, l, support)
-    minimisers = support & (lp == 0)
-    log_qm = logsumexp(xp, xp.where(minimisers, logq, neg_inf))
-    mean_q = xp.sum(xp.exp(logq) * lp, axis=-1, keepdims=True)
-    gap = xp.min(xp.where(lp > 0, lp, xp.full_like(l, math.inf)), axis=-1, keepdims=True)
-    lp_inf = xp.where(support, lp, xp.full_like(lp, math.inf))
-    beta = _solve_beta(
-        xp, work, delta, -log_qm, mean_q, gap, xp.exp(log_qm),
-        lambda a, b: _moments_fun(xp, a, b, work.const(1.0) * _delta_s(xp, work, delta)),
-        (lp_inf, logq),
-    )
-    logits = logq - beta * lp_inf
-    return xp.exp(logits - logsumexp(xp, logits))
+    tiny = float(work.finfo.smallest_normal)
+    n = losses.shape[-1]
+    m = np.min(losses, axis=-1, keepdims=True)
+    nlp = np.subtract(m, losses)
+    nlp /= np.maximum(top - m, tiny)  # in [-1, 0]
+    neg_gap = np.max(nlp, axis=-1, keepdims=True, where=nlp < 0, initial=-1.0)
+    hi = math.log(TAIL + math.log(max(n, 2))) - np.log(-neg_gap)
+    lo = np.log(np.clip(delta, math.sqrt(tiny), math.log(max(n, 2))))
+    lo = np.broadcast_to(lo, hi.shape)
+    generic = _make_fun(xp, delta, False)
 
+    def make_fun(rows):
+        count = float(rows.shape[-1])
+        cache = {}
 
-def _delta_s(xp, work, delta):
-    return xp.maximum(delta, work.const(float(work.finfo.smallest_normal)))
+        def fun(v, slope):
+            if v.ndim != rows.ndim:  # grid points (a sketch, or short rows): temporaries are small
+                if "grid" not in cache:
+                    cache["grid"] = generic(rows)
+                return cache["grid"](v, slope)
+            if "e" not in cache:
+                cache["e"] = np.empty_like(rows)
+            e = cache["e"]
+            beta = np.exp(v)
+            np.multiply(rows, beta, out=e)  # t = beta * nlp <= 0
+            np.exp(e, out=e)
+            s0 = np.sum(e, axis=-1, keepdims=True)
+            m1 = beta * np.vecdot(e, rows)[..., None] / s0  # E_w[t]
+            f = m1 - np.log(s0 / count) - delta
+            if not slope:
+                return f, None
+            e *= rows
+            return f, beta * beta * np.vecdot(e, rows)[..., None] / s0 - m1 * m1
 
+        return fun
 
-def _solve_beta(xp, work, delta, kl_max, mean_q, gap, q_m, make_fun, arrays):
-    """Solve for the Gibbs exponent; non-binding rows get ``beta = max`` (the
-    limit, uniform on the minimisers) and ``delta = 0`` gives ``beta ~ 0``."""
-    one = work.const(1.0)
-    tiny = work.const(float(work.finfo.smallest_normal))
-    binding = (delta < kl_max) & (mean_q > 0) & (delta > 0)
-    mean_q = xp.where(binding, mean_q, one)
-    gap = xp.where(binding & xp.isfinite(gap), gap, one)
-    # KL(beta) <= beta * E_q[l'] gives the lower end; at the upper end every
-    # non-minimiser weighs at most exp(-50) relative to the minimisers.
-    odds = xp.log(xp.maximum((1 - q_m) / xp.maximum(q_m, tiny), one))
-    v_hi = xp.log(odds + 50.0) - xp.log(gap)
-    v_lo = xp.minimum(xp.log(_delta_s(xp, work, delta)) - xp.log(mean_q), v_hi)
-    v = solve_increasing(xp, make_fun, arrays, v_lo, v_hi, polish=work.polish)
-    beta = xp.where(binding, xp.exp(v), work.const(float(work.finfo.max)))
-    return xp.where(delta <= 0, tiny, beta)
-
-
-def _kl_constrained_uniform(l, delta, work):
-    """Uniform prior, written for few passes over the batch (it is the
-    large-batch hot path)."""
-    xp = work.xp
-    lmin = xp.min(l, axis=-1, keepdims=True)
-    lp = xp.where(l == lmin, xp.zeros_like(l), l - lmin)  # +inf stays +inf
-    support = lp < math.inf
-    lp0 = xp.where(support, lp, xp.zeros_like(lp))
-    count = xp.sum(xp.astype(support, l.dtype), axis=-1, keepdims=True)
-    m = xp.sum(xp.astype(lp == 0, l.dtype), axis=-1, keepdims=True)
-    mean_q = xp.sum(lp0, axis=-1, keepdims=True) / count
-    gap = xp.min(xp.where(lp > 0, lp, xp.full_like(lp, math.inf)), axis=-1, keepdims=True)
-    q_m = m / count
-    beta = _solve_beta(
-        xp, work, delta, xp.log(count) - xp.log(m), mean_q, gap, q_m,
-        lambda a: _uniform_moments_fun(xp, a, _delta_s(xp, work, delta)), (lp,),
-    )
-    e = xp.exp(-beta * lp)
-    return e / xp.sum(e, axis=-1, keepdims=True)
+    v = solve_increasing(xp, make_fun, (nlp,), lo, hi, steps=work.polish)
+    v = zero_strength(xp, delta, lo, v)
+    nlp *= np.exp(v)
+    return normalised_exp(xp, nlp)

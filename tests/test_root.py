@@ -1,0 +1,276 @@
+"""The root finder behind every exact solve, and exact radii on long, structured rows.
+
+Long rows are where the finder changes strategy (NumPy: a sketch warm start,
+then Newton on the whole row until converged; other libraries: the grid
+evaluated a few points at a time), and where a subsample can be fooled by the
+order of the data.  The reference here is independent of the finder: a
+float64 bisection, written below, on the closed-form weight family of each
+divergence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import divweights as dw
+from divweights import _root
+
+torch = pytest.importorskip("torch")
+
+N = 20480  # above _root.SKETCH_ABOVE: the long-row paths
+
+
+# -- an independent float64 reference -----------------------------------------------------------
+
+
+def _alpha_of(div):
+    if isinstance(div, dw.KL):
+        return 1.0
+    if isinstance(div, dw.ChiSquared):
+        return 2.0
+    return float(div.alpha)
+
+
+def _family(lp, a, log_c):
+    """Weights of the constraint solution for multiplier ``c = e^log_c`` (lp scaled to [0, 1])."""
+    if a == 1.0:
+        z = -math.exp(log_c) * lp
+        e = np.exp(z - z.max())
+    else:
+        base = np.maximum((1.0 - a) * lp + math.exp(log_c), 0.0)
+        e = base ** (1.0 / (a - 1.0))
+    return e / e.sum()
+
+
+def _to_uniform(div, w):
+    """``D(w || u)`` from the definition, in float64."""
+    n = w.size
+    a = _alpha_of(div)
+    pos = w > 0
+    if a == 1.0:
+        return float(np.sum(w[pos] * np.log(n * w[pos])))
+    if a == 0.0:
+        return float(-np.mean(np.log(n * w)))
+    value = (n ** (a - 1.0) * np.sum(w**a) - 1.0) / (a * (a - 1.0))
+    return float(2.0 * value if isinstance(div, dw.ChiSquared) else value)
+
+
+def reference_weights(l, div, delta):
+    """Bisection (300 halvings of a wide log-bracket) for ``D(w(c) || u) = delta``."""
+    lp = l - l.min()
+    lp = lp / lp.max()
+    increasing = _alpha_of(div) == 1.0  # KL grows with beta = c; the power families shrink with c
+    lo, hi = -70.0, 70.0
+    for _ in range(300):
+        mid = 0.5 * (lo + hi)
+        above = _to_uniform(div, _family(lp, _alpha_of(div), mid)) > delta
+        if above == increasing:
+            hi = mid
+        else:
+            lo = mid
+    return _family(lp, _alpha_of(div), lo if increasing else hi)  # the feasible end
+
+
+# -- structured long rows ------------------------------------------------------------------------
+
+
+def _structured(name: str, n: int = N) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    i = np.arange(n)
+    if name == "periodic":  # the issue's case: every tenth example on a smaller scale
+        return rng.exponential(size=n) * np.where(i % 10 == 0, 0.2, 1.0)
+    if name == "two-level-periodic":  # the issue's KL case, scaled down: a stride of 48 sees only the 1s
+        l = np.full(n, 5.0)
+        l[::48] = 1.0
+        l[1] = 0.0
+        return l
+    if name == "sorted":
+        return np.sort(rng.exponential(size=n))
+    if name == "sorted-descending":
+        return np.sort(rng.exponential(size=n))[::-1].copy()
+    if name == "sawtooth":
+        return (i % 97) / 97.0
+    if name == "rare-low":  # eight near-zero losses far below the rest, evenly spaced
+        l = 1.0 + rng.uniform(size=n)
+        l[:: n // 8] = rng.uniform(size=8) * 1e-3
+        return l
+    if name == "blocks":
+        return np.repeat(np.arange(10.0), n // 10)[:n] ** 1.5
+    raise ValueError(name)
+
+
+STRUCTURES = ["periodic", "two-level-periodic", "sorted", "sorted-descending", "sawtooth", "rare-low", "blocks"]
+CASES = [
+    (dw.KL(), 0.05),
+    (dw.KL(), 0.5),
+    (dw.KL(), 2.0),
+    (dw.ChiSquared(), 0.3),
+    (dw.ReverseKL(), 0.3),
+    (dw.Alpha(0.5), 0.2),
+]
+
+
+def _check_exact(l, div, delta, w):
+    w = np.asarray(w, dtype=np.float64)
+    w_ref = reference_weights(l, div, delta)
+    spread = float(np.ptp(l))
+    assert _to_uniform(div, w) == pytest.approx(delta, rel=1e-6)
+    assert float(w @ l) == pytest.approx(float(w_ref @ l), abs=1e-6 * spread)
+
+
+def _solve(library, l, div, delta):
+    x = l if library == "numpy" else torch.asarray(l)
+    w = dw.instance_weights(x, div, delta=delta)
+    return np.asarray(w) if library == "numpy" else w.numpy()
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_issue_reproduction_chi_squared_does_not_depend_on_the_order(library):
+    l = _structured("periodic")
+    perm = np.random.default_rng(0).permutation(N)
+    for losses in (l, l[perm]):
+        _check_exact(losses, dw.ChiSquared(), 0.3, _solve(library, losses, dw.ChiSquared(), 0.3))
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_issue_reproduction_kl_on_a_periodic_row_of_100000(library):
+    l = np.full(100000, 5.0)
+    l[::48] = 1.0
+    l[1] = 0.0
+    _check_exact(l, dw.KL(), 0.05, _solve(library, l, dw.KL(), 0.05))
+
+
+@pytest.mark.parametrize("structure", ["sorted", "rare-low", "blocks"])
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_exact_radius_on_structured_long_rows(library, structure):
+    l = _structured(structure)
+    for div, delta in [(dw.KL(), 0.5), (dw.ChiSquared(), 0.3)]:
+        _check_exact(l, div, delta, _solve(library, l, div, delta))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("div", "delta"), CASES, ids=[f"{d!r}-{x}" for d, x in CASES])
+@pytest.mark.parametrize("structure", STRUCTURES)
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_exact_radius_on_every_structure(library, structure, div, delta):
+    l = _structured(structure)
+    _check_exact(l, div, delta, _solve(library, l, div, delta))
+
+
+def test_the_reference_agrees_with_the_short_row_solver():
+    """The test's own reference against the core on a short random row (where no sketch is involved)."""
+    l = np.random.default_rng(3).exponential(size=300)
+    for div, delta in CASES:
+        _check_exact(l, div, delta, dw.instance_weights(l, div, delta=delta))
+
+
+# -- the finder itself ---------------------------------------------------------------------------
+
+XP = array_api_compat.array_namespace(np.zeros(1))
+
+
+def _make(root, kind="cubic"):
+    """``make_fun`` for an increasing function of ``x`` with the given per-row roots."""
+
+    def make_fun(row):
+        def fun(x, slope):
+            d = x - root
+            if kind == "cubic":
+                return d**3 + d, (3 * d**2 + 1 if slope else None)
+            # a quarter power: infinite slope at the root, flat on its left (like alpha = 5)
+            f = np.where(d > 0, np.abs(d) ** 0.25, -0.1 + 0.0 * d)
+            return f, (np.where(d > 0, 0.25 * np.abs(d) ** -0.75, 0.0 * d) if slope else None)
+
+        return fun
+
+    return make_fun
+
+
+def _bracket(rows):
+    return np.full((rows, 1), -5.0), np.full((rows, 1), 5.0)
+
+
+def test_roots_per_row_to_rounding():
+    root = np.array([[-3.0], [0.1], [2.5], [4.999]])
+    lo, hi = _bracket(4)
+    x = _root.solve_increasing(XP, _make(root), (np.zeros((4, 7)),), lo, hi, steps=3)
+    np.testing.assert_allclose(x, root, rtol=0, atol=1e-12)
+
+
+def test_without_a_root_the_result_is_the_nearer_end_of_the_bracket():
+    root = np.array([[-9.0], [9.0]])  # f > 0 on the whole bracket, then f < 0 on it
+    lo, hi = _bracket(2)
+    x = _root.solve_increasing(XP, _make(root), (np.zeros((2, 7)),), lo, hi, steps=3)
+    np.testing.assert_array_equal(x, [[-5.0], [5.0]])
+
+
+def test_safeguarded_steps_converge_where_the_slope_is_singular():
+    root = np.array([[0.3], [-1.7]])
+    lo, hi = _bracket(2)
+    x = _root.solve_increasing(XP, _make(root, "quarter"), (np.zeros((2, 7)),), lo, hi, steps=40, safeguarded=True)
+    np.testing.assert_allclose(x, root, rtol=0, atol=1e-12)
+
+
+def test_long_rows_evaluate_the_grid_a_few_points_at_a_time():
+    n = 4 * _root.GRID_BUDGET // _root.GRID_MIN  # every chunk holds fewer grid points than the grid
+    assert _root.grid_size(n) == _root.GRID_MIN
+    root = torch.tensor([[0.7]], dtype=torch.float64)
+    xp = array_api_compat.array_namespace(root)
+    lo, hi = torch.full((1, 1), -5.0, dtype=torch.float64), torch.full((1, 1), 5.0, dtype=torch.float64)
+    calls = []
+
+    def make_fun(row):
+        def fun(x, slope):
+            calls.append(x.shape[0] if x.ndim == 3 else 1)
+            d = x - root
+            return d**3 + d, (3 * d**2 + 1 if slope else None)
+
+        return fun
+
+    x = _root.solve_increasing(xp, make_fun, (torch.zeros(1, n, dtype=torch.float64),), lo, hi, steps=3)
+    assert float(x) == pytest.approx(0.7, abs=1e-12)
+    assert max(calls) * n <= _root.GRID_BUDGET and sum(calls[:-5]) >= _root.GRID_MIN
+
+
+def test_the_sketch_samples_a_periodic_row_evenly_and_keeps_its_extremes():
+    n = _root.SKETCH_ABOVE * 2
+    l = np.tile(np.arange(10.0), n // 10 + 1)[:n]
+    l[12345] = -1.0
+    l[777] = 99.0
+    (sketch,) = _root._sketch(XP, (l,))
+    assert -1.0 in sketch and 99.0 in sketch
+    counts = np.bincount(sketch[(sketch >= 0) & (sketch < 10)].astype(int), minlength=10)
+    # evenly: a plain stride of n // 4096 = 8 would see only 5 of the 10 values
+    assert counts.min() >= 0.9 * counts.max()
+
+
+def test_every_solver_builds_its_function_from_the_rows_it_is_given(monkeypatch):
+    """The subsampling protocol: NumPy evaluates the sketch with make_fun(*sketch_arrays);
+    a solver that ignores its arguments would evaluate full rows there."""
+    seen = []
+    real = _root.solve_increasing
+
+    def spy(xp, make_fun, arrays, lo, hi, **kw):
+        sub = tuple(a[..., :5] for a in arrays)
+        fun = make_fun(*sub)
+        f, _ = fun(lo, False)
+        seen.append(f.shape)
+        return real(xp, make_fun, arrays, lo, hi, **kw)
+
+    for module in ("kl", "alpha", "reverse_kl", "squared_l2"):
+        monkeypatch.setattr(f"divweights.solvers.{module}.solve_increasing", spy)
+    rng = np.random.default_rng(0)
+    l = rng.exponential(size=(2, 40))
+    L = rng.exponential(size=(2, 6))
+    y = rng.dirichlet(np.ones(6), size=2)
+    dw.instance_weights(l, dw.KL(), delta=0.3)
+    dw.instance_weights(l, dw.Alpha(0.5), delta=0.3)
+    dw.instance_weights(l, dw.Alpha(0.5), lam=0.3)
+    dw.class_weights(L, y, dw.ReverseKL(), gamma=0.3)
+    dw.class_weights(L, y, dw.SquaredL2(), gamma=0.1)
+    dw.class_weights(L, y, dw.KL(), gamma=0.1)
+    assert len(seen) == 6 and all(shape == (2, 1) for shape in seen)
