@@ -431,7 +431,7 @@ def test_jax_dynamic_mixup_step_matches_a_recomputation():
     }
     keys = jax.random.wrap_key_data(epoch_key_data(0, 0), impl="threefry2x32")
     out = train_step(spec, params, state, buf, x, y, np.arange(n, dtype=np.int32), keys, np.int32(0),
-                     np.float32(0.0), np.float32(0.0), np.bool_(True), None, aux)  # fmt: skip
+                     np.float32(0.0), np.float32(0.0), np.bool_(True), aux=aux)  # fmt: skip
     loss, w, clean = float(out[3]), np.asarray(out[4]), np.asarray(out[7])
     np.testing.assert_allclose(clean, l0, rtol=1e-5)
     b = noise_posterior(l0.astype(np.float32), fit)[:, None].astype(np.float64)
