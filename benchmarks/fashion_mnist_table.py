@@ -2,7 +2,8 @@
 
 Grid: symmetric noise 20/40/60/80% and asymmetric noise 40% (the
 ``FASHION_MNIST_ASYMMETRIC`` class mapping of :mod:`divweights_train.noise`) x the
-methods CE, bootstrap, mixup, CIW, CICW, CICW-M x at least two seeds. Every
+methods (CE, bootstrap, bi-tempered, NCE+RCE, mixup, Dynamic Mixup, CIW, CICW, CIW-M,
+CICW-M; optionally the oracle filter, GCE and SCE) x at least two seeds. Every
 cell is one ``divweights-train`` run with the library defaults on a stratified
 training subset (10% of it held out as a noisy validation split), evaluated on
 the clean 10,000-image test set. The output is a Markdown table of the mean and
@@ -36,13 +37,17 @@ from pathlib import Path
 import numpy as np
 
 NOISES = ("symmetric:0.2", "symmetric:0.4", "symmetric:0.6", "symmetric:0.8", "asymmetric:0.4")
-METHODS = ("ce", "bootstrap", "mixup", "ciw", "cicw", "cicw-m")
-#: Optional rows: the perfect filter (``oracle``, needs the flip mask) as a ceiling.
-EXTRA_METHODS = ("oracle",)
-LABELS = {"ce": "CE", "bootstrap": "Bootstrap", "mixup": "Mixup", "ciw": "CIW", "cicw": "CICW", "cicw-m": "CICW-M",
-          "oracle": "Oracle filter"}
+#: The methods of the authors' figure (CE, bi-tempered, NCE+RCE, CICW, mixup, Dynamic Mixup, CICW-M) and ours.
+METHODS = ("ce", "bootstrap", "bi-tempered", "nce-rce", "mixup", "dynamic-mixup", "ciw", "cicw", "ciw-m",
+           "cicw-m")
+#: Optional rows: the perfect filter (``oracle``, needs the flip mask) as a ceiling; two more robust losses.
+EXTRA_METHODS = ("oracle", "gce", "sce")
+LABELS = {"ce": "CE", "bootstrap": "Bootstrap", "bi-tempered": "Bi-tempered", "nce-rce": "NCE+RCE", "mixup": "Mixup",
+          "dynamic-mixup": "Dynamic Mixup", "ciw": "CIW", "cicw": "CICW", "ciw-m": "CIW-M", "cicw-m": "CICW-M",
+          "oracle": "Oracle filter", "gce": "GCE", "sce": "SCE"}
 # Relative cost of a method's training step (mixup methods need a second forward pass).
-COST = {"ce": 1.0, "bootstrap": 1.05, "mixup": 1.05, "ciw": 1.05, "cicw": 1.1, "cicw-m": 1.45, "oracle": 1.0}
+COST = {"ce": 1.0, "bootstrap": 1.05, "bi-tempered": 1.1, "nce-rce": 1.05, "mixup": 1.05, "dynamic-mixup": 1.5,
+        "ciw": 1.05, "cicw": 1.1, "ciw-m": 1.45, "cicw-m": 1.45, "oracle": 1.0, "gce": 1.05, "sce": 1.05}
 
 
 def scale_tag(args) -> str:
@@ -83,7 +88,8 @@ def finished_summary(config) -> dict | None:
         return None
     if not config_path.is_file():
         raise ValueError(f"{folder} has a summary but no config.json; remove the folder to rerun the cell")
-    diff = config.resolved().identity_diff(TrainConfig.from_dict(json.loads(config_path.read_text())))
+    saved = TrainConfig.from_dict(json.loads(config_path.read_text())).resolved()  # options added since: defaults
+    diff = config.resolved().identity_diff(saved)
     if diff:
         raise ValueError(f"{folder} holds a different run (options differ: {', '.join(diff)}); "
                          "use another --out or remove the folder")

@@ -259,15 +259,28 @@ EFFECTIVE_FOR = {
     ("lam", 1.0): _INSTANCE,
     ("class_divergence", "tv"): _CLASSES,
     ("class_gamma", 0.2): _CLASSES,
-    ("burnin_steps", 3): _INSTANCE | _CLASSES,
-    ("burnin_epochs", 1.0): _INSTANCE | _CLASSES,
+    ("burnin_steps", 3): _INSTANCE | _CLASSES | {"dynamic-mixup"},
+    ("burnin_epochs", 1.0): _INSTANCE | _CLASSES | {"dynamic-mixup"},
     ("anneal_steps", 3): _INSTANCE,
     ("anneal_epochs", 1.0): _INSTANCE,
     ("anneal_start_factor", 5.0): set(),  # the adaptive default radius is not annealed (length 0)
-    ("mixup_alpha", 0.5): {"mixup", "ciw-m"},
+    ("mixup_alpha", 0.5): {"mixup", "ciw-m", "dynamic-mixup"},
     ("mixup_power", 2.0): {"cicw-m"},
     ("mixup_recompute", False): {"ciw-m", "cicw-m"},
     ("mixup_recompute", True): {"ciw-m", "cicw-m"},
+    # the published mixup rule: weighted mixup only; it also uses w**power for the ratio and the
+    # CIW-M smoothing, and Beta(alpha, alpha) ratios in the burn-in of every weighted mode
+    ("mixup_rule", "published"): {"ciw-m", "cicw-m"},
+    # the robust losses' own options
+    ("t1", 0.5): {"bi-tempered"},
+    ("t2", 1.5): {"bi-tempered"},
+    ("loss_alpha", 2.0): {"nce-rce", "sce"},
+    ("loss_beta", 2.0): {"nce-rce", "sce"},
+    ("q", 0.5): {"gce"},
+    # options of every method
+    ("exact_noise", False): set(METHODS),
+    ("eval_every", 5): set(METHODS),
+    ("lr_milestone_steps", (3,)): set(METHODS),
 }
 
 

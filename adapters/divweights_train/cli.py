@@ -7,6 +7,12 @@ Train CICW-M on Fashion-MNIST with 60% symmetric label noise::
     divweights-train --dataset fashion-mnist --subset 10000 --noise symmetric:0.6 \\
         --method cicw-m --epochs 30 --out runs/fmnist-cicwm
 
+Reproduce the published CIFAR-10 recipe (50,000 iterations, evaluation every
+1,000; ``docs/guide/protocol.rst``) for CIW-M at 40% asymmetric noise::
+
+    divweights-train --protocol paper --dataset cifar10 --noise asymmetric:0.4 \\
+        --method ciw-m --out runs/c10-ciwm
+
 Every option maps onto one field of :class:`divweights_train.config.TrainConfig`
 (``--lr-milestones`` onto ``lr_milestones`` and so on); options that are not
 given keep the config's default, and "auto" defaults are resolved from the
@@ -45,8 +51,10 @@ from .config import (
     FRAMEWORKS,
     METHODS,
     MIXUP_MODES,
+    MIXUP_RULES,
     MODELS,
     NUMERIC_OPTIONS,
+    PROTOCOLS,
     OptionError,
     TrainConfig,
     unused_options,
@@ -132,6 +140,29 @@ def _milestones(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _steps(text: str) -> tuple[int, ...]:
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    try:
+        return tuple(int(t) for t in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"step milestones must be integers like '11718,31250,42968', got {text!r}"
+        ) from None
+
+
+_METHOD_HELP = (
+    "training method (default {default}): ce; bootstrap; mixup; the reweighting family ciw, cicw, "
+    "ciw-m, cicw-m; the robust-loss baselines bi-tempered (bi-tempered logistic loss, --t1 --t2), "
+    "nce-rce (active-passive normalized loss NCE+RCE, --loss-alpha --loss-beta), gce (generalized "
+    "cross-entropy, --q), sce (symmetric cross-entropy, --loss-alpha --loss-beta); dynamic-mixup "
+    "(Arazo et al. 2019: per-epoch beta mixture on the per-example losses, dynamic hard "
+    "bootstrapping with mixup; keeps 5 bytes per training example); 'oracle' is a reference: "
+    "cross-entropy on the examples whose labels were not flipped (a perfect filter)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every default is None: unset flags keep the config's default)."""
     p = _Parser(
@@ -143,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--class-divergence with --method ce) are refused with the reason. Exit status: 0 done, 1 the run "
         "failed (missing data, diverged training), 2 usage error.",
         argument_default=None,
+    )
+    g = p.add_argument_group("protocol")
+    g.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="default: divweights' recipe per dataset; paper: the published CIFAR-10/100 recipe "
+        "(50,000 iterations at batch 128, lr 0.1 /10 after iterations 11718/31250/42968, SGD "
+        "Nesterov 0.9, no weight decay, the published PreAct ResNet-18, burn-in 4000 and "
+        "annealing 3000 steps, evaluation every 1000 iterations, the published mixup rules and "
+        "per-method settings; every option given explicitly still wins; see "
+        "docs/guide/protocol.rst) (default default)",
     )
     g = p.add_argument_group("data")
     g.add_argument(
@@ -174,18 +216,30 @@ def build_parser() -> argparse.ArgumentParser:
         f"pairflip:0.45, instance:0.4, or none (default {_d('noise')})",
     )
     g.add_argument(
+        "--exact-noise",
+        action=argparse.BooleanOptionalAction,
+        help="flip exactly round(rate x n) labels (on), or each label independently with "
+        "probability rate (off; the published code's symmetric noise) (default on; off with "
+        "--protocol paper except asymmetric and instance noise, which stay exact)",
+    )
+    g.add_argument(
         "--augment",
         choices=AUGMENTATIONS,
         help="image augmentation (default: crop-flip for CIFAR, "
         "none otherwise; images only)",
+    )
+    g.add_argument(
+        "--crop-pad",
+        type=int,
+        help="padding of the random crop in pixels per side (default 4 for images of at "
+        "least 32 pixels, 2 otherwise and with --protocol paper" + _v("crop_pad") + ")",
     )
 
     g = p.add_argument_group("method")
     g.add_argument(
         "--method",
         choices=METHODS,
-        help=f"training method (default {_d('method')}); 'oracle' is a "
-        "reference: cross-entropy on the examples whose labels were not flipped (a perfect filter)",
+        help=_METHOD_HELP.format(default=_d("method")),
     )
     g.add_argument(
         "--divergence",
@@ -193,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="instance_divergence",
         metavar="NAME",
         help="divergence of the instance weights from uniform: kl, reverse-kl, chi2, tv, l2, alpha:A "
-        f"with -{ALPHA_LIMIT:g} <= A <= {ALPHA_LIMIT:g} (default {_d('instance_divergence')}; "
-        "instance-weighting methods only)",
+        f"with -{ALPHA_LIMIT:g} <= A <= {ALPHA_LIMIT:g} (default kl; alpha:0.1 with --protocol "
+        "paper; instance-weighting methods only)",
     )
     s = g.add_mutually_exclusive_group()
     s.add_argument(
@@ -241,13 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--mixup-alpha",
         type=float,
         help=f"Beta(alpha, alpha) of mixup ratios (default "
-        f"{_d('mixup_alpha')}; modes plain, sample, label_smoothing{_v('mixup_alpha')})",
+        f"{_d('mixup_alpha')}, dynamic-mixup 32; modes plain, sample, label_smoothing, and the "
+        f"published rule's burn-in{_v('mixup_alpha')})",
     )
     g.add_argument(
         "--mixup-power",
         type=float,
         help=f"partner sampling P(j) ~ w_j**power (default "
-        f"{_d('mixup_power')}; modes sample, sample_weight{_v('mixup_power')})",
+        f"{_d('mixup_power')}; modes sample, sample_weight; with --mixup-rule published also the "
+        f"mixing ratio and the CIW-M smoothing use w**power{_v('mixup_power')})",
+    )
+    g.add_argument(
+        "--mixup-rule",
+        choices=MIXUP_RULES,
+        help="weighted-mixup rules: divweights (the adapters' weighted_mixup: partners by w**power, "
+        "ratio w_i/(w_i+w_j), CIW-M smoothing w/max w, the method's mixup during the burn-in) or "
+        "published (partners and ratio from w**power, CIW-M smoothing (w-w_min)/(w_max-w_min) "
+        "with margins 0.01, plain Beta(alpha, alpha) mixup during the burn-in and none for CIW-M) "
+        "(default divweights; published with --protocol paper; ciw-m and cicw-m only)",
     )
     g.add_argument(
         "--mixup-recompute",
@@ -286,6 +351,39 @@ def build_parser() -> argparse.ArgumentParser:
         f"{_v('anneal_start_factor')})",
     )
 
+    g.add_argument(
+        "--t1",
+        type=float,
+        help="bi-tempered: temperature of the logarithm (default 0.8" + _v("t1") + ")",
+    )
+    g.add_argument(
+        "--t2",
+        type=float,
+        help="bi-tempered: temperature of the exponential (default 1.2"
+        + _v("t2")
+        + ")",
+    )
+    g.add_argument(
+        "--loss-alpha",
+        type=float,
+        help="nce-rce: weight of NCE (default 1, CIFAR-100 10); sce: weight of CE (default 0.1, "
+        "CIFAR-100 6" + _v("loss_alpha") + ")",
+    )
+    g.add_argument(
+        "--loss-beta",
+        type=float,
+        help="nce-rce and sce: weight of the reverse cross-entropy (default 1, CIFAR-100 0.1"
+        + _v("loss_beta")
+        + ")",
+    )
+    g.add_argument(
+        "--q",
+        type=float,
+        help="gce: exponent q of the generalized cross-entropy (default 0.7"
+        + _v("q")
+        + ")",
+    )
+
     g = p.add_argument_group("model and optimiser")
     g.add_argument(
         "--model",
@@ -300,7 +398,19 @@ def build_parser() -> argparse.ArgumentParser:
         + _v("width"),
     )
     g.add_argument(
-        "--epochs", type=int, help=f"epochs (default {_d('epochs')}{_v('epochs')})"
+        "--epochs",
+        type=int,
+        help="epochs, or evaluation periods with --eval-every (default 30; 50 periods of 1000 "
+        "steps with --protocol paper" + _v("epochs") + ")",
+    )
+    g.add_argument(
+        "--eval-every",
+        type=int,
+        help="evaluate, record and checkpoint every this many steps instead of every epoch; "
+        "an epoch is then such a period and the examples form one continuous stream of "
+        "shuffled passes (default: per epoch; 1000 with --protocol paper"
+        + _v("eval_every")
+        + ")",
     )
     g.add_argument(
         "--batch-size",
@@ -329,13 +439,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--weight-decay",
         type=float,
-        help=f"weight decay (default {_d('weight_decay')}{_v('weight_decay')})",
+        help="weight decay (default 5e-4; 0 with --protocol paper"
+        + _v("weight_decay")
+        + ")",
     )
     g.add_argument(
         "--lr-milestones",
         type=_milestones,
         help="epochs at which the lr is multiplied by "
         "--lr-decay, e.g. 30,80,110, or none (default per model; strictly increasing, below --epochs)",
+    )
+    g.add_argument(
+        "--lr-milestone-steps",
+        type=_steps,
+        help="optimisation steps after which the lr is multiplied by --lr-decay (steps 0..m keep "
+        "the higher rate, as tf.keras PiecewiseConstantDecay), e.g. 11718,31250,42968 (default: "
+        "none; with --protocol paper (30, 80, 110) x 50000 // --batch-size; not with "
+        "--lr-milestones)",
     )
     g.add_argument(
         "--lr-decay",

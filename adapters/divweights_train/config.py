@@ -21,19 +21,25 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .protocol import MIXUP_RULES, PROTOCOLS
+
 __all__ = [
     "AUGMENTATIONS",
+    "BASELINE_LOSSES",
     "DATASETS",
     "FRAMEWORKS",
     "METHODS",
     "METHOD_DEFAULTS",
     "MIXUP_MODES",
+    "MIXUP_RULES",
     "MODELS",
     "NUMERIC_OPTIONS",
+    "PROTOCOLS",
     "MethodSpec",
     "OptionError",
     "OptionRange",
     "TrainConfig",
+    "anneal_schedule",
     "auto_delta",
     "expected_flip_rate",
     "method_spec",
@@ -43,8 +49,24 @@ __all__ = [
 ]
 
 DATASETS = ("fashion-mnist", "cifar10", "cifar100", "two-moons", "digits")
-METHODS = ("ce", "bootstrap", "mixup", "ciw", "cicw", "ciw-m", "cicw-m", "oracle")
-MODELS = ("cnn", "mlp", "preact-resnet18")
+METHODS = (
+    "ce",
+    "bootstrap",
+    "mixup",
+    "ciw",
+    "cicw",
+    "ciw-m",
+    "cicw-m",
+    "oracle",
+    "bi-tempered",
+    "nce-rce",
+    "gce",
+    "sce",
+    "dynamic-mixup",
+)
+#: Methods whose loss is a robust loss of the adapters' ``baselines`` modules (no reweighting).
+BASELINE_LOSSES = ("bi-tempered", "nce-rce", "gce", "sce")
+MODELS = ("cnn", "mlp", "preact-resnet18", "preact-resnet18-paper")
 FRAMEWORKS = ("torch", "jax")
 AUGMENTATIONS = ("none", "flip", "crop", "crop-flip")
 MIXUP_MODES = ("plain", "sample", "weight", "sample_weight", "label_smoothing")
@@ -87,6 +109,10 @@ class MethodSpec:
         A reference, not a method: cross-entropy averaged over the examples
         of each batch whose labels were *not* flipped (a perfect filter; it
         reads the noise mask, so it only exists for synthetic noise).
+    loss : str
+        ``"reweighted"`` (the adapters' reweighted loss), a robust baseline
+        loss of :data:`BASELINE_LOSSES`, or ``"dynamic-mixup"`` (Arazo et
+        al.'s beta-mixture bootstrapping with mixup; :mod:`divweights_train.bmm`).
     """
 
     instance: bool
@@ -94,6 +120,7 @@ class MethodSpec:
     mixup: str | None
     recompute_on_mixed: bool
     oracle: bool = False
+    loss: str = "reweighted"
 
 
 _METHOD_SPECS = {
@@ -105,6 +132,11 @@ _METHOD_SPECS = {
     "ciw-m": MethodSpec(True, False, "label_smoothing", True),
     "cicw-m": MethodSpec(True, True, "sample_weight", True),
     "oracle": MethodSpec(False, False, None, False, oracle=True),
+    "bi-tempered": MethodSpec(False, False, None, False, loss="bi-tempered"),
+    "nce-rce": MethodSpec(False, False, None, False, loss="nce-rce"),
+    "gce": MethodSpec(False, False, None, False, loss="gce"),
+    "sce": MethodSpec(False, False, None, False, loss="sce"),
+    "dynamic-mixup": MethodSpec(False, False, "plain", False, loss="dynamic-mixup"),
 }
 
 
@@ -114,7 +146,7 @@ def method_spec(method: str) -> MethodSpec:
     Examples
     --------
     >>> method_spec("cicw-m")
-    MethodSpec(instance=True, classes=True, mixup='sample_weight', recompute_on_mixed=True, oracle=False)
+    MethodSpec(instance=True, classes=True, mixup='sample_weight', recompute_on_mixed=True, oracle=False, loss='reweighted')
     """
     try:
         return _METHOD_SPECS[method]
@@ -140,7 +172,29 @@ METHOD_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
     "ciw-m": {"delta": "auto", "mixup_alpha": 0.2},
     "cicw-m": {"delta": "auto", "class_divergence": "reverse-kl", "class_gamma": "auto"},
     "oracle": {},
+    "bi-tempered": {"t1": 0.8, "t2": 1.2},
+    "nce-rce": {"loss_alpha": 1.0, "loss_beta": 1.0},
+    "gce": {"q": 0.7},
+    "sce": {"loss_alpha": 0.1, "loss_beta": 1.0},
+    "dynamic-mixup": {"mixup_alpha": 32.0},
 }
+
+#: CIFAR-100 settings of the robust losses from their papers (NCE+RCE: Ma et al. 2020; SCE: Wang et al.
+#: 2019); the other datasets use :data:`METHOD_DEFAULTS` (their CIFAR-10 settings).
+_CIFAR100_LOSS_DEFAULTS: Mapping[str, Mapping[str, float]] = {
+    "nce-rce": {"loss_alpha": 10.0, "loss_beta": 0.1},
+    "sce": {"loss_alpha": 6.0, "loss_beta": 0.1},
+}
+#: The options of each robust loss (the fields are None for the other methods).
+_LOSS_OPTIONS = {
+    "bi-tempered": ("t1", "t2"),
+    "nce-rce": ("loss_alpha", "loss_beta"),
+    "gce": ("q",),
+    "sce": ("loss_alpha", "loss_beta"),
+}
+_DEFAULT_EPOCHS = 30
+_DEFAULT_WEIGHT_DECAY = 5e-4
+_DEFAULT_INSTANCE_DIVERGENCE = "kl"
 
 #: The previous defaults, by name: ``TrainConfig(..., **PREVIOUS_DEFAULTS[method])`` reproduces them
 #: (radius from the noise spec for CIW, CICW and CIW-M; 0.1 for CICW-M; class radius 0.3).
@@ -394,6 +448,13 @@ NUMERIC_OPTIONS: Mapping[str, OptionRange] = {
     "stop_after_epochs": OptionRange(True, 0, 1_000_000),
     "threads": OptionRange(True, 1, 1024),
     "clean_model_epochs": OptionRange(True, 1, 1_000_000),
+    "eval_every": OptionRange(True, 1, MAX_COUNT),
+    "crop_pad": OptionRange(True, 0, 64),
+    "t1": OptionRange(False, 0.0, 1.0),
+    "t2": OptionRange(False, 0.0, 5.0, low_open=True),
+    "loss_alpha": OptionRange(False, 0.0, 100.0),
+    "loss_beta": OptionRange(False, 0.0, 100.0),
+    "q": OptionRange(False, 0.0, 1.0, low_open=True),
 }
 
 #: Largest class radius per class divergence (total variation and squared L2 distances between
@@ -455,16 +516,20 @@ class TrainConfig:
     True
     """
 
+    # protocol
+    protocol: str = "default"
     # data
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
     subset: int | None = None
     val_fraction: float = 0.1
     noise: str = "none"
+    exact_noise: bool | None = None
     augment: str | None = None
+    crop_pad: int | None = None
     # method
     method: str = "ciw"
-    instance_divergence: str = "kl"
+    instance_divergence: str | None = None
     delta: float | str | None = None
     temperature: float | None = None
     lam: float | None = None
@@ -479,19 +544,27 @@ class TrainConfig:
     burnin_epochs: float | None = None
     anneal_epochs: float | None = None
     anneal_start_factor: float = 10.0
+    mixup_rule: str | None = None
+    t1: float | None = None
+    t2: float | None = None
+    loss_alpha: float | None = None
+    loss_beta: float | None = None
+    q: float | None = None
     # model and optimiser
     model: str | None = None
     width: int | None = None
-    epochs: int = 30
+    epochs: int | None = None
     batch_size: int = 128
     eval_batch_size: int = 256
     lr: float | None = None
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
     lr_milestones: tuple[int, ...] | None = None
+    lr_milestone_steps: tuple[int, ...] | None = None
     lr_decay: float = 0.1
     warmup_epochs: float | None = None
+    eval_every: int | None = None
     # run control
     seed: int = 0
     out: str | None = None
@@ -532,6 +605,11 @@ class TrainConfig:
         instance and class divergences must support the method, strength form
         and radius given; paths must not be empty. Nothing is run or read.
         """
+        if self.protocol not in PROTOCOLS:
+            raise OptionError(
+                "protocol",
+                f"must be one of {', '.join(PROTOCOLS)}; got {self.protocol!r}",
+            )
         if self.dataset not in DATASETS:
             from .datasets import is_user_dataset
 
@@ -565,7 +643,7 @@ class TrainConfig:
                     "mixup_mode",
                     f"must be one of {', '.join(MIXUP_MODES)}; got {self.mixup_mode!r}",
                 )
-            if method_spec(self.method).mixup is None:
+            if method_spec(self.method).mixup is None or self.method == "dynamic-mixup":
                 raise OptionError(
                     "mixup_mode",
                     f"needs a mixup method (mixup, ciw-m, cicw-m), not {self.method!r}",
@@ -580,9 +658,9 @@ class TrainConfig:
                 continue
             if value is not None and not rng.contains(value):
                 raise OptionError(name, f"must be {rng.describe()}; got {value!r}")
-        if self.width is not None and self.model == "preact-resnet18":
+        if self.width is not None and str(self.model).startswith("preact-resnet18"):
             raise OptionError(
-                "width", "applies to the cnn and mlp models only, not preact-resnet18"
+                "width", f"applies to the cnn and mlp models only, not {self.model}"
             )
         if self.resume and self.overwrite:
             raise OptionError(
@@ -599,10 +677,11 @@ class TrainConfig:
                 f"cannot be combined with {strengths[0]}: give at most one of "
                 "delta, temperature, lam",
             )
-        if self.warmup_epochs is not None and self.warmup_epochs > self.epochs:
+        epochs = self._epochs()
+        if self.warmup_epochs is not None and self.warmup_epochs > epochs:
             raise OptionError(
                 "warmup_epochs",
-                f"must be at most epochs ({self.epochs}): a longer warm-up never "
+                f"must be at most epochs ({epochs}): a longer warm-up never "
                 f"reaches the learning rate; got {self.warmup_epochs!r}",
             )
         if self.lr_milestones is not None:
@@ -618,10 +697,10 @@ class TrainConfig:
                     "lr_milestones",
                     f"must be strictly increasing non-negative epochs; got {ms}",
                 )
-            if ms and ms[-1] >= self.epochs:
+            if ms and ms[-1] >= epochs:
                 raise OptionError(
                     "lr_milestones",
-                    f"must lie below epochs ({self.epochs}): milestone {ms[-1]} is "
+                    f"must lie below epochs ({epochs}): milestone {ms[-1]} is "
                     "never reached; drop it or raise epochs",
                 )
         for name in ("out", "data_dir", "cache_dir"):
@@ -642,13 +721,87 @@ class TrainConfig:
             parse_noise_spec(self.noise)
         except (ValueError, TypeError) as err:
             raise OptionError("noise", f"is not valid: {err}") from None
+        self._validate_protocol_options()
+
+    # Defaults that depend on the protocol (also needed to validate an unresolved config).
+    def _epochs(self) -> int:
+        if self.epochs is not None:
+            return self.epochs
+        if self.protocol == "paper":
+            from .protocol import PAPER
+
+            return PAPER["iterations"] // PAPER["eval_every"]
+        return _DEFAULT_EPOCHS
+
+    def _instance_divergence(self) -> str:
+        if self.instance_divergence is not None:
+            return self.instance_divergence
+        if self.protocol == "paper":
+            from .protocol import PAPER
+
+            return PAPER["instance_divergence"]
+        return _DEFAULT_INSTANCE_DIVERGENCE
+
+    def _validate_protocol_options(self) -> None:
+        """Checks of the options of the published protocol, the schedule in steps and the robust losses."""
+        from .protocol import PAPER
+
+        if self.protocol == "paper" and self.dataset not in PAPER["datasets"]:
+            raise OptionError(
+                "protocol",
+                f"paper is the published CIFAR recipe; use --dataset cifar10 or cifar100 "
+                f"(got {self.dataset!r}) or leave --protocol out",
+            )
+        if self.mixup_rule is not None and self.mixup_rule not in MIXUP_RULES:
+            raise OptionError(
+                "mixup_rule",
+                f"must be one of {', '.join(MIXUP_RULES)}; got {self.mixup_rule!r}",
+            )
+        if self.exact_noise is False:
+            from .noise import parse_noise_spec
+
+            if parse_noise_spec(self.noise).kind == "instance":
+                raise OptionError(
+                    "exact_noise",
+                    "cannot be off with instance-dependent noise, which always flips exactly "
+                    "round(rate * n) labels (the highest-scored ones)",
+                )
+        if self.lr_milestone_steps is not None:
+            ms = tuple(self.lr_milestone_steps)
+            if not all(
+                isinstance(m, numbers.Integral) and not isinstance(m, bool) for m in ms
+            ):
+                raise OptionError(
+                    "lr_milestone_steps", f"must be integers (steps); got {ms}"
+                )
+            if any(m < 0 for m in ms) or any(b <= a for a, b in itertools.pairwise(ms)):
+                raise OptionError(
+                    "lr_milestone_steps",
+                    f"must be strictly increasing non-negative steps; got {ms}",
+                )
+            if self.lr_milestones:
+                raise OptionError(
+                    "lr_milestone_steps",
+                    "cannot be combined with lr_milestones (epochs): give the learning-rate "
+                    "drops in steps or in epochs, not both",
+                )
+        if (
+            self.loss_alpha is not None
+            and self.loss_beta is not None
+            and self.loss_alpha == 0
+            and self.loss_beta == 0
+        ):
+            raise OptionError(
+                "loss_beta",
+                "and loss_alpha cannot both be 0 (the loss would be 0); give a positive weight",
+            )
 
     def _validate_divergences(self) -> None:
         _check_divergence_name("instance_divergence", self.instance_divergence)
         _check_divergence_name("class_divergence", self.class_divergence)
         spec = method_spec(self.method)
         if spec.instance:
-            div = parse_divergence(self.instance_divergence)
+            div = parse_divergence(self._instance_divergence())
             if div is None:
                 raise OptionError(
                     "instance_divergence",
@@ -666,7 +819,7 @@ class TrainConfig:
             if form not in div.instance_forms:
                 raise OptionError(
                     form,
-                    f"is not available with instance divergence {self.instance_divergence!r} "
+                    f"is not available with instance divergence {self._instance_divergence()!r} "
                     f"(it takes {' or '.join(div.instance_forms)})",
                 )
         class_div = self.class_divergence
@@ -706,6 +859,102 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """Return a copy with every automatic (None) field filled in.
 
+        With ``protocol="paper"`` the published recipe fills the automatic
+        fields first (:meth:`_paper_defaults`; ``docs/guide/protocol.rst``);
+        then, for every protocol:
+
+        * ``epochs`` 30 (50 evaluation periods of 1,000 steps under the
+          paper protocol), ``weight_decay`` 5e-4 (0 under it),
+          ``instance_divergence`` ``kl`` (``alpha:0.1`` under it),
+          ``exact_noise`` True (independent flips under it, except for
+          CIFAR-10 asymmetric and instance-dependent noise), ``mixup_rule``
+          ``divweights`` (``published`` under it); ``crop_pad`` stays None
+          (4 pixels for images of at least 32 pixels, 2 otherwise; 2 under
+          the paper protocol);
+        * the robust losses' options (``t1``, ``t2``, ``loss_alpha``,
+          ``loss_beta``, ``q``) for the method that has them:
+          :data:`METHOD_DEFAULTS`, with the papers' CIFAR-100 values for
+          NCE+RCE and SCE;
+        * with ``lr_milestone_steps`` the epoch milestones are empty;
+        * and the rest as :meth:`_resolved_generic` says.
+        """
+        cfg = self._paper_defaults() if self.protocol == "paper" else self
+        return cfg._resolved_extra()._resolved_generic()
+
+    def _paper_defaults(self) -> TrainConfig:
+        """Fill the automatic fields with the published recipe's values (see :mod:`divweights_train.protocol`)."""
+        from .noise import parse_noise_spec
+        from .protocol import (
+            PAPER,
+            PAPER_METHOD_SETTINGS,
+            dynamic_mixup_warmup_steps,
+            paper_lr_milestone_steps,
+        )
+
+        changes: dict[str, Any] = {}
+
+        def fill(name: str, value: Any) -> None:
+            if getattr(self, name) is None:
+                changes[name] = value
+
+        spec = method_spec(self.method)
+        fill("model", PAPER["model"])
+        fill("lr", PAPER["lr"])
+        fill("weight_decay", PAPER["weight_decay"])
+        fill("eval_every", PAPER["eval_every"])
+        fill("epochs", PAPER["iterations"] // PAPER["eval_every"])
+        fill("warmup_epochs", 0.0)
+        if self.lr_milestones is None:
+            fill("lr_milestone_steps", paper_lr_milestone_steps(self.batch_size))
+        fill("augment", "crop-flip")
+        fill("crop_pad", PAPER["crop_pad"])
+        fill("mixup_rule", "published")
+        fill("instance_divergence", PAPER["instance_divergence"])
+        kind = parse_noise_spec(self.noise).kind
+        fill("exact_noise", kind in ("asymmetric", "instance"))
+        if spec.instance or spec.classes:
+            if self.burnin_epochs is None:
+                fill("burnin_steps", PAPER["burnin_steps"])
+            if self.anneal_epochs is None:
+                fill("anneal_steps", PAPER["anneal_steps"])
+        if spec.loss == "dynamic-mixup" and self.burnin_epochs is None:
+            fill("burnin_steps", dynamic_mixup_warmup_steps(self.batch_size))
+        settings = dict(PAPER_METHOD_SETTINGS.get(self.method, {}))
+        strength = {
+            k: settings.pop(k) for k in ("delta", "temperature", "lam") if k in settings
+        }
+        if self.delta is None and self.temperature is None and self.lam is None:
+            changes.update(strength)
+        for name, value in settings.items():
+            fill(name, value)
+        return dataclasses.replace(self, **changes)
+
+    def _resolved_extra(self) -> TrainConfig:
+        """Fill the automatic fields that do not depend on the generic defaults (see :meth:`resolved`)."""
+        changes: dict[str, Any] = {}
+        if self.epochs is None:
+            changes["epochs"] = self._epochs()
+        if self.weight_decay is None:
+            changes["weight_decay"] = _DEFAULT_WEIGHT_DECAY
+        if self.instance_divergence is None:
+            changes["instance_divergence"] = self._instance_divergence()
+        if self.exact_noise is None:
+            changes["exact_noise"] = True
+        if self.mixup_rule is None:
+            changes["mixup_rule"] = "divweights"
+        if self.lr_milestone_steps is not None and self.lr_milestones is None:
+            changes["lr_milestones"] = ()
+        defaults = dict(METHOD_DEFAULTS[self.method])
+        if self.dataset == "cifar100":
+            defaults.update(_CIFAR100_LOSS_DEFAULTS.get(self.method, {}))
+        for name in _LOSS_OPTIONS.get(self.method, ()):
+            if getattr(self, name) is None:
+                changes[name] = float(defaults[name])
+        return dataclasses.replace(self, **changes)
+
+    def _resolved_generic(self) -> TrainConfig:
+        """The defaults of every protocol (after :meth:`resolved`'s first steps).
+
         * ``model``: ``preact-resnet18`` for CIFAR, ``mlp`` for two-moons,
           ``cnn`` otherwise.
         * ``lr``: 0.1 for PreAct ResNet-18 (the CIFAR protocol), 0.02 for the
@@ -735,11 +984,17 @@ class TrainConfig:
         )
         changes["model"] = model
         if self.lr is None:
-            changes["lr"] = {"preact-resnet18": 0.1, "cnn": 0.02}.get(model, 0.05)
+            changes["lr"] = (
+                0.1
+                if model.startswith("preact-resnet18")
+                else 0.02
+                if model == "cnn"
+                else 0.05
+            )
         if self.warmup_epochs is None:
             changes["warmup_epochs"] = 1.0 if model == "cnn" else 0.0
         if self.lr_milestones is None:
-            if model == "preact-resnet18":
+            if model.startswith("preact-resnet18"):
                 ms = tuple(
                     sorted(
                         {
@@ -808,6 +1063,10 @@ class TrainConfig:
         kwargs = dict(data)
         if kwargs.get("lr_milestones") is not None:
             kwargs["lr_milestones"] = tuple(int(m) for m in kwargs["lr_milestones"])
+        if kwargs.get("lr_milestone_steps") is not None:
+            kwargs["lr_milestone_steps"] = tuple(
+                int(m) for m in kwargs["lr_milestone_steps"]
+            )
         return cls(**kwargs)
 
     def run_identity(self) -> dict[str, Any]:
@@ -849,10 +1108,30 @@ class TrainConfig:
         drops = sum(1 for m in self.lr_milestones if epoch >= m)
         return float(self.lr) * float(self.lr_decay) ** drops
 
+    def lr_at_step(self, epoch: int, step: int) -> float:
+        """Learning rate of step ``step`` (0-based, global) in ``epoch`` under step decay, before any warm-up.
+
+        With ``lr_milestone_steps`` the rate drops after each milestone step
+        ``m``, as ``tf.keras``'s ``PiecewiseConstantDecay`` (the published
+        schedule): steps ``0..m`` use the higher rate and step ``m + 1`` the
+        lower. Otherwise it is :meth:`lr_at_epoch`.
+
+        Examples
+        --------
+        >>> cfg = TrainConfig(dataset="cifar10", lr=0.1, lr_milestone_steps=(2, 4)).resolved()
+        >>> [round(cfg.lr_at_step(0, s), 4) for s in range(6)]
+        [0.1, 0.1, 0.1, 0.01, 0.01, 0.001]
+        """
+        lr = self.lr_at_epoch(epoch)
+        if self.lr_milestone_steps:
+            drops = sum(1 for m in self.lr_milestone_steps if step > m)
+            lr *= float(self.lr_decay) ** drops
+        return lr
+
     def lr_at(self, epoch: int, step: int, steps_per_epoch: int) -> float:
         """Learning rate of optimisation step ``step`` (0-based, global) in ``epoch``.
 
-        Step decay (:meth:`lr_at_epoch`) times a linear warm-up from
+        Step decay (:meth:`lr_at_step`) times a linear warm-up from
         ``1/warmup_steps`` to 1 over the first ``warmup_epochs`` epochs.
 
         Examples
@@ -863,7 +1142,7 @@ class TrainConfig:
         >>> TrainConfig(dataset="two-moons", lr=0.1, lr_milestones=(), warmup_epochs=0.1).lr_at(0, 0, 4)
         0.1
         """
-        lr = self.lr_at_epoch(epoch)
+        lr = self.lr_at_step(epoch, step)
         warm = self.warmup_epochs * steps_per_epoch
         if warm > 0 and step < warm:
             lr *= min(
@@ -907,6 +1186,32 @@ def schedule_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, int]
     return int(burnin), int(anneal)
 
 
+def anneal_schedule(
+    config: TrainConfig, steps_per_epoch: int
+) -> tuple[int, int, float]:
+    """Burn-in steps, annealing steps and start factor of the backends' schedule.
+
+    :func:`schedule_steps` and ``anneal_start_factor``; under the paper
+    protocol the annealing line is the published one, one step ahead
+    (:func:`divweights_train.protocol.published_anneal`).
+
+    Examples
+    --------
+    >>> anneal_schedule(TrainConfig(dataset="cifar10", protocol="paper"), 1000)
+    (4000, 2999, 9.997)
+    >>> anneal_schedule(TrainConfig(dataset="cifar10", burnin_steps=4000, anneal_steps=3000), 1000)
+    (4000, 3000, 10.0)
+    """
+    cfg = config.resolved()
+    burnin, anneal = schedule_steps(cfg, steps_per_epoch)
+    factor = float(cfg.anneal_start_factor)
+    if cfg.protocol == "paper":
+        from .protocol import published_anneal
+
+        anneal, factor = published_anneal(anneal, factor)
+    return burnin, anneal, factor
+
+
 # ---------------------------------------------------------------------------
 # Options that have no effect
 # ---------------------------------------------------------------------------
@@ -944,8 +1249,13 @@ def _unused_reason(
         return (
             f"with {opt('class_divergence')} none, which switches class reweighting off"
         )
-    if name in _BURNIN_OPTIONS + _ANNEAL_OPTIONS and not (
-        spec.instance or spec.classes
+    warms_up = spec.loss == "dynamic-mixup"
+    if name in _ANNEAL_OPTIONS and warms_up:
+        return f"with {method}: its burn-in is a plain-mixup warm-up; it has no strength to anneal"
+    if (
+        name in _BURNIN_OPTIONS + _ANNEAL_OPTIONS
+        and not (spec.instance or spec.classes)
+        and not warms_up
     ):
         return f"with {method}, which does not reweight (nothing to burn in or anneal)"
     if name in _ANNEAL_OPTIONS and not spec.instance:
@@ -967,12 +1277,19 @@ def _unused_reason(
     if name in _MIXUP_OPTIONS and mode is None:
         mixers = ", ".join(m for m in METHODS if _METHOD_SPECS[m].mixup)
         return f"with {method}, which does no mixup (mixup methods: {mixers})"
-    if name == "mixup_alpha" and mode in ("weight", "sample_weight"):
+    published = cfg.mixup_rule == "published"
+    if name == "mixup_rule" and mode in (None, "plain"):
+        return (
+            f"with {method}, which has no weighted mixup (the rules differ only there)"
+        )
+    if name == "mixup_alpha" and mode in ("weight", "sample_weight") and not published:
         return (
             f"with mixup mode {mode} ({mode_from}): its mixing ratios are w_i / (w_i + w_j) from the "
             "weights, not Beta(alpha, alpha) draws"
         )
-    if name == "mixup_power" and mode in ("plain", "weight", "label_smoothing"):
+    if name == "mixup_power" and (
+        mode == "plain" or (mode in ("weight", "label_smoothing") and not published)
+    ):
         return f"with mixup mode {mode} ({mode_from}): partners are a random permutation, not sampled by weight"
     if name == "mixup_recompute" and mode == "plain":
         return (
@@ -998,7 +1315,22 @@ def _unused_reason(
                 f"with {opt('noise')} {cfg.noise}: only instance-dependent noise (instance:R) trains a clean "
                 "model to score the examples"
             )
-    if name == "lr_decay" and not cfg.lr_milestones:
+    for options in _LOSS_OPTIONS.values():
+        if name in options and name not in _LOSS_OPTIONS.get(cfg.method, ()):
+            users = ", ".join(m for m, o in _LOSS_OPTIONS.items() if name in o)
+            return f"with {method}: it is an option of the robust loss of {users}"
+    if name == "exact_noise":
+        from .noise import parse_noise_spec
+
+        if parse_noise_spec(cfg.noise).kind == "none":
+            return f"with {opt('noise')} none (no label is flipped)"
+    if name == "crop_pad" and (
+        cfg.augment not in ("crop", "crop-flip")
+        or cfg.dataset == "two-moons"
+        or (cfg.dataset == "digits" and cfg.model == "mlp")
+    ):
+        return f"without cropping ({opt('augment')} {cfg.augment}, {opt('dataset')} {cfg.dataset})"
+    if name == "lr_decay" and not cfg.lr_milestones and not cfg.lr_milestone_steps:
         return f"without {opt('lr_milestones')} below {opt('epochs')} (the learning rate is never decayed)"
     if name == "nesterov" and value and cfg.momentum == 0:
         return f"with {opt('momentum')} 0 (Nesterov momentum needs momentum)"

@@ -175,6 +175,17 @@ class StepSpec:
         :func:`divweights.noise_radius` of the tracked noise rate
         (``noise_rate`` of :func:`train_step`, updated every step with
         :func:`divweights.track_noise_rate` on the clean batch).
+    loss : str
+        ``"reweighted"``, a robust loss (``"bi-tempered"``, ``"nce-rce"``,
+        ``"gce"``, ``"sce"``; :mod:`divweights_jax.baselines`, averaged over
+        the batch) or ``"dynamic-mixup"``.
+    loss_params : tuple of (str, float)
+        Keyword arguments of the robust loss.
+    mixup_rule : str
+        ``"divweights"`` or ``"published"`` (:mod:`divweights_train.protocol`:
+        mixing weights :math:`w^m`, the published CIW-M smoothing). The
+        published burn-in (plain mixup, none for label smoothing) is a
+        separate spec that the backend uses for the burn-in steps.
     """
 
     model: JaxModel
@@ -196,6 +207,9 @@ class StepSpec:
     oracle: bool = False
     adaptive: bool = False
     adaptive_classes: bool = False
+    loss: str = "reweighted"
+    loss_params: tuple = ()
+    mixup_rule: str = "divweights"
 
     @property
     def tracks_noise(self) -> bool:
@@ -265,11 +279,76 @@ def oracle_loss(logits, targets, kept):
     return loss, aux["weights"]
 
 
+def _baseline_loss(spec: StepSpec, logits, targets):
+    """Mean of the robust loss of ``spec.loss`` over the batch, and uniform weights."""
+    from divweights_jax import baselines
+
+    kw = dict(spec.loss_params)
+    if spec.loss == "bi-tempered":
+        iters = 5 if kw["t2"] >= 1 else 30
+        per = baselines.bi_tempered_logistic_loss(
+            logits, targets, kw["t1"], kw["t2"], num_iters=iters
+        )
+    elif spec.loss == "nce-rce":
+        per = baselines.nce_rce_loss(
+            logits, targets, alpha=kw["alpha"], beta=kw["beta"]
+        )
+    elif spec.loss == "gce":
+        per = baselines.generalized_cross_entropy(logits, targets, q=kw["q"])
+    elif spec.loss == "sce":
+        per = baselines.symmetric_cross_entropy(
+            logits, targets, alpha=kw["alpha"], beta=kw["beta"]
+        )
+    else:  # pragma: no cover - specs are built from the config's methods
+        raise ValueError(f"no robust loss {spec.loss!r}")
+    n = logits.shape[0]
+    return jnp.mean(per), jnp.full((n,), 1.0 / n, jnp.float32)
+
+
+def noise_posterior(losses, table, loss_min, loss_max):
+    """Dynamic Mixup's posterior ``B`` of the high-loss component (as :func:`divweights_train.bmm.noise_posterior`)."""
+    from .bmm import B_EPS, LOOKUP_SIZE, X_EPS
+
+    x = (losses.astype(jnp.float32) - loss_min) / (loss_max - loss_min + 1e-6)
+    x = jnp.where(x >= 1, 1 - X_EPS, jnp.where(x <= 0, X_EPS, x))
+    idx = jnp.clip(jnp.floor(LOOKUP_SIZE * x).astype(jnp.int32), 0, LOOKUP_SIZE - 1)
+    return jnp.clip(table[idx], B_EPS, 1 - B_EPS)
+
+
+def _published_mixup(spec: StepSpec, key, x, y, weights, logits0, num_classes):
+    """Weighted mixup with the published rule (:mod:`divweights_train.protocol`)."""
+    from divweights_jax import weighted_mixup
+
+    from .protocol import mixing_weights, published_smoothing
+
+    mw = mixing_weights(weights.astype(jnp.float32), spec.mixup_power)
+    if spec.mixup == "label_smoothing":
+        s = published_smoothing(mw)[:, None]
+        onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
+        pred = jax.nn.one_hot(
+            jnp.argmax(logits0, axis=-1), num_classes, dtype=jnp.float32
+        )
+        soft = s * onehot + (1 - s) * pred
+        return weighted_mixup(key, x, soft, mw, mode="plain", alpha=spec.mixup_alpha)
+    return weighted_mixup(
+        key,
+        x,
+        y,
+        mw,
+        mode=spec.mixup,
+        num_classes=num_classes,
+        power=1.0,
+        alpha=spec.mixup_alpha,
+    )
+
+
 def _method_loss(spec: StepSpec, logits, targets, strength, active, noise_rate=None):
     """The method's loss and instance weights; plain cross-entropy while ``active`` is False."""
     from divweights import noise_radius
     from divweights_jax import reweighted_loss
 
+    if spec.loss not in ("reweighted", "dynamic-mixup"):
+        return _baseline_loss(spec, logits, targets)
     plain, aux_plain = reweighted_loss(logits, targets, instance=None)
     if not spec.reweights:
         return plain, aux_plain["weights"]
@@ -309,6 +388,7 @@ def train_step(
     active,
     kept_all=None,
     noise_rate=None,
+    aux=None,
 ):
     """One optimisation step on the mini-batch ``idx`` of ``(x_all, y_all)``.
 
@@ -339,6 +419,10 @@ def train_step(
     noise_rate : float32 scalar, optional
         The tracked noise rate (``0`` at the first step); needed (only) by the
         adaptive radii (``spec.tracks_noise``).
+    aux : dict, optional
+        Dynamic Mixup's beta mixture: ``table`` (100,), ``loss_min``,
+        ``loss_max`` (:mod:`divweights_train.bmm`); with ``spec.loss ==
+        "dynamic-mixup"`` the bootstrapping is on where ``active`` is True.
 
     Returns
     -------
@@ -355,6 +439,9 @@ def train_step(
     noise_rate : float32 scalar
         Only with ``spec.tracks_noise``: the tracked noise rate after this
         step's clean batch.
+    losses : float32 array, shape (B,)
+        Only with ``spec.loss == "dynamic-mixup"``: the per-example
+        cross-entropy of the clean pass (its per-example state).
     """
     TRACE_COUNTS[spec] += 1
     from divweights_jax import weighted_mixup
@@ -369,7 +456,29 @@ def train_step(
         x = random_crop_flip(k_aug, x, spec.crop_pad, flip=spec.flip)
         x = normalize(x, spec.mean, spec.std)
 
-    if spec.mixup is None:
+    dynamic = spec.loss == "dynamic-mixup"
+    if dynamic:
+        logits0, state_in = model.apply(
+            params, state, x, train=True, key=k_drop_clean
+        )
+        logits0 = jax.lax.stop_gradient(logits0)
+        logp0 = jax.nn.log_softmax(logits0.astype(jnp.float32), axis=-1)
+        clean_losses = -jnp.take_along_axis(logp0, y[:, None], axis=-1)[:, 0]
+        k = model.num_classes
+        b = noise_posterior(
+            clean_losses, aux["table"], aux["loss_min"], aux["loss_max"]
+        )
+        b = jnp.where(active, b, 0.0)[:, None]
+        onehot = jax.nn.one_hot(y, k, dtype=jnp.float32)
+        boot = (1 - b) * onehot + b * jax.nn.one_hot(
+            jnp.argmax(logits0, -1), k, dtype=jnp.float32
+        )
+        trust = 1 - b[:, 0]
+        weights = jnp.where(active, trust / jnp.sum(trust), jnp.full((n,), 1.0 / n))
+        inputs, targets, _ = weighted_mixup(
+            k_mix, x, boot, weights, mode="plain", alpha=spec.mixup_alpha
+        )
+    elif spec.mixup is None:
         inputs, targets, state_in = x, y, state
         weights = None
         logits0 = None
@@ -384,26 +493,42 @@ def train_step(
             )
             logits0 = jax.lax.stop_gradient(logits0)
             _, weights = _method_loss(spec, logits0, y, strength, active, noise_rate)
-        inputs, targets, _ = weighted_mixup(
-            k_mix,
-            x,
-            y,
-            weights,
-            mode=spec.mixup,
-            num_classes=model.num_classes,
-            power=spec.mixup_power,
-            alpha=spec.mixup_alpha,
-            predictions=logits0,
-        )
+        if spec.mixup_rule == "published" and spec.mixup != "plain":
+            inputs, targets, _ = _published_mixup(
+                spec, k_mix, x, y, weights, logits0, model.num_classes
+            )
+        else:
+            inputs, targets, _ = weighted_mixup(
+                k_mix,
+                x,
+                y,
+                weights,
+                mode=spec.mixup,
+                num_classes=model.num_classes,
+                power=spec.mixup_power,
+                alpha=spec.mixup_alpha,
+                predictions=logits0,
+            )
 
     uniform_mixed = (
-        spec.mixup is not None and spec.mixup != "plain" and not spec.recompute_on_mixed
+        spec.mixup is not None
+        and spec.mixup != "plain"
+        and not spec.recompute_on_mixed
+        and not dynamic
     )
 
     def objective(p):
         logits, new_state = model.apply(p, state_in, inputs, train=True, key=k_drop)
         if spec.oracle:
             loss, w = oracle_loss(logits, targets, kept_all[idx])
+        elif dynamic:
+            logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+            loss = -jnp.mean(jnp.sum(targets * logp, axis=-1))
+            # Arazo et al.'s regulariser KL(uniform || mean prediction), weight 1, after the warm-up
+            mean_p = jnp.mean(jnp.exp(logp), axis=0)
+            reg = jnp.mean(jnp.log(1.0 / model.num_classes) - jnp.log(mean_p))
+            loss = loss + jnp.where(active, reg, 0.0)
+            w = weights
         elif uniform_mixed:
             from divweights_jax import reweighted_loss
 
@@ -416,7 +541,7 @@ def train_step(
     (loss, (logits, new_state, w)), grads = jax.value_and_grad(objective, has_aux=True)(
         params
     )
-    if spec.mixup is None:
+    if spec.mixup is None and not dynamic:
         weights = w
         scored = logits
     else:
@@ -450,6 +575,8 @@ def train_step(
 
         class_losses = -jax.nn.log_softmax(jax.lax.stop_gradient(scored).astype(jnp.float32))
         out += (track_noise_rate(noise_rate, class_losses, y).astype(jnp.float32),)
+    if dynamic:
+        out += (clean_losses.astype(jnp.float32),)
     return out
 
 

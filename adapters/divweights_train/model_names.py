@@ -7,7 +7,7 @@ from collections.abc import Sequence
 __all__ = ["MODEL_NAMES", "model_key"]
 
 #: Canonical names accepted by either zoo's ``build_model``.
-MODEL_NAMES = ("cnn", "mlp", "preact-resnet18")
+MODEL_NAMES = ("cnn", "mlp", "preact-resnet18", "preact-resnet18-paper")
 
 _ALIASES = {
     "cnn": "cnn",
@@ -17,6 +17,9 @@ _ALIASES = {
     "preact-resnet18": "preact-resnet18",
     "preactresnet18": "preact-resnet18",
     "preact-resnet-18": "preact-resnet18",
+    "preact-resnet18-paper": "preact-resnet18-paper",
+    "preactresnet18-paper": "preact-resnet18-paper",
+    "preact-resnet-18-paper": "preact-resnet18-paper",
 }
 
 

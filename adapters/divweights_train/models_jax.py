@@ -18,7 +18,11 @@ The architectures and initialisations mirror :mod:`divweights_train.models_torch
   ``2 * width`` channels), then dropout 0.25 and a linear layer;
 * ``"mlp"``: fully connected ReLU layers (``hidden``, default ``(64, 64)``);
 * ``"preact-resnet18"``: pre-activation ResNet-18 (64-128-256-512 channels,
-  two blocks per stage).
+  two blocks per stage);
+* ``"preact-resnet18-paper"``: the published code's variant (BN-ReLU after
+  the stem, identity shortcuts adding the pre-activated input, TensorFlow
+  ``'same'`` padding, Keras ``he_normal`` convolutions, dense N(0, 0.01)
+  with zero bias), as :class:`divweights_train.models_torch.PaperPreActResNet18`.
 
 Inputs are ``(N, C, H, W)`` images (transposed to NHWC internally) or ``(N, D)``
 features. Convolutions and linear layers start from PyTorch's default
@@ -74,6 +78,36 @@ def _conv_init(
         std = math.sqrt(2.0 / (cout * k * k))
         return std * jax.random.normal(key, shape, dtype=_F32)
     return _uniform(key, shape, cin * k * k)
+
+
+#: The standard deviation of a unit normal truncated to [-2, 2] (Keras' ``he_normal`` divides by it).
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def _keras_he_normal(key, k: int, cin: int, cout: int) -> jnp.ndarray:
+    std = math.sqrt(2.0 / (cin * k * k)) / _TRUNCATED_NORMAL_STD
+    return std * jax.random.truncated_normal(key, -2.0, 2.0, (k, k, cin, cout), _F32)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's ``'same'`` padding along one axis (the extra pixel goes after)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv_same(w, x, stride: int = 1):
+    k = w.shape[0]
+    return jax.lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=(stride, stride),
+        padding=(
+            _same_padding(x.shape[1], k, stride),
+            _same_padding(x.shape[2], k, stride),
+        ),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
 
 
 def _bn_init(channels: int) -> tuple[dict, dict]:
@@ -154,7 +188,7 @@ class JaxModel:
     Attributes
     ----------
     name : str
-        ``"cnn"``, ``"mlp"`` or ``"preact-resnet18"``.
+        ``"cnn"``, ``"mlp"``, ``"preact-resnet18"`` or ``"preact-resnet18-paper"``.
     in_shape : tuple of int
         Shape of one input without the batch axis.
     num_classes : int
@@ -223,12 +257,17 @@ class JaxModel:
     def _init_resnet(self, key):
         c = self.in_shape[0]
         keys = iter(jax.random.split(key, 64))
-        params: dict = {
-            "stem": _conv_init(
-                next(keys), 3, c, _RESNET_WIDTHS[0], kaiming_fan_out=True
-            )
-        }
+        paper = self.name == "preact-resnet18-paper"
+
+        def conv(k, cin, cout):
+            if paper:
+                return _keras_he_normal(next(keys), k, cin, cout)
+            return _conv_init(next(keys), k, cin, cout, kaiming_fan_out=True)
+
+        params: dict = {"stem": conv(3, c, _RESNET_WIDTHS[0])}
         state: dict = {}
+        if paper:
+            params["stem_bn"], state["stem_bn"] = _bn_init(_RESNET_WIDTHS[0])
         in_planes = _RESNET_WIDTHS[0]
         for si, (planes, count) in enumerate(zip(_RESNET_WIDTHS, _RESNET_BLOCKS)):
             for bi in range(count):
@@ -238,25 +277,26 @@ class JaxModel:
                 bn2, st2 = _bn_init(planes)
                 blk = {
                     "bn1": bn1,
-                    "conv1": _conv_init(
-                        next(keys), 3, in_planes, planes, kaiming_fan_out=True
-                    ),
+                    "conv1": conv(3, in_planes, planes),
                     "bn2": bn2,
-                    "conv2": _conv_init(
-                        next(keys), 3, planes, planes, kaiming_fan_out=True
-                    ),
+                    "conv2": conv(3, planes, planes),
                 }
                 if stride != 1 or in_planes != planes:
-                    blk["shortcut"] = _conv_init(
-                        next(keys), 1, in_planes, planes, kaiming_fan_out=True
-                    )
+                    blk["shortcut"] = conv(1, in_planes, planes)
                 params[name] = blk
                 state[name] = {"bn1": st1, "bn2": st2}
                 in_planes = planes
         bn, st = _bn_init(in_planes)
         params["bn"] = bn
         state["bn"] = st
-        params["fc"] = _dense_init(next(keys), in_planes, self.num_classes)
+        if paper:
+            params["fc"] = {
+                "w": 0.01
+                * jax.random.normal(next(keys), (in_planes, self.num_classes), _F32),
+                "b": jnp.zeros((self.num_classes,), _F32),
+            }
+        else:
+            params["fc"] = _dense_init(next(keys), in_planes, self.num_classes)
         return params, state
 
     # ----------------------------------------------------------------- apply
@@ -287,6 +327,8 @@ class JaxModel:
         return self._apply_resnet(params, state, x, train)
 
     def _apply_resnet(self, params, state, x, train):
+        if self.name == "preact-resnet18-paper":
+            return self._apply_paper_resnet(params, state, x, train)
         h = _conv(params["stem"], _nhwc(x))
         new_state: dict = {}
         for si, count in enumerate(_RESNET_BLOCKS):
@@ -301,6 +343,30 @@ class JaxModel:
                 out, st2 = _batch_norm(p["bn2"], s["bn2"], out, train)
                 out = _conv(p["conv2"], jax.nn.relu(out))
                 h = out + skip
+                new_state[name] = {"bn1": st1, "bn2": st2}
+        h, st = _batch_norm(params["bn"], state["bn"], h, train)
+        new_state["bn"] = st
+        h = jnp.mean(jax.nn.relu(h), axis=(1, 2))
+        return _dense(params["fc"], h), new_state
+
+    def _apply_paper_resnet(self, params, state, x, train):
+        h = _conv_same(params["stem"], _nhwc(x))
+        h, st = _batch_norm(params["stem_bn"], state["stem_bn"], h, train)
+        h = jax.nn.relu(h)
+        new_state: dict = {"stem_bn": st}
+        for si, count in enumerate(_RESNET_BLOCKS):
+            for bi in range(count):
+                name = f"s{si}b{bi}"
+                p, s = params[name], state[name]
+                stride = (1 if si == 0 else 2) if bi == 0 else 1
+                pre, st1 = _batch_norm(p["bn1"], s["bn1"], h, train)
+                pre = jax.nn.relu(pre)
+                skip = (
+                    _conv_same(p["shortcut"], pre, stride) if "shortcut" in p else pre
+                )
+                out = _conv_same(p["conv1"], pre, stride)
+                out, st2 = _batch_norm(p["bn2"], s["bn2"], out, train)
+                h = _conv_same(p["conv2"], jax.nn.relu(out)) + skip
                 new_state[name] = {"bn1": st1, "bn2": st2}
         h, st = _batch_norm(params["bn"], state["bn"], h, train)
         new_state["bn"] = st
@@ -338,7 +404,7 @@ def build_model(
 
     Parameters
     ----------
-    name : {"cnn", "mlp", "preact-resnet18"}
+    name : {"cnn", "mlp", "preact-resnet18", "preact-resnet18-paper"}
         Architecture (case-insensitive; ``_`` and ``-`` are interchangeable).
     in_shape : sequence of int
         ``(C, H, W)`` for images or ``(D,)`` for features (the MLP flattens

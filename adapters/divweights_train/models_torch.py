@@ -4,15 +4,19 @@
   28x28 Fashion-MNIST.
 * :class:`MLP` -- fully connected network for two-moons and other tabular data.
 * :class:`PreActResNet18` -- pre-activation ResNet-18 for 32x32 CIFAR images.
+* :class:`PaperPreActResNet18` -- the published code's PreAct ResNet-18
+  (``--model preact-resnet18-paper``, selected by ``--protocol paper``).
 * :func:`build_model` -- construct one of them by name from an input shape.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .model_names import MODEL_NAMES, model_key
@@ -20,10 +24,13 @@ from .model_names import MODEL_NAMES, model_key
 __all__ = [
     "MLP",
     "MODEL_NAMES",
+    "PaperPreActBlock",
+    "PaperPreActResNet18",
     "PreActBlock",
     "PreActResNet18",
     "SmallCNN",
     "build_model",
+    "keras_he_normal_",
 ]
 
 
@@ -215,6 +222,140 @@ class PreActResNet18(nn.Module):
         return self.linear(torch.flatten(out, 1))
 
 
+#: The standard deviation of a unit normal truncated to [-2, 2] (Keras' ``he_normal`` divides by it).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def keras_he_normal_(weight: torch.Tensor) -> torch.Tensor:
+    r"""Keras' ``he_normal`` initialisation, in place: a normal truncated at two standard deviations.
+
+    The standard deviation is :math:`\sqrt{2 / \mathrm{fan\_in}} / 0.8796`
+    (``fan_in`` = input channels x kernel area), so that the truncated draws
+    have variance :math:`2 / \mathrm{fan\_in}`; values beyond two standard
+    deviations are redrawn.
+
+    Examples
+    --------
+    >>> w = keras_he_normal_(torch.empty(64, 64, 3, 3))
+    >>> bound = 2 * math.sqrt(2 / (64 * 9)) / TRUNCATED_NORMAL_STD
+    >>> bool(w.abs().max() <= bound)
+    True
+    """
+    fan_in = weight[0].numel()
+    std = math.sqrt(2.0 / fan_in) / TRUNCATED_NORMAL_STD
+    with torch.no_grad():
+        return nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's ``padding='same'``: (before, after) along one axis; the extra pixel goes after.
+
+    Examples
+    --------
+    >>> same_padding(32, 3, 1), same_padding(32, 3, 2), same_padding(32, 1, 2)
+    ((1, 1), (0, 1), (0, 0))
+    """
+    out = -(-int(size) // int(stride))
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class _SameConv2d(nn.Conv2d):
+    """A bias-free convolution with TensorFlow's ``'same'`` padding (asymmetric for strided kernels)."""
+
+    def __init__(self, in_planes: int, planes: int, kernel: int, stride: int = 1):
+        pad = (kernel - 1) // 2 if stride == 1 else 0
+        super().__init__(
+            in_planes, planes, kernel, stride=stride, padding=pad, bias=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        if s != 1:
+            top, bottom = same_padding(x.shape[-2], k, s)
+            left, right = same_padding(x.shape[-1], k, s)
+            if top or bottom or left or right:
+                x = F.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+
+class PaperPreActBlock(nn.Module):
+    """The published code's pre-activation block.
+
+    ``pre = ReLU(BN(x))``; ``out = conv3x3(ReLU(BN(conv3x3_stride(pre))))``;
+    the shortcut is ``pre`` itself (the *pre-activated* input) or a strided
+    1x1 convolution of it when the shape changes; the block returns
+    ``out + shortcut``. Convolutions pad as TensorFlow's ``'same'``.
+    """
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = _SameConv2d(in_planes, planes, 3, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = _SameConv2d(planes, planes, 3, 1)
+        self.shortcut = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = _SameConv2d(in_planes, planes, 1, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = torch.relu(self.bn1(x))
+        skip = self.shortcut(pre) if self.shortcut is not None else pre
+        out = self.conv2(torch.relu(self.bn2(self.conv1(pre))))
+        return out + skip
+
+
+class PaperPreActResNet18(nn.Module):
+    """PreAct ResNet-18 as in the published code (``preact_resnet_models.create_resnet18``).
+
+    The differences from :class:`PreActResNet18` are the published ones: a
+    BN-ReLU after the 3x3 stem convolution, identity shortcuts that add the
+    pre-activated input (:class:`PaperPreActBlock`), TensorFlow ``'same'``
+    padding (strided 3x3 convolutions pad one pixel after, none before),
+    Keras ``he_normal`` convolutions (:func:`keras_he_normal_`) and a dense
+    layer initialised N(0, 0.01) with zero bias. Batch norm: momentum 0.1
+    in torch's convention (Keras 0.9), epsilon 1e-5.
+
+    Examples
+    --------
+    >>> import torch
+    >>> PaperPreActResNet18(10)(torch.zeros(1, 3, 32, 32)).shape
+    torch.Size([1, 10])
+    """
+
+    widths = (64, 128, 256, 512)
+    blocks = (2, 2, 2, 2)
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError("num_classes and in_channels must be positive")
+        self.stem = _SameConv2d(in_channels, self.widths[0], 3, 1)
+        self.stem_bn = nn.BatchNorm2d(self.widths[0])
+        stages = []
+        in_planes = self.widths[0]
+        for i, (planes, count) in enumerate(zip(self.widths, self.blocks)):
+            layers = []
+            for j in range(count):
+                stride = (1 if i == 0 else 2) if j == 0 else 1
+                layers.append(PaperPreActBlock(in_planes, planes, stride))
+                in_planes = planes
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.linear = nn.Linear(in_planes, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                keras_he_normal_(m.weight)
+        nn.init.normal_(self.linear.weight, 0.0, 0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.stem_bn(self.stem(x)))
+        out = torch.relu(self.bn(self.stages(out)))
+        return self.linear(out.mean(dim=(2, 3)))
+
+
 def build_model(
     name: str, in_shape: Sequence[int], num_classes: int, **kwargs
 ) -> nn.Module:
@@ -222,7 +363,7 @@ def build_model(
 
     Parameters
     ----------
-    name : {"cnn", "mlp", "preact-resnet18"}
+    name : {"cnn", "mlp", "preact-resnet18", "preact-resnet18-paper"}
         Architecture (case-insensitive; ``_`` and ``-`` are interchangeable).
     in_shape : sequence of int
         Shape of one input without the batch axis: ``(C, H, W)`` for images,
@@ -255,4 +396,6 @@ def build_model(
     c, h, w = in_shape
     if key == "cnn":
         return SmallCNN(c, num_classes, input_size=(h, w), **kwargs)
+    if key == "preact-resnet18-paper":
+        return PaperPreActResNet18(num_classes, in_channels=c, **kwargs)
     return PreActResNet18(num_classes, in_channels=c, **kwargs)

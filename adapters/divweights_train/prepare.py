@@ -34,6 +34,7 @@ __all__ = [
     "epoch_permutation",
     "load_raw",
     "prepare_data",
+    "stream_order",
 ]
 
 _TAGS = {
@@ -89,6 +90,31 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     [0, 1, 2, 3, 4]
     """
     return _rng(seed, "order", epoch).permutation(int(n))
+
+
+def stream_order(seed: int, n: int, start: int, count: int) -> np.ndarray:
+    """Examples ``start .. start + count - 1`` of the run's continuous example stream.
+
+    The stream is the concatenation of the passes' permutations
+    ``epoch_permutation(seed, 0, n)``, ``epoch_permutation(seed, 1, n)``, ...:
+    every example once per pass, a batch may straddle two passes and no
+    example is dropped (the data order of ``--eval-every``, like the
+    published code's repeated, shuffled dataset).
+
+    Examples
+    --------
+    >>> first_two_passes = np.concatenate([epoch_permutation(0, 0, 5), epoch_permutation(0, 1, 5)])
+    >>> bool(np.array_equal(stream_order(0, 5, 3, 4), first_two_passes[3:7]))
+    True
+    """
+    n, start, count = int(n), int(start), int(count)
+    if n < 1 or start < 0 or count < 0:
+        raise ValueError(f"need n >= 1, start >= 0 and count >= 0; got {n}, {start}, {count}")
+    first, last = start // n, (start + count - 1) // n if count else start // n
+    parts = [epoch_permutation(seed, p, n) for p in range(first, last + 1)]
+    stream = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    offset = start - first * n
+    return stream[offset : offset + count]
 
 
 @dataclasses.dataclass
@@ -344,8 +370,10 @@ def prepare_data(
         train = ds_mod.subset(train, idx)
     spec = parse_noise_spec(config.noise)
     scores = _instance_scores(config, train, confusion_fn) if spec.kind == "instance" else None
+    exact = True if config.exact_noise is None else bool(config.exact_noise)
     noisy, flipped = apply_noise(spec, train.y, train.num_classes, rng=_rng(config.seed, "noise"),
-                                 dataset=_noise_dataset_name(config.dataset), confusion_scores=scores)
+                                 dataset=_noise_dataset_name(config.dataset), confusion_scores=scores,
+                                 exact=exact)
     clean_labels = train.y.copy()
     noisy_train = train.with_labels(noisy)
     if config.val_fraction > 0:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
-from .config import MethodSpec, TrainConfig, method_spec, schedule_steps
+from .config import MethodSpec, TrainConfig, anneal_schedule, method_spec
 from .errors import CheckpointError, DiskFullError
 from .metrics import (
     EpochRecord,
@@ -46,7 +46,7 @@ from .metrics import (
     finish_run,
     summarize,
 )
-from .prepare import PreparedData, epoch_permutation, prepare_data
+from .prepare import PreparedData, epoch_permutation, prepare_data, stream_order
 from .progress import RunProgress
 from .runfolder import RunFolder
 
@@ -91,10 +91,19 @@ class RunPlan:
     num_examples: int
     num_classes: int
     batch_size: int
-    #: the last incomplete batch of an epoch is dropped
+    #: the last incomplete batch of an epoch is dropped; with ``eval_every``: the steps of a period
     steps_per_epoch: int
     burnin_steps: int
     anneal_steps: int
+    #: strength factor at the end of the burn-in (:func:`~divweights_train.config.anneal_schedule`;
+    #: None: the config's ``anneal_start_factor``)
+    anneal_start_factor: float | None = None
+
+    def start_factor(self, config: TrainConfig) -> float:
+        """The annealing's start factor of this run."""
+        if self.anneal_start_factor is None:
+            return float(config.anneal_start_factor)
+        return float(self.anneal_start_factor)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,9 +113,12 @@ class Epoch:
     Attributes
     ----------
     index : int
-        0-based epoch number (seeds the epoch's random streams).
+        0-based epoch number (seeds the epoch's random streams); with
+        ``eval_every``, the number of the evaluation period.
     order : numpy.ndarray
-        Permutation of the training examples; batch ``b`` is
+        Permutation of the training examples (with ``eval_every``: the
+        period's slice of the continuous example stream,
+        :func:`~divweights_train.prepare.stream_order`); batch ``b`` is
         ``order[b * batch_size:(b + 1) * batch_size]``.
     first_step : int
         Global number of the epoch's first optimisation step.
@@ -257,7 +269,7 @@ def _read_checkpoint(
             diff = cfg.identity_diff(
                 TrainConfig.from_dict(
                     json.loads((folder.path / "config.json").read_text())
-                )
+                ).resolved()  # options added since the folder was written: their defaults
             )
             if diff:
                 raise CheckpointError(
@@ -272,7 +284,7 @@ def _read_checkpoint(
         framework=backend.framework,
         map_location=backend.map_location,
     )
-    diff = cfg.identity_diff(TrainConfig.from_dict(meta["config"]))
+    diff = cfg.identity_diff(TrainConfig.from_dict(meta["config"]).resolved())
     if diff:
         raise CheckpointError(
             f"cannot resume {path}: the options differ from the checkpoint's ({', '.join(diff)})"
@@ -368,11 +380,20 @@ def _run_in_folder(
         data = prepare_data(cfg, confusion_fn=backend.clean_model_scores)
         n = len(data.train)
         batch_size = min(cfg.batch_size, n)
-        steps_per_epoch = max(1, n // batch_size)
-        burnin, anneal = schedule_steps(cfg, steps_per_epoch)
+        # with eval_every an "epoch" is an evaluation period of that many steps
+        steps_per_epoch = cfg.eval_every or max(1, n // batch_size)
+        burnin, anneal, start_factor = anneal_schedule(cfg, steps_per_epoch)
         backend.init(
             data,
-            RunPlan(n, data.num_classes, batch_size, steps_per_epoch, burnin, anneal),
+            RunPlan(
+                n,
+                data.num_classes,
+                batch_size,
+                steps_per_epoch,
+                burnin,
+                anneal,
+                start_factor,
+            ),
         )
 
         records: list[EpochRecord] = []
@@ -398,6 +419,7 @@ def _run_in_folder(
             steps_per_epoch=steps_per_epoch,
             burnin_steps=burnin,
             anneal_steps=anneal,
+            anneal_start_factor=start_factor,
         )
 
         total = (
@@ -415,14 +437,22 @@ def _run_in_folder(
                     completed = False
                     break
                 t0 = time.perf_counter()
-                lr = cfg.lr_at_epoch(epoch)
+                lr = cfg.lr_at_step(epoch, step)
                 batches = (
                     steps_per_epoch
                     if cfg.max_steps is None
                     else min(steps_per_epoch, cfg.max_steps - step)
                 )
                 show.start_epoch(epoch)
-                order = epoch_permutation(cfg.seed, epoch, n)
+                if cfg.eval_every:
+                    order = stream_order(
+                        cfg.seed,
+                        n,
+                        epoch * steps_per_epoch * batch_size,
+                        batches * batch_size,
+                    )
+                else:
+                    order = epoch_permutation(cfg.seed, epoch, n)
                 res = backend.train_epoch(Epoch(epoch, order, step, batches), show)
                 step += res.batches
                 if not math.isfinite(res.loss_sum):

@@ -22,6 +22,8 @@ epoch's keys and checks them on resumption.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,8 +108,19 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
     augment = cfg.augment if tr.is_image else "none"
     crop = augment in ("crop", "crop-flip")
     flip = augment in ("flip", "crop-flip")
-    pad = (4 if tr.input_shape[-1] >= 32 else 2) if crop else 0
+    auto_pad = 4 if tr.input_shape[-1] >= 32 else 2
+    pad = (auto_pad if cfg.crop_pad is None else int(cfg.crop_pad)) if crop else 0
     aug = crop or flip
+    loss_params: tuple = ()
+    if spec.loss == "bi-tempered":
+        loss_params = (("t1", float(cfg.t1)), ("t2", float(cfg.t2)))
+    elif spec.loss in ("nce-rce", "sce"):
+        loss_params = (
+            ("alpha", float(cfg.loss_alpha)),
+            ("beta", float(cfg.loss_beta)),
+        )
+    elif spec.loss == "gce":
+        loss_params = (("q", float(cfg.q)),)
     return StepSpec(
         model=model,
         instance=instance,
@@ -128,6 +141,18 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         adaptive=instance is not None and cfg.strength().get("delta") == "auto",
         adaptive_classes=adaptive_classes,
         oracle=bool(spec.oracle),
+        loss=spec.loss,
+        loss_params=loss_params,
+        mixup_rule=str(cfg.mixup_rule or "divweights"),
+    )
+
+
+def _burnin_spec(spec: StepSpec) -> StepSpec | None:
+    """The published burn-in's step (plain mixup; none for label smoothing), or None when it is the same."""
+    if spec.mixup_rule != "published" or spec.mixup in (None, "plain"):
+        return None
+    return dataclasses.replace(
+        spec, mixup=None if spec.mixup == "label_smoothing" else "plain"
     )
 
 
@@ -263,9 +288,27 @@ class JaxBackend(runloop.Backend):
             "form": spec.strength_form,
             "burnin_steps": plan.burnin_steps,
             "anneal_steps": plan.anneal_steps,
-            "start_factor": float(cfg.anneal_start_factor),
+            "start_factor": plan.start_factor(cfg),
         }
         self.saved_keys = None
+        self.burnin_spec = _burnin_spec(spec)
+        self.dynamic = spec.loss == "dynamic-mixup"
+        if self.dynamic:
+            from .bmm import uniform_fit
+
+            # Dynamic Mixup's per-example state (host memory): the latest clean-pass loss of
+            # every training example, whether it was seen, and the epoch's beta mixture.
+            self.dm_losses = np.zeros(plan.num_examples, np.float32)
+            self.dm_seen = np.zeros(plan.num_examples, bool)
+            self._set_fit(uniform_fit(), fitted=False)
+
+    def _set_fit(self, fit, *, fitted: bool) -> None:
+        self.dm_fit, self.dm_fitted = fit, fitted
+        self.dm_aux = {
+            "table": jax.device_put(np.asarray(fit.table, np.float32), self.device),
+            "loss_min": np.float32(fit.loss_min),
+            "loss_max": np.float32(fit.loss_max),
+        }
 
     def train_epoch(
         self, epoch: runloop.Epoch, progress: RunProgress
@@ -286,14 +329,21 @@ class JaxBackend(runloop.Backend):
         for b in range(epoch.batches):
             step = epoch.first_step + b
             idx = epoch.order[b * plan.batch_size : (b + 1) * plan.batch_size]
+            step_spec, aux = spec, None
             if spec.reweights:
                 strength, active = scheduled_strength(
                     np.int32(step), self.target, **self.schedule
                 )
+            elif self.dynamic:
+                strength = np.float32(0.0)
+                active = np.bool_(self.dm_fitted and step >= plan.burnin_steps)
+                aux = self.dm_aux
             else:
                 strength, active = np.float32(0.0), np.bool_(False)
+            if self.burnin_spec is not None and step < plan.burnin_steps:
+                step_spec = self.burnin_spec
             result = train_step(
-                spec,
+                step_spec,
                 self.params,
                 self.model_state,
                 self.momentum,
@@ -307,11 +357,15 @@ class JaxBackend(runloop.Backend):
                 active,
                 self.kept,
                 self.noise_rate if spec.tracks_noise else None,
+                aux,
             )
+            clean_losses = None
+            if self.dynamic:
+                *result, clean_losses = result
             if spec.tracks_noise:
                 *result, self.noise_rate = result
             self.params, self.model_state, self.momentum, loss, w, correct, seen = result
-            outputs.append((idx, loss, w, correct, seen))
+            outputs.append((idx, loss, w, correct, seen, clean_losses))
             progress.advance(lambda: _running(outputs))
         self.next_epoch = e + 1
         host = jax.device_get([o[1:] for o in outputs])
@@ -320,8 +374,18 @@ class JaxBackend(runloop.Backend):
             loss_sum += float(loss_v)
         weights = [
             (np.asarray(w_v, np.float32), o[0])
-            for o, (_, w_v, _, _) in zip(outputs, host)
+            for o, (_, w_v, _, _, _) in zip(outputs, host)
         ]
+        if self.dynamic:
+            from .bmm import fit_loss_mixture
+
+            for o, h in zip(outputs, host):
+                self.dm_losses[o[0]] = np.asarray(h[4], np.float32)
+                self.dm_seen[o[0]] = True
+            if int(self.dm_seen.sum()) >= 2:
+                self._set_fit(
+                    fit_loss_mixture(self.dm_losses[self.dm_seen]), fitted=True
+                )
         return runloop.EpochOutput(
             loss_sum,
             len(outputs),
@@ -339,7 +403,7 @@ class JaxBackend(runloop.Backend):
         )
 
     def state(self) -> dict:
-        return {
+        state = {
             "params": _to_numpy(self.params),
             "model_state": _to_numpy(self.model_state),
             "momentum": _to_numpy(self.momentum),
@@ -348,6 +412,19 @@ class JaxBackend(runloop.Backend):
             },
             "noise_rate": np.asarray(self.noise_rate, np.float32),
         }
+        if self.dynamic:
+            fit = self.dm_fit
+            state["dynamic_mixup"] = {
+                "losses": self.dm_losses.copy(),
+                "seen": self.dm_seen.copy(),
+                "table": np.asarray(fit.table, np.float32).copy(),
+                "params": np.asarray(
+                    [fit.loss_min, fit.loss_max, *fit.alphas, *fit.betas, *fit.weights],
+                    np.float64,
+                ),
+                "fitted": np.asarray(bool(self.dm_fitted)),
+            }
+        return state
 
     def load_state(self, state: dict) -> None:
         self.params = _to_device(state["params"], self.device)
@@ -356,6 +433,22 @@ class JaxBackend(runloop.Backend):
         self.saved_keys = np.asarray(state["rng"]["next_epoch_keys"])
         if "noise_rate" in state:  # absent in checkpoints of runs without adaptive radii before it existed
             self.noise_rate = np.float32(state["noise_rate"])
+        if self.dynamic:
+            from .bmm import BetaMixtureFit
+
+            dm = state["dynamic_mixup"]
+            self.dm_losses = np.asarray(dm["losses"], np.float32).copy()
+            self.dm_seen = np.asarray(dm["seen"], bool).copy()
+            lo, hi, a0, a1, b0, b1, w0, w1 = (float(v) for v in np.asarray(dm["params"]))
+            fit = BetaMixtureFit(
+                np.asarray(dm["table"], np.float32).copy(),
+                lo,
+                hi,
+                (a0, a1),
+                (b0, b1),
+                (w0, w1),
+            )
+            self._set_fit(fit, fitted=bool(np.asarray(dm["fitted"])))
 
 
 def train(

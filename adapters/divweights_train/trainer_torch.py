@@ -18,6 +18,7 @@ every :data:`~divweights_train.progress.SYNC_EVERY` steps).
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 from typing import Any
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import runloop
-from .config import TrainConfig, method_spec, parse_divergence
+from .config import BASELINE_LOSSES, TrainConfig, method_spec, parse_divergence
 from .errors import UsageError
 from .prepare import PreparedData, derive_seed
 from .progress import RunProgress
@@ -36,6 +37,7 @@ from .runloop import TrainResult, model_kwargs
 __all__ = [
     "TorchBackend",
     "TrainResult",
+    "build_baseline_loss",
     "build_loss",
     "model_kwargs",
     "oracle_loss",
@@ -62,14 +64,20 @@ def _torch_api():
     return dwt
 
 
-def build_loss(config: TrainConfig, burnin_steps: int, anneal_steps: int):
+def build_loss(
+    config: TrainConfig,
+    burnin_steps: int,
+    anneal_steps: int,
+    start_factor: float | None = None,
+):
     """The loss module of ``config.method`` (a ``divweights_torch.ReweightedLoss``).
 
     ``ce`` and ``mixup`` use uniform instance weights and no class
     reweighting; ``bootstrap`` uses class reweighting only (total variation
     by default: hard bootstrapping); the CIW methods add instance weights.
     The reweighting (instance and class) is off for ``burnin_steps`` and its
-    strength is annealed over ``anneal_steps``.
+    strength is annealed over ``anneal_steps`` from ``start_factor`` (default:
+    the config's ``anneal_start_factor``).
     """
     dwt = _torch_api()
     spec = method_spec(config.method)
@@ -89,9 +97,54 @@ def build_loss(config: TrainConfig, burnin_steps: int, anneal_steps: int):
         kwargs["gamma"] = cfg.class_gamma if cfg.class_gamma == "auto" else float(cfg.class_gamma)
     if spec.instance or spec.classes:
         kwargs["schedule"] = dwt.AnnealSchedule(
-            burnin_steps, anneal_steps, start_factor=cfg.anneal_start_factor
+            burnin_steps,
+            anneal_steps,
+            start_factor=cfg.anneal_start_factor
+            if start_factor is None
+            else start_factor,
         )
     return dwt.ReweightedLoss(**kwargs)
+
+
+def build_baseline_loss(config: TrainConfig):
+    """The robust loss module of a baseline method (``bi-tempered``, ``nce-rce``, ``gce``, ``sce``).
+
+    The adapter's :mod:`divweights_torch.baselines` losses, averaged over the
+    batch, with the config's ``t1``/``t2``, ``loss_alpha``/``loss_beta`` or
+    ``q``. The bi-tempered normaliser takes 5 fixed-point iterations for
+    ``t2 >= 1`` (the published default) and 30 bisection steps below.
+    """
+    from divweights_torch import baselines
+
+    cfg = config.resolved()
+    name = method_spec(cfg.method).loss
+    if name == "bi-tempered":
+        iters = 5 if cfg.t2 >= 1 else 30
+        return baselines.BiTemperedLoss(t1=cfg.t1, t2=cfg.t2, num_iters=iters)
+    if name == "nce-rce":
+        return baselines.NCERCELoss(alpha=cfg.loss_alpha, beta=cfg.loss_beta)
+    if name == "gce":
+        return baselines.GCELoss(q=cfg.q)
+    if name == "sce":
+        return baselines.SCELoss(alpha=cfg.loss_alpha, beta=cfg.loss_beta)
+    raise ValueError(
+        f"method {cfg.method!r} has no baseline loss (those are {', '.join(BASELINE_LOSSES)})"
+    )
+
+
+def noise_posterior(
+    losses: torch.Tensor, table: torch.Tensor, loss_min, loss_max
+) -> torch.Tensor:
+    """Dynamic Mixup's posterior ``B`` of the high-loss component, on the device.
+
+    The arithmetic of :func:`divweights_train.bmm.noise_posterior` (the NumPy reference).
+    """
+    from .bmm import B_EPS, LOOKUP_SIZE, X_EPS
+
+    x = (losses.float() - loss_min) / (loss_max - loss_min + 1e-6)
+    x = torch.where(x >= 1, 1 - X_EPS, torch.where(x <= 0, X_EPS, x))
+    idx = torch.floor(LOOKUP_SIZE * x).long().clamp(0, LOOKUP_SIZE - 1)
+    return table[idx].clamp(B_EPS, 1 - B_EPS)
 
 
 def oracle_loss(logits: torch.Tensor, targets: torch.Tensor, kept: torch.Tensor):
@@ -112,8 +165,15 @@ def oracle_loss(logits: torch.Tensor, targets: torch.Tensor, kept: torch.Tensor)
 class _Tensors:
     """The prepared arrays as tensors on the training device."""
 
-    def __init__(self, data: PreparedData, augment: str, device: torch.device):
+    def __init__(
+        self,
+        data: PreparedData,
+        augment: str,
+        device: torch.device,
+        crop_pad: int | None = None,
+    ):
         tr = data.train
+        self.crop_pad = crop_pad
         self.mean = tr.mean
         self.std = tr.std
         self.augment = augment if tr.is_image else "none"
@@ -147,7 +207,9 @@ class _Tensors:
         if self.augment != "none":
             from .augment import random_crop_flip
 
-            pad = 4 if x.shape[-1] >= 32 else 2
+            pad = self.crop_pad
+            if pad is None:
+                pad = 4 if x.shape[-1] >= 32 else 2
             crop = self.augment in ("crop", "crop-flip")
             flip = self.augment in ("flip", "crop-flip")
             x = random_crop_flip(x, pad if crop else 0, generator=generator, flip=flip)
@@ -303,51 +365,157 @@ class TorchBackend(runloop.Backend):
 
         cfg, device = self.config, self.device
         self.plan = plan
-        self.tensors = _Tensors(data, cfg.augment, device)
+        self.tensors = _Tensors(data, cfg.augment, device, cfg.crop_pad)
         torch.manual_seed(derive_seed(cfg.seed, "init"))
         self.model = build_model(
             cfg.model, data.train.input_shape, plan.num_classes, **model_kwargs(cfg)
         ).to(device)
         self.optimizer = _sgd(cfg, self.model.parameters())
-        self.loss_fn = build_loss(cfg, plan.burnin_steps, plan.anneal_steps).to(device)
+        if self.method.loss in BASELINE_LOSSES:
+            self.loss_fn = build_baseline_loss(cfg).to(device)
+        else:
+            self.loss_fn = build_loss(
+                cfg, plan.burnin_steps, plan.anneal_steps, plan.start_factor(cfg)
+            ).to(device)
         # Loss of the mixed batch when the weights are not recomputed on it:
         # uniform weights over the mixed examples (soft-target cross-entropy).
         self.mixed_loss_fn = self.dwt.ReweightedLoss(None, reduction="sum").to(device)
+        self.published_mixup = cfg.mixup_rule == "published"
+        if self.method.loss == "dynamic-mixup":
+            from .bmm import uniform_fit
 
-    def _forward(self, x, y, idx, gen_mix):
-        """Loss, instance weights, and the logits scored against ``y`` (None for plain mixup)."""
+            # Dynamic Mixup's per-example state: the latest clean-pass loss of every
+            # training example (and whether it was seen), and the epoch's beta mixture.
+            self.dm_losses = np.zeros(plan.num_examples, np.float32)
+            self.dm_seen = np.zeros(plan.num_examples, bool)
+            self._set_fit(uniform_fit(), fitted=False)
+
+    def _set_fit(self, fit, *, fitted: bool) -> None:
+        self.dm_fit, self.dm_fitted = fit, fitted
+        self.dm_table = torch.as_tensor(fit.table, device=self.device)
+
+    def _mix(self, x, y, w, mode, logits0, gen_mix):
+        """Weighted mixup of ``(x, y)``: the adapter's rule, or the published one (``mixup_rule``)."""
+        cfg, k = self.config, self.plan.num_classes
+        if self.published_mixup and mode != "plain":
+            from .protocol import mixing_weights, published_smoothing
+
+            mw = mixing_weights(w.float(), cfg.mixup_power)
+            if mode == "label_smoothing":
+                s = published_smoothing(mw)[:, None]
+                onehot = F.one_hot(y, k).float()
+                pred = F.one_hot(logits0.argmax(-1), k).float()
+                soft = s * onehot + (1 - s) * pred
+                return self.dwt.weighted_mixup(
+                    x,
+                    soft,
+                    None,
+                    mode="plain",
+                    alpha=cfg.mixup_alpha,
+                    generator=gen_mix,
+                )[:2]
+            return self.dwt.weighted_mixup(
+                x,
+                y,
+                mw,
+                mode=mode,
+                num_classes=k,
+                power=1.0,
+                alpha=cfg.mixup_alpha,
+                generator=gen_mix,
+            )[:2]
+        return self.dwt.weighted_mixup(
+            x,
+            y,
+            w,
+            mode=mode,
+            num_classes=k,
+            power=cfg.mixup_power,
+            alpha=cfg.mixup_alpha,
+            predictions=logits0,
+            generator=gen_mix,
+        )[:2]
+
+    def _forward(self, x, y, idx, gen_mix, step: int):
+        """Loss, instance weights, the logits scored against ``y`` (None for plain mixup), and the
+        per-example clean losses (Dynamic Mixup only, else None)."""
         spec, model, loss_fn = self.method, self.model, self.loss_fn
+        n = len(idx)
         if spec.oracle:
             logits = model(x)
             loss, w = oracle_loss(logits, y, self.tensors.kept[idx])
-            return loss, w, logits
+            return loss, w, logits, None
+        if spec.loss in BASELINE_LOSSES:
+            logits = model(x)
+            w = torch.full((n,), 1.0 / n, device=self.device)
+            return loss_fn(logits, y), w, logits, None
+        if spec.loss == "dynamic-mixup":
+            return self._dynamic_mixup(x, y, gen_mix, step)
         if spec.mixup is None:
             logits = model(x)
-            return loss_fn(logits, y), loss_fn.last_weights.detach(), logits
-        if spec.mixup == "plain":
+            return loss_fn(logits, y), loss_fn.last_weights.detach(), logits, None
+        mode = spec.mixup
+        if self.published_mixup and mode != "plain" and step < self.plan.burnin_steps:
+            # the published burn-in: plain mixup, or none for label smoothing (CIW-M)
+            if mode == "label_smoothing":
+                logits = model(x)
+                return loss_fn(logits, y), loss_fn.last_weights.detach(), logits, None
+            mode = "plain"
+        if mode == "plain":
             logits0 = None
-            w = torch.full((len(idx),), 1.0 / len(idx), device=self.device)
+            w = torch.full((n,), 1.0 / n, device=self.device)
         else:
             with torch.no_grad():
                 logits0 = model(x)
             w = _clean_pass_weights(loss_fn, logits0, y)
-        mx, my, _ = self.dwt.weighted_mixup(
-            x,
-            y,
-            w,
-            mode=spec.mixup,
-            num_classes=self.plan.num_classes,
-            power=self.config.mixup_power,
-            alpha=self.config.mixup_alpha,
-            predictions=logits0,
-            generator=gen_mix,
-        )
+        mx, my = self._mix(x, y, w, mode, logits0, gen_mix)
         logits = model(mx)
-        if spec.recompute_on_mixed or spec.mixup == "plain":
-            return loss_fn(logits, my), w, logits0
+        if spec.recompute_on_mixed or mode == "plain":
+            return loss_fn(logits, my), w, logits0, None
         loss = self.mixed_loss_fn(logits, my)
         loss_fn.step = loss_fn.step + 1  # keep the schedule's clock running
-        return loss, w, logits0
+        return loss, w, logits0, None
+
+    def _dynamic_mixup(self, x, y, gen_mix, step: int):
+        """Dynamic hard bootstrapping with mixup (M-DYR-H; :mod:`divweights_train.bmm`)."""
+        cfg, model, k = self.config, self.model, self.plan.num_classes
+        n = len(y)
+        with torch.no_grad():
+            logits0 = model(x)
+        losses = F.cross_entropy(logits0.float(), y, reduction="none")
+        target = F.one_hot(y, k).float()
+        active = self.dm_fitted and step >= self.plan.burnin_steps
+        if active:
+            b = noise_posterior(
+                losses, self.dm_table, self.dm_fit.loss_min, self.dm_fit.loss_max
+            )[:, None]
+            target = (1 - b) * target + b * F.one_hot(logits0.argmax(-1), k).float()
+            trust = 1 - b[:, 0]
+            w = trust / trust.sum()
+        else:
+            w = torch.full((n,), 1.0 / n, device=self.device)
+        mx, my, _ = self.dwt.weighted_mixup(
+            x, target, None, mode="plain", alpha=cfg.mixup_alpha, generator=gen_mix
+        )
+        logits = model(mx)
+        logp = F.log_softmax(logits.float(), -1)
+        loss = -(my * logp).sum(-1).mean()
+        if (
+            active
+        ):  # Arazo et al.'s regulariser: KL(uniform || mean prediction), weight 1
+            mean_p = logp.exp().mean(0)
+            loss = loss + (math.log(1.0 / k) - mean_p.log()).mean()
+        return loss, w, logits0, losses.detach()
+
+    def _refit(self, pending_losses) -> None:
+        """Record the epoch's clean-pass losses and fit the beta mixture on every example seen so far."""
+        from .bmm import fit_loss_mixture
+
+        for losses, idx in pending_losses:
+            self.dm_losses[idx] = losses
+            self.dm_seen[idx] = True
+        if int(self.dm_seen.sum()) >= 2:
+            self._set_fit(fit_loss_mixture(self.dm_losses[self.dm_seen]), fitted=True)
 
     def train_epoch(
         self, epoch: runloop.Epoch, progress: RunProgress
@@ -365,13 +533,14 @@ class TorchBackend(runloop.Backend):
         order_t = torch.as_tensor(epoch.order, device=device)
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)
         correct_acc = torch.zeros((), dtype=torch.int64, device=device)
-        pending, seen = [], 0
+        pending, pending_losses, seen = [], [], 0
         for b in range(epoch.batches):
             idx = order_t[b * plan.batch_size : (b + 1) * plan.batch_size]
+            step = epoch.first_step + b
             for group in self.optimizer.param_groups:
-                group["lr"] = cfg.lr_at(e, epoch.first_step + b, plan.steps_per_epoch)
+                group["lr"] = cfg.lr_at(e, step, plan.steps_per_epoch)
             x, y = self.tensors.batch(idx, gen_aug)
-            loss, w, scored = self._forward(x, y, idx, gen_mix)
+            loss, w, scored, clean_losses = self._forward(x, y, idx, gen_mix, step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -380,10 +549,14 @@ class TorchBackend(runloop.Backend):
                 correct_acc += (scored.detach().argmax(-1) == y).sum()
                 seen += len(idx)
             pending.append((w.detach().float(), idx))
+            if clean_losses is not None:
+                pending_losses.append((clean_losses, idx))
             progress.advance(
                 functools.partial(_running, loss_acc, correct_acc, b + 1, seen)
             )
         weights = [(w.cpu().numpy(), idx.cpu().numpy()) for w, idx in pending]
+        if self.method.loss == "dynamic-mixup":
+            self._refit([(v.cpu().numpy(), i.cpu().numpy()) for v, i in pending_losses])
         return runloop.EpochOutput(
             float(loss_acc), epoch.batches, int(correct_acc), seen, weights
         )
@@ -394,18 +567,50 @@ class TorchBackend(runloop.Backend):
         return _accuracy(self.model, x, y, self.config.eval_batch_size)
 
     def state(self) -> dict:
-        return {
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "loss": self.loss_fn.state_dict(),
             "rng": _rng_state(),
         }
+        if self.method.loss == "dynamic-mixup":
+            fit = self.dm_fit
+            state["dynamic_mixup"] = {
+                "losses": torch.from_numpy(self.dm_losses.copy()),
+                "seen": torch.from_numpy(self.dm_seen.copy()),
+                "table": torch.from_numpy(fit.table.copy()),
+                "params": [
+                    fit.loss_min,
+                    fit.loss_max,
+                    *fit.alphas,
+                    *fit.betas,
+                    *fit.weights,
+                ],
+                "fitted": bool(self.dm_fitted),
+            }
+        return state
 
     def load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.loss_fn.load_state_dict(state["loss"])
         _set_rng_state(state["rng"])
+        if self.method.loss == "dynamic-mixup":
+            from .bmm import BetaMixtureFit
+
+            dm = state["dynamic_mixup"]
+            self.dm_losses = dm["losses"].cpu().numpy().astype(np.float32)
+            self.dm_seen = dm["seen"].cpu().numpy().astype(bool)
+            lo, hi, a0, a1, b0, b1, w0, w1 = (float(v) for v in dm["params"])
+            fit = BetaMixtureFit(
+                dm["table"].cpu().numpy().astype(np.float32),
+                lo,
+                hi,
+                (a0, a1),
+                (b0, b1),
+                (w0, w1),
+            )
+            self._set_fit(fit, fitted=bool(dm["fitted"]))
 
 
 def train(
