@@ -29,6 +29,10 @@ neither torch nor jax):
 * :mod:`~divweights_train.progress` -- the progress bar (plain lines off a terminal);
 * :mod:`~divweights_train.plots` -- accuracy curves and weight histograms (PNG);
 * :mod:`~divweights_train.model_names` -- the model names both model zoos share;
+* :mod:`~divweights_train.protocol` -- ``--protocol paper``: the published CIFAR
+  recipe and the published mixup rules;
+* :mod:`~divweights_train.bmm` -- the two-component beta mixture of
+  ``--method dynamic-mixup``;
 * :mod:`~divweights_train.demo` -- ``make demo``, the Fashion-MNIST comparison.
 
 Framework-specific: :mod:`~divweights_train.trainer_torch` (``--framework torch``)

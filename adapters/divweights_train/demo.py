@@ -897,7 +897,7 @@ def main(argv=None) -> int:
     for label, cfg in configs.items():
         r = cfg.resolved()
         strength = (
-            ", ".join(f"{k}={v:.3g}" for k, v in r.strength().items())
+            ", ".join(f"{k}={v}" if isinstance(v, str) else f"{k}={v:.3g}" for k, v in r.strength().items())
             if r.method not in ("ce", "mixup", "oracle")
             else ""
         )

@@ -174,7 +174,8 @@ class StepSpec:
         ``delta="auto"`` / ``gamma="auto"``: the instance / class radius is
         :func:`divweights.noise_radius` of the tracked noise rate
         (``noise_rate`` of :func:`train_step`, updated every step with
-        :func:`divweights.track_noise_rate` on the clean batch).
+        :func:`divweights.track_noise_rate` on the batch the loss is taken on, before its radius is
+        computed, as :class:`divweights_torch.ReweightedLoss` does).
     loss : str
         ``"reweighted"``, a robust loss (``"bi-tempered"``, ``"nce-rce"``,
         ``"gce"``, ``"sce"``; :mod:`divweights_jax.baselines`, averaged over
@@ -340,6 +341,17 @@ def _published_mixup(spec: StepSpec, key, x, y, weights, logits0, num_classes):
         power=1.0,
         alpha=spec.mixup_alpha,
     )
+
+
+def _tracked_rate(spec: StepSpec, logits, targets, noise_rate):
+    """The tracked noise rate after this batch (``divweights.track_noise_rate``), as the torch loss updates
+    it before computing the radius; ``noise_rate`` unchanged when the method has no adaptive radius."""
+    if not spec.tracks_noise:
+        return noise_rate
+    from divweights import track_noise_rate
+
+    class_losses = -jax.nn.log_softmax(jax.lax.stop_gradient(logits).astype(jnp.float32), axis=-1)
+    return track_noise_rate(noise_rate, class_losses, targets).astype(jnp.float32)
 
 
 def _method_loss(spec: StepSpec, logits, targets, strength, active, noise_rate=None):
@@ -535,10 +547,12 @@ def train_step(
             loss, aux = reweighted_loss(logits, targets, instance=None)
             w = aux["weights"]
         else:
-            loss, w = _method_loss(spec, logits, targets, strength, active, noise_rate)
-        return loss, (logits, new_state, w)
+            rate = _tracked_rate(spec, logits, targets, noise_rate)
+            loss, w = _method_loss(spec, logits, targets, strength, active, rate)
+            return loss, (logits, new_state, w, rate)
+        return loss, (logits, new_state, w, noise_rate)
 
-    (loss, (logits, new_state, w)), grads = jax.value_and_grad(objective, has_aux=True)(
+    (loss, (logits, new_state, w, new_rate)), grads = jax.value_and_grad(objective, has_aux=True)(
         params
     )
     if spec.mixup is None and not dynamic:
@@ -571,10 +585,7 @@ def train_step(
         seen,
     )
     if spec.tracks_noise:
-        from divweights import track_noise_rate
-
-        class_losses = -jax.nn.log_softmax(jax.lax.stop_gradient(scored).astype(jnp.float32))
-        out += (track_noise_rate(noise_rate, class_losses, y).astype(jnp.float32),)
+        out += (jnp.asarray(new_rate, jnp.float32),)
     if dynamic:
         out += (clean_losses.astype(jnp.float32),)
     return out
