@@ -183,7 +183,9 @@ def _make(root, kind="cubic"):
                 return d**3 + d, (3 * d**2 + 1 if slope else None)
             # a quarter power: infinite slope at the root, flat on its left (like alpha = 5)
             f = np.where(d > 0, np.abs(d) ** 0.25, -0.1 + 0.0 * d)
-            return f, (np.where(d > 0, 0.25 * np.abs(d) ** -0.75, 0.0 * d) if slope else None)
+            with np.errstate(divide="ignore"):  # the slope is infinite at the root itself: intended
+                slope_value = np.where(d > 0, 0.25 * np.abs(d) ** -0.75, 0.0 * d) if slope else None
+            return f, slope_value
 
         return fun
 
