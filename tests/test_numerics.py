@@ -202,3 +202,16 @@ def test_half_precision_weights_are_finite_at_every_scale(dtype, scales, rng):
                 v = dw.class_weights(L, torch.tensor(y, dtype=dt), d, gamma=gamma).float().numpy()
                 assert np.all(np.isfinite(v)), (d, scale, gamma)
                 np.testing.assert_allclose(v.sum(-1), 1.0, atol=3e-2)
+
+
+def test_exact_kl_with_two_distinct_near_zero_losses_is_finite_in_float32():
+    """Regression (found by the demo's CICW-M run): two losses of 4e-37 and 7e-37 among losses of order
+    one made the exact-radius bracket's upper end overflow in float32 and every weight NaN."""
+    torch = pytest.importorskip("torch")
+    losses = torch.tensor([3.9524e-37, 6.6578e-37] + [4.7684e-07] * 5 + [2.0] * 20 + [7.7])
+    for delta in (0.1, 0.5, 1.0):
+        w = dw.instance_weights(losses, dw.KL(), delta=delta)
+        assert bool(torch.isfinite(w).all())
+        assert float(w.sum()) == pytest.approx(1.0, rel=1e-5)
+        kl = float(dw.KL()(w.double(), torch.full((28,), 1 / 28, dtype=torch.float64)))
+        assert kl == pytest.approx(delta, rel=1e-3)

@@ -122,7 +122,9 @@ def kl_constrained(losses, delta, work, logq=None):
     # KL(beta) <= beta * E_q[-nlp] <= beta, so beta >= delta; at beta = far / gap,
     # with gap the smallest positive -nlp (1 if none), the non-minimisers are negligible
     neg_gap = xp.max(nlp - xp.astype(nlp >= 0, nlp.dtype), axis=-1, keepdims=True)
-    hi = math.log(far) - xp.log(-neg_gap)
+    # a relative gap below the dtype's eps is rounding: flooring it keeps beta = e^hi finite (two losses
+    # of 4e-37 and 7e-37 among losses of order 1 gave beta = inf in float32, and inf * 0 = NaN weights)
+    hi = math.log(far) - xp.log(xp.clip(-neg_gap, min=float(work.finfo.eps)))
     # beta >= sqrt(tiny) e^{-h} stays a normal number (XLA flushes subnormals to zero, and
     # 0 * -inf is NaN for the excluded examples); the weights are uniform to rounding there
     lo = xp.log(xp.clip(delta, min=math.sqrt(tiny), max=top))
