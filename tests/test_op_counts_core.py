@@ -72,7 +72,7 @@ def _onehot(class_losses, labels):
 #: linear interpolation, 20 for one Newton step and 5 for the weights (it was 490 before the
 #: finder was redesigned); the goal of about 40 set in issue #10 is not reached.
 SOLVER_BUDGET = {
-    "KL, exact radius": 77,
+    "KL, exact radius": 78,  # +1: the eps floor of the bracket gap (float32 near-zero losses)
     "KL, fixed lam": 7,
     "ReverseKL class, one-hot": 16,
     "TotalVariation class, one-hot (general prior path)": 25,
@@ -125,7 +125,7 @@ def test_the_exact_radius_costs_the_same_whatever_the_data(batch):
 #: rows, NaN rows; label checks and one-hot targets for class weights); one-hot class weights
 #: meet the goal of at most 50 set in issue #10
 PUBLIC_BUDGET = {
-    "instance_weights(KL(), delta=0.5)": 86,
+    "instance_weights(KL(), delta=0.5)": 87,
     "instance_weights(KL(), lam=0.5)": 16,
     "class_weights(ReverseKL(), gamma=0.01), labels": 50,
     "class_weights(TotalVariation(), gamma=0.2), labels": 50,
