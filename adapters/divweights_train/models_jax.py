@@ -70,9 +70,7 @@ def _dense_init(key, fan_in: int, fan_out: int) -> dict:
     }
 
 
-def _conv_init(
-    key, k: int, cin: int, cout: int, *, kaiming_fan_out: bool = False
-) -> jnp.ndarray:
+def _conv_init(key, k: int, cin: int, cout: int, *, kaiming_fan_out: bool = False) -> jnp.ndarray:
     shape = (k, k, cin, cout)  # HWIO
     if kaiming_fan_out:
         std = math.sqrt(2.0 / (cout * k * k))
@@ -144,10 +142,8 @@ def _batch_norm(p, s, x, train: bool):
         count = x.size // x.shape[-1]
         unbiased = var * (count / max(count - 1, 1))
         new_s = {
-            "mean": (1 - _BN_MOMENTUM) * s["mean"]
-            + _BN_MOMENTUM * jax.lax.stop_gradient(mean),
-            "var": (1 - _BN_MOMENTUM) * s["var"]
-            + _BN_MOMENTUM * jax.lax.stop_gradient(unbiased),
+            "mean": (1 - _BN_MOMENTUM) * s["mean"] + _BN_MOMENTUM * jax.lax.stop_gradient(mean),
+            "var": (1 - _BN_MOMENTUM) * s["var"] + _BN_MOMENTUM * jax.lax.stop_gradient(unbiased),
         }
     else:
         mean, var, new_s = s["mean"], s["var"], s
@@ -156,9 +152,7 @@ def _batch_norm(p, s, x, train: bool):
 
 
 def _max_pool2(x):
-    return jax.lax.reduce_window(
-        x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"
-    )
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
 def _dropout(x, rate: float, key, train: bool):
@@ -172,9 +166,7 @@ def _dropout(x, rate: float, key, train: bool):
 
 def _nhwc(x):
     if x.ndim != 4:
-        raise ValueError(
-            f"image models need inputs of shape (N, C, H, W), got {x.shape}"
-        )
+        raise ValueError(f"image models need inputs of shape (N, C, H, W), got {x.shape}")
     return jnp.transpose(x, (0, 2, 3, 1))
 
 
@@ -232,10 +224,7 @@ class JaxModel:
     def _init_mlp(self, key):
         sizes = [int(np.prod(self.in_shape)), *self.hidden, self.num_classes]
         keys = jax.random.split(key, len(sizes) - 1)
-        params = {
-            f"dense{i}": _dense_init(keys[i], a, b)
-            for i, (a, b) in enumerate(itertools.pairwise(sizes))
-        }
+        params = {f"dense{i}": _dense_init(keys[i], a, b) for i, (a, b) in enumerate(itertools.pairwise(sizes))}
         return params, {}
 
     def _init_cnn(self, key):
@@ -248,9 +237,7 @@ class JaxModel:
             "bn1": bn1,
             "conv2": _conv_init(k2, 3, self.width, 2 * self.width),
             "bn2": bn2,
-            "fc": _dense_init(
-                k3, 2 * self.width * (h // 4) * (w // 4), self.num_classes
-            ),
+            "fc": _dense_init(k3, 2 * self.width * (h // 4) * (w // 4), self.num_classes),
         }
         return params, {"bn1": s1, "bn2": s2}
 
@@ -291,8 +278,7 @@ class JaxModel:
         state["bn"] = st
         if paper:
             params["fc"] = {
-                "w": 0.01
-                * jax.random.normal(next(keys), (in_planes, self.num_classes), _F32),
+                "w": 0.01 * jax.random.normal(next(keys), (in_planes, self.num_classes), _F32),
                 "b": jnp.zeros((self.num_classes,), _F32),
             }
         else:
@@ -313,13 +299,9 @@ class JaxModel:
             return h, state
         if self.name == "cnn":
             h = _nhwc(x)
-            h, s1 = _batch_norm(
-                params["bn1"], state["bn1"], _conv(params["conv1"], h), train
-            )
+            h, s1 = _batch_norm(params["bn1"], state["bn1"], _conv(params["conv1"], h), train)
             h = _max_pool2(jax.nn.relu(h))
-            h, s2 = _batch_norm(
-                params["bn2"], state["bn2"], _conv(params["conv2"], h), train
-            )
+            h, s2 = _batch_norm(params["bn2"], state["bn2"], _conv(params["conv2"], h), train)
             h = _max_pool2(jax.nn.relu(h))
             h = h.reshape(h.shape[0], -1)
             h = _dropout(h, self.dropout, key, train)
@@ -331,19 +313,7 @@ class JaxModel:
             return self._apply_paper_resnet(params, state, x, train)
         h = _conv(params["stem"], _nhwc(x))
         new_state: dict = {}
-        for si, count in enumerate(_RESNET_BLOCKS):
-            for bi in range(count):
-                name = f"s{si}b{bi}"
-                p, s = params[name], state[name]
-                stride = (1 if si == 0 else 2) if bi == 0 else 1
-                pre, st1 = _batch_norm(p["bn1"], s["bn1"], h, train)
-                pre = jax.nn.relu(pre)
-                skip = _conv(p["shortcut"], pre, stride, 0) if "shortcut" in p else h
-                out = _conv(p["conv1"], pre, stride)
-                out, st2 = _batch_norm(p["bn2"], s["bn2"], out, train)
-                out = _conv(p["conv2"], jax.nn.relu(out))
-                h = out + skip
-                new_state[name] = {"bn1": st1, "bn2": st2}
+        h = _preact_stages(params, state, h, train, new_state, _conv, skip_pre=False)
         h, st = _batch_norm(params["bn"], state["bn"], h, train)
         new_state["bn"] = st
         h = jnp.mean(jax.nn.relu(h), axis=(1, 2))
@@ -354,24 +324,36 @@ class JaxModel:
         h, st = _batch_norm(params["stem_bn"], state["stem_bn"], h, train)
         h = jax.nn.relu(h)
         new_state: dict = {"stem_bn": st}
-        for si, count in enumerate(_RESNET_BLOCKS):
-            for bi in range(count):
-                name = f"s{si}b{bi}"
-                p, s = params[name], state[name]
-                stride = (1 if si == 0 else 2) if bi == 0 else 1
-                pre, st1 = _batch_norm(p["bn1"], s["bn1"], h, train)
-                pre = jax.nn.relu(pre)
-                skip = (
-                    _conv_same(p["shortcut"], pre, stride) if "shortcut" in p else pre
-                )
-                out = _conv_same(p["conv1"], pre, stride)
-                out, st2 = _batch_norm(p["bn2"], s["bn2"], out, train)
-                h = _conv_same(p["conv2"], jax.nn.relu(out)) + skip
-                new_state[name] = {"bn1": st1, "bn2": st2}
+        h = _preact_stages(params, state, h, train, new_state, _conv_same, skip_pre=True)
         h, st = _batch_norm(params["bn"], state["bn"], h, train)
         new_state["bn"] = st
         h = jnp.mean(jax.nn.relu(h), axis=(1, 2))
         return _dense(params["fc"], h), new_state
+
+
+def _preact_stages(params, state, h, train: bool, new_state: dict, conv, *, skip_pre: bool):
+    """The four stages of pre-activation blocks of both ResNet-18s, on NHWC ``h``; fills ``new_state``.
+
+    A block is ``conv2(relu(bn2(conv1(relu(bn1(h)))))) + skip``, the skip a
+    strided 1x1 ``shortcut`` convolution of the pre-activated input where the
+    block has one, otherwise the block's input ``h`` (``skip_pre=False``, the
+    standard network) or its pre-activated input (``skip_pre=True``, the
+    published code).  ``conv`` is ``_conv`` or the TensorFlow-padded
+    ``_conv_same``.
+    """
+    for si, count in enumerate(_RESNET_BLOCKS):
+        for bi in range(count):
+            name = f"s{si}b{bi}"
+            p, s = params[name], state[name]
+            stride = (1 if si == 0 else 2) if bi == 0 else 1
+            pre, st1 = _batch_norm(p["bn1"], s["bn1"], h, train)
+            pre = jax.nn.relu(pre)
+            skip = conv(p["shortcut"], pre, stride) if "shortcut" in p else (pre if skip_pre else h)
+            out = conv(p["conv1"], pre, stride)
+            out, st2 = _batch_norm(p["bn2"], s["bn2"], out, train)
+            h = conv(p["conv2"], jax.nn.relu(out)) + skip
+            new_state[name] = {"bn1": st1, "bn2": st2}
+    return h
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -444,14 +426,10 @@ def build_model(
         if hidden is not None:
             raise ValueError(f"model {key!r} takes no hidden=")
         if len(shape) != 3:
-            raise ValueError(
-                f"model {key!r} needs image inputs (C, H, W), got in_shape {shape}"
-            )
+            raise ValueError(f"model {key!r} needs image inputs (C, H, W), got in_shape {shape}")
         if key == "cnn":
             if shape[1] < 4 or shape[2] < 4:
-                raise ValueError(
-                    f"the cnn needs inputs of at least 4x4, got {shape[1]}x{shape[2]}"
-                )
+                raise ValueError(f"the cnn needs inputs of at least 4x4, got {shape[1]}x{shape[2]}")
             if width is not None:
                 if int(width) < 1:
                     raise ValueError(f"width must be positive, got {width}")

@@ -123,15 +123,11 @@ class MLP(nn.Module):
     torch.Size([5, 2])
     """
 
-    def __init__(
-        self, in_features: int, num_classes: int, hidden: Sequence[int] = (64, 64)
-    ):
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (64, 64)):
         super().__init__()
         sizes = [int(in_features), *(int(h) for h in hidden)]
         if any(s < 1 for s in sizes) or num_classes < 1:
-            raise ValueError(
-                "in_features, num_classes and hidden sizes must be positive"
-            )
+            raise ValueError("in_features, num_classes and hidden sizes must be positive")
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in itertools.pairwise(sizes):
             layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
@@ -152,9 +148,7 @@ class PreActBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(
-            in_planes, planes, 3, stride=stride, padding=1, bias=False
-        )
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.shortcut = None
@@ -169,7 +163,32 @@ class PreActBlock(nn.Module):
         return out + skip
 
 
-class PreActResNet18(nn.Module):
+class _ResNet18(nn.Module):
+    """What both ResNet-18s share: four stages of two pre-activation blocks with 64, 128, 256 and 512 channels."""
+
+    widths = (64, 128, 256, 512)
+    blocks = (2, 2, 2, 2)
+
+    def __init__(self, num_classes: int, in_channels: int):
+        super().__init__()
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError("num_classes and in_channels must be positive")
+
+    def _add_stages(self, block: type[nn.Module]) -> int:
+        """Set ``self.stages`` (stages 2-4 start with a stride-2 block); return their output channels."""
+        stages = []
+        in_planes = self.widths[0]
+        for i, (planes, count) in enumerate(zip(self.widths, self.blocks)):
+            layers = []
+            for j in range(count):
+                layers.append(block(in_planes, planes, (1 if i == 0 else 2) if j == 0 else 1))
+                in_planes = planes
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        return in_planes
+
+
+class PreActResNet18(_ResNet18):
     """Pre-activation ResNet-18 for 32x32 images.
 
     A 3x3 stem convolution with 64 channels, four stages of two
@@ -191,24 +210,10 @@ class PreActResNet18(nn.Module):
     torch.Size([1, 10])
     """
 
-    widths = (64, 128, 256, 512)
-    blocks = (2, 2, 2, 2)
-
     def __init__(self, num_classes: int = 10, in_channels: int = 3):
-        super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError("num_classes and in_channels must be positive")
+        super().__init__(num_classes, in_channels)
         self.stem = nn.Conv2d(in_channels, self.widths[0], 3, padding=1, bias=False)
-        stages = []
-        in_planes = self.widths[0]
-        for i, (planes, count) in enumerate(zip(self.widths, self.blocks)):
-            stride = 1 if i == 0 else 2
-            layers = []
-            for j in range(count):
-                layers.append(PreActBlock(in_planes, planes, stride if j == 0 else 1))
-                in_planes = planes
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.Sequential(*stages)
+        in_planes = self._add_stages(PreActBlock)
         self.bn = nn.BatchNorm2d(in_planes)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.linear = nn.Linear(in_planes, num_classes)
@@ -265,9 +270,7 @@ class _SameConv2d(nn.Conv2d):
 
     def __init__(self, in_planes: int, planes: int, kernel: int, stride: int = 1):
         pad = (kernel - 1) // 2 if stride == 1 else 0
-        super().__init__(
-            in_planes, planes, kernel, stride=stride, padding=pad, bias=False
-        )
+        super().__init__(in_planes, planes, kernel, stride=stride, padding=pad, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
@@ -305,7 +308,7 @@ class PaperPreActBlock(nn.Module):
         return out + skip
 
 
-class PaperPreActResNet18(nn.Module):
+class PaperPreActResNet18(_ResNet18):
     """PreAct ResNet-18 as in the published code (``preact_resnet_models.create_resnet18``).
 
     The differences from :class:`PreActResNet18` are the published ones: a
@@ -319,29 +322,16 @@ class PaperPreActResNet18(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> PaperPreActResNet18(10)(torch.zeros(1, 3, 32, 32)).shape
-    torch.Size([1, 10])
+    >>> model = PaperPreActResNet18(10)
+    >>> model(torch.zeros(1, 3, 32, 32)).shape, int(torch.count_nonzero(model.linear.bias))  # the bias starts at 0
+    (torch.Size([1, 10]), 0)
     """
 
-    widths = (64, 128, 256, 512)
-    blocks = (2, 2, 2, 2)
-
     def __init__(self, num_classes: int = 10, in_channels: int = 3):
-        super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError("num_classes and in_channels must be positive")
+        super().__init__(num_classes, in_channels)
         self.stem = _SameConv2d(in_channels, self.widths[0], 3, 1)
         self.stem_bn = nn.BatchNorm2d(self.widths[0])
-        stages = []
-        in_planes = self.widths[0]
-        for i, (planes, count) in enumerate(zip(self.widths, self.blocks)):
-            layers = []
-            for j in range(count):
-                stride = (1 if i == 0 else 2) if j == 0 else 1
-                layers.append(PaperPreActBlock(in_planes, planes, stride))
-                in_planes = planes
-            stages.append(nn.Sequential(*layers))
-        self.stages = nn.Sequential(*stages)
+        in_planes = self._add_stages(PaperPreActBlock)
         self.bn = nn.BatchNorm2d(in_planes)
         self.linear = nn.Linear(in_planes, num_classes)
         for m in self.modules():
@@ -356,9 +346,7 @@ class PaperPreActResNet18(nn.Module):
         return self.linear(out.mean(dim=(2, 3)))
 
 
-def build_model(
-    name: str, in_shape: Sequence[int], num_classes: int, **kwargs
-) -> nn.Module:
+def build_model(name: str, in_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
     """Build a network by name for inputs of shape ``in_shape``.
 
     Parameters
@@ -390,9 +378,7 @@ def build_model(
             features *= d
         return MLP(features, num_classes, **kwargs)
     if len(in_shape) != 3:
-        raise ValueError(
-            f"model {key!r} needs image inputs (C, H, W), got in_shape {in_shape}"
-        )
+        raise ValueError(f"model {key!r} needs image inputs (C, H, W), got in_shape {in_shape}")
     c, h, w = in_shape
     if key == "cnn":
         return SmallCNN(c, num_classes, input_size=(h, w), **kwargs)
