@@ -10,6 +10,7 @@ NumPy recomputations.
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -75,81 +76,51 @@ def test_baseline_method_trains_a_two_moons_run(method, framework, tmp_path):
     res = _train(_config(method, framework, tmp_path, epochs=6, **extra))
     assert [r.epoch for r in res.records] == list(range(1, 7))
     assert all(math.isfinite(r.train_loss) for r in res.records)
-    assert (
-        res.records[-1].test_acc > 0.75
-    )  # 30% symmetric noise; plain CE reaches about 0.85
+    assert res.records[-1].test_acc > 0.75  # 30% symmetric noise; plain CE reaches about 0.85
 
 
-def _first_batch_loss_torch(cfg, direct):
-    from divweights_train.trainer_torch import TorchBackend
-
+def _first_batch(cfg):
+    """The backend of the resolved ``cfg`` after ``init``, and the indices of its first training batch."""
+    if cfg.framework == "torch":
+        from divweights_train.trainer_torch import TorchBackend as Backend
+    else:
+        from divweights_train.trainer_jax import JaxBackend as Backend
     cfg = cfg.resolved()
     data = prepare_data(cfg)
     n = len(data.train)
-    backend = TorchBackend(cfg)
-    backend.init(
-        data, RunPlan(n, data.num_classes, cfg.batch_size, n // cfg.batch_size, 0, 0)
-    )
-    idx = torch.as_tensor(epoch_permutation(cfg.seed, 0, n)[: cfg.batch_size])
-    x, y = backend.tensors.batch(idx, None)
+    backend = Backend(cfg)
+    backend.init(data, RunPlan(n, data.num_classes, cfg.batch_size, n // cfg.batch_size, 0, 0))
+    return backend, epoch_permutation(cfg.seed, 0, n)[: cfg.batch_size]
+
+
+def _first_batch_loss_torch(cfg, direct):
+    backend, idx = _first_batch(cfg)
+    x, y = backend.tensors.batch(torch.as_tensor(idx), None)
     with torch.no_grad():
         logits = backend.model(x)
     return float(direct(logits, y)), float(F.cross_entropy(logits, y))
 
 
 def _first_batch_loss_jax(cfg, direct):
+    import jax
     import jax.numpy as jnp
-    from divweights_train.trainer_jax import JaxBackend
 
-    cfg = cfg.resolved()
-    data = prepare_data(cfg)
-    n = len(data.train)
-    backend = JaxBackend(cfg)
-    backend.init(
-        data, RunPlan(n, data.num_classes, cfg.batch_size, n // cfg.batch_size, 0, 0)
-    )
-    idx = epoch_permutation(cfg.seed, 0, n)[: cfg.batch_size]
+    backend, idx = _first_batch(cfg)
     x, y = backend.x_train[idx], backend.y_train[idx]
     logits, _ = backend.model.apply(backend.params, backend.model_state, x, train=True)
-    ce = -jnp.mean(jnp.take_along_axis(jax_log_softmax(logits), y[:, None], axis=-1))
+    ce = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), y[:, None], axis=-1))
     return float(jnp.mean(direct(logits, y))), float(ce)
 
 
-def jax_log_softmax(z):
-    import jax
-
-    return jax.nn.log_softmax(z, axis=-1)
-
-
 def _direct(method, framework, cfg):
-    """The adapter's loss with the resolved options, called directly."""
+    """The adapter's loss with the resolved options, called directly (the same signatures in both adapters)."""
     cfg = cfg.resolved()
-    if framework == "torch":
-        from divweights_torch import baselines as b
-
-        return {
-            "bi-tempered": lambda z, y: b.bi_tempered_logistic_loss(
-                z, y, t1=cfg.t1, t2=cfg.t2
-            ),
-            "nce-rce": lambda z, y: b.nce_rce_loss(
-                z, y, alpha=cfg.loss_alpha, beta=cfg.loss_beta
-            ),
-            "gce": lambda z, y: b.generalized_cross_entropy(z, y, q=cfg.q),
-            "sce": lambda z, y: b.symmetric_cross_entropy(
-                z, y, alpha=cfg.loss_alpha, beta=cfg.loss_beta
-            ),
-        }[method]
-    from divweights_jax import baselines as b
-
+    b = importlib.import_module(f"divweights_{framework}.baselines")
     return {
-        "bi-tempered": lambda z, y: b.bi_tempered_logistic_loss(z, y, cfg.t1, cfg.t2),
-        "nce-rce": lambda z, y: b.nce_rce_loss(
-            z, y, alpha=cfg.loss_alpha, beta=cfg.loss_beta
-        ),
+        "bi-tempered": lambda z, y: b.bi_tempered_logistic_loss(z, y, t1=cfg.t1, t2=cfg.t2),
+        "nce-rce": lambda z, y: b.nce_rce_loss(z, y, alpha=cfg.loss_alpha, beta=cfg.loss_beta),
         "gce": lambda z, y: b.generalized_cross_entropy(z, y, q=cfg.q),
-        "sce": lambda z, y: b.symmetric_cross_entropy(
-            z, y, alpha=cfg.loss_alpha, beta=cfg.loss_beta
-        ),
+        "sce": lambda z, y: b.symmetric_cross_entropy(z, y, alpha=cfg.loss_alpha, beta=cfg.loss_beta),
     }[method]
 
 
@@ -175,15 +146,11 @@ _LOSS_CASES = [
         for fw in ("torch", "jax")
     ],
 )
-def test_baseline_method_trains_on_that_loss_with_its_options(
-    method, options, framework, tmp_path
-):
+def test_baseline_method_trains_on_that_loss_with_its_options(method, options, framework, tmp_path):
     cfg = _config(method, framework, tmp_path, epochs=1, max_steps=1, **options)
     first = _train(cfg).records[0]
     assert first.step == 1
-    recompute = (
-        _first_batch_loss_torch if framework == "torch" else _first_batch_loss_jax
-    )
+    recompute = _first_batch_loss_torch if framework == "torch" else _first_batch_loss_jax
     want, ce = recompute(cfg, _direct(method, framework, cfg))
     assert first.train_loss == pytest.approx(want, rel=1e-5)
     assert abs(want - ce) > 1e-3  # and it is not the cross-entropy
@@ -191,33 +158,19 @@ def test_baseline_method_trains_on_that_loss_with_its_options(
 
 def test_baseline_defaults_follow_their_papers_per_dataset():
     def resolved(method, dataset):
-        return TrainConfig(
-            dataset=dataset, method=method, noise="symmetric:0.4"
-        ).resolved()
+        return TrainConfig(dataset=dataset, method=method, noise="symmetric:0.4").resolved()
 
     assert (
         resolved("bi-tempered", "cifar10").t1,
         resolved("bi-tempered", "cifar10").t2,
     ) == (0.8, 1.2)
     assert resolved("gce", "fashion-mnist").q == 0.7
-    c10, c100 = resolved("nce-rce", "cifar10"), resolved("nce-rce", "cifar100")
-    assert (c10.loss_alpha, c10.loss_beta, c100.loss_alpha, c100.loss_beta) == (
-        1.0,
-        1.0,
-        10.0,
-        0.1,
-    )
-    c10, c100 = resolved("sce", "cifar10"), resolved("sce", "cifar100")
-    assert (c10.loss_alpha, c10.loss_beta, c100.loss_alpha, c100.loss_beta) == (
-        0.1,
-        1.0,
-        6.0,
-        0.1,
-    )
+    # (alpha, beta) on CIFAR-10, then on CIFAR-100
+    for method, want in (("nce-rce", (1.0, 1.0, 10.0, 0.1)), ("sce", (0.1, 1.0, 6.0, 0.1))):
+        c10, c100 = resolved(method, "cifar10"), resolved(method, "cifar100")
+        assert (c10.loss_alpha, c10.loss_beta, c100.loss_alpha, c100.loss_beta) == want, method
     assert resolved("dynamic-mixup", "cifar10").mixup_alpha == 32.0
-    assert (
-        resolved("ce", "cifar10").t1 is None
-    )  # options of the other methods stay unset
+    assert resolved("ce", "cifar10").t1 is None  # options of the other methods stay unset
 
 
 @pytest.mark.parametrize(
@@ -246,9 +199,7 @@ def test_options_of_other_methods_are_refused(capsys, args, flag, why):
 
 def test_out_of_range_loss_options_are_one_line_errors(capsys):
     for args in (["--t1", "1.5"], ["--t2", "0"], ["--q", "0"], ["--loss-alpha", "-1"]):
-        assert (
-            cli.main(["--dataset", "two-moons", "--method", "bi-tempered", *args]) == 2
-        )
+        assert cli.main(["--dataset", "two-moons", "--method", "bi-tempered", *args]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert (
         cli.main(
@@ -298,9 +249,7 @@ def test_beta_mixture_finds_the_high_loss_examples():
         np.mean(b[flipped] > 0.5) > 0.95 and np.mean(b[~flipped] < 0.5) > 0.95
     )
     assert fit.weights[1] == pytest.approx(0.2, abs=0.05)  # the noisy share
-    assert fit.alphas[1] / (fit.alphas[1] + fit.betas[1]) > fit.alphas[0] / (
-        fit.alphas[0] + fit.betas[0]
-    )
+    assert fit.alphas[1] / (fit.alphas[1] + fit.betas[1]) > fit.alphas[0] / (fit.alphas[0] + fit.betas[0])
 
 
 def test_posterior_table_is_non_decreasing_after_its_maximum_and_clipped():
@@ -323,9 +272,7 @@ def test_posterior_table_is_non_decreasing_after_its_maximum_and_clipped():
 )
 def test_beta_mixture_of_degenerate_losses_is_finite(losses):
     fit = fit_loss_mixture(losses)
-    assert np.all(np.isfinite(fit.table)) and np.all(
-        (fit.table >= 0) & (fit.table <= 1)
-    )
+    assert np.all(np.isfinite(fit.table)) and np.all((fit.table >= 0) & (fit.table <= 1))
     assert np.all(np.isfinite(noise_posterior(losses, fit)))
 
 
@@ -334,20 +281,14 @@ def test_device_posteriors_match_the_numpy_reference():
 
     losses = _two_populations(2)
     fit = fit_loss_mixture(losses)
-    probe = np.concatenate([losses, [0.0, fit.loss_min, fit.loss_max, 50.0]]).astype(
-        np.float32
-    )
+    probe = np.concatenate([losses, [0.0, fit.loss_min, fit.loss_max, 50.0]]).astype(np.float32)
     want = noise_posterior(probe, fit)
-    got = torch_posterior(
-        torch.from_numpy(probe), torch.from_numpy(fit.table), fit.loss_min, fit.loss_max
-    )
+    got = torch_posterior(torch.from_numpy(probe), torch.from_numpy(fit.table), fit.loss_min, fit.loss_max)
     np.testing.assert_array_equal(got.numpy(), want)
     jax = pytest.importorskip("jax")
     from divweights_train.jax_step import noise_posterior as jax_posterior
 
-    got = jax.jit(jax_posterior)(
-        probe, fit.table, np.float32(fit.loss_min), np.float32(fit.loss_max)
-    )
+    got = jax.jit(jax_posterior)(probe, fit.table, np.float32(fit.loss_min), np.float32(fit.loss_max))
     np.testing.assert_array_equal(np.asarray(got), want)
 
 
@@ -359,9 +300,7 @@ def test_torch_dynamic_mixup_loss_is_bootstrapped_mixup_plus_the_class_balance_t
     from divweights_train.trainer_torch import TorchBackend
 
     n, k = 32, 4
-    cfg = TrainConfig(
-        dataset="two-moons", method="dynamic-mixup", noise="symmetric:0.3", threads=1
-    ).resolved()
+    cfg = TrainConfig(dataset="two-moons", method="dynamic-mixup", noise="symmetric:0.3", threads=1).resolved()
     backend = TorchBackend(cfg)
     backend.plan = RunPlan(n, k, n, 1, 2, 0)
     torch.manual_seed(0)
@@ -372,12 +311,8 @@ def test_torch_dynamic_mixup_loss_is_bootstrapped_mixup_plus_the_class_balance_t
         l0 = F.cross_entropy(logits0, y, reduction="none").numpy()
     backend._set_fit(_fit_for(l0), fitted=True)
     seen = []
-    backend.model.register_forward_hook(
-        lambda m, inp, out: seen.append(inp[0].detach().clone()) and None
-    )
-    loss, w, _scored, clean = backend._dynamic_mixup(
-        x, y, torch.Generator().manual_seed(0), step=2
-    )
+    backend.model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()) and None)
+    loss, w, _scored, clean = backend._dynamic_mixup(x, y, torch.Generator().manual_seed(0), step=2)
     np.testing.assert_allclose(clean.numpy(), l0, rtol=1e-6)
     b = noise_posterior(l0, backend.dm_fit)[:, None]
     target = (1 - b) * np.eye(k)[y.numpy()] + b * np.eye(k)[logits0.argmax(-1).numpy()]
@@ -394,13 +329,9 @@ def test_torch_dynamic_mixup_loss_is_bootstrapped_mixup_plus_the_class_balance_t
     mean_p = np.exp(logp).mean(0)
     want = -(my * logp).sum(-1).mean() + np.mean(np.log(1 / k) - np.log(mean_p))
     assert loss.item() == pytest.approx(want, rel=1e-5)
-    np.testing.assert_allclose(
-        w.numpy(), (1 - b[:, 0]) / (1 - b[:, 0]).sum(), rtol=1e-5
-    )
+    np.testing.assert_allclose(w.numpy(), (1 - b[:, 0]) / (1 - b[:, 0]).sum(), rtol=1e-5)
     # during the warm-up: plain mixup of the labels, no regulariser, uniform weights
-    loss, w, _, _ = backend._dynamic_mixup(
-        x, y, torch.Generator().manual_seed(0), step=1
-    )
+    loss, w, _, _ = backend._dynamic_mixup(x, y, torch.Generator().manual_seed(0), step=1)
     np.testing.assert_allclose(w.numpy(), 1 / n)
 
 
@@ -437,14 +368,10 @@ def test_jax_dynamic_mixup_step_matches_a_recomputation():
     b = noise_posterior(l0.astype(np.float32), fit)[:, None].astype(np.float64)
     target = (1 - b) * np.eye(k)[y] + b * np.eye(k)[logits0.argmax(-1)]
     k_mix = jax.random.fold_in(keys[1], np.int32(0))
-    mx, my, _ = weighted_mixup(
-        k_mix, x, target.astype(np.float32), w, mode="plain", alpha=32.0
-    )
+    mx, my, _ = weighted_mixup(k_mix, x, target.astype(np.float32), w, mode="plain", alpha=32.0)
     logits = np.asarray(model.apply(params, state, mx, train=True)[0], np.float64)
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    want = -(np.asarray(my) * logp).sum(-1).mean() + np.mean(
-        np.log(1 / k) - np.log(np.exp(logp).mean(0))
-    )
+    want = -(np.asarray(my) * logp).sum(-1).mean() + np.mean(np.log(1 / k) - np.log(np.exp(logp).mean(0)))
     assert loss == pytest.approx(want, rel=1e-5)
     np.testing.assert_allclose(w, (1 - b[:, 0]) / (1 - b[:, 0]).sum(), rtol=1e-5)
 
@@ -467,12 +394,8 @@ def test_dynamic_mixup_finds_flipped_labels_and_resumes_exactly(framework, tmp_p
     ref = _train(config(tmp_path / "ref")).records
     assert ref[-1].auroc > 0.7  # the trust weights 1 - B single out the flipped labels
     stopped = config(tmp_path / "cut", stop_after_epochs=2)
-    _train(
-        stopped
-    )  # the beta mixture and the per-example losses go into the checkpoint
-    resumed = _train(
-        dataclasses.replace(stopped, stop_after_epochs=None, resume=True)
-    ).records
+    _train(stopped)  # the beta mixture and the per-example losses go into the checkpoint
+    resumed = _train(dataclasses.replace(stopped, stop_after_epochs=None, resume=True)).records
     assert [r.without_timing() for r in resumed] == [r.without_timing() for r in ref]
 
 
