@@ -111,6 +111,13 @@ def _prepare(logits, targets):
     raise TypeError(f"targets must be integer labels or floating probabilities; got dtype {targets.dtype}")
 
 
+def _prepare_weighted(logits, targets, alpha, beta):
+    """:func:`_prepare` for a loss of two terms weighted by ``alpha`` and ``beta`` (checked by :func:`_weight`)."""
+    _weight("alpha", alpha)
+    _weight("beta", beta)
+    return _prepare(logits, targets)
+
+
 def _reverse_cross_entropy(log_p, y):
     r""":math:`-\sum_j \mathrm{clip}(p_j, 10^{-7}, 1) \log \mathrm{clip}(y_j, 10^{-4}, 1)`."""
     p = jnp.clip(jnp.exp(log_p), RCE_PROB_FLOOR, 1.0)
@@ -353,9 +360,7 @@ def nce_rce_loss(logits, targets, *, alpha=1.0, beta=1.0):
     >>> [round(float(v), 4) for v in nce_rce_loss(z, y)]
     [1.4695, 9.2858]
     """
-    _weight("alpha", alpha)
-    _weight("beta", beta)
-    logits, y = _prepare(logits, targets)
+    logits, y = _prepare_weighted(logits, targets, alpha, beta)
     if logits.shape[-1] < 2:
         raise ValueError("nce_rce_loss needs at least two classes (the normalized cross-entropy is 0/0 with one)")
     log_p = jax.nn.log_softmax(logits, axis=-1)
@@ -389,11 +394,14 @@ def generalized_cross_entropy(logits, targets, *, q=0.7):
 
     Examples
     --------
-    >>> import jax.numpy as jnp
+    >>> import jax, jax.numpy as jnp
     >>> from divweights_jax.baselines import generalized_cross_entropy
     >>> z, y = jnp.array([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]]), jnp.array([0, 2])
     >>> [round(float(v), 4) for v in generalized_cross_entropy(z, y)]
     [0.1601, 1.2649]
+    >>> p_y = jnp.take_along_axis(jax.nn.softmax(z), y[:, None], axis=-1)[:, 0]
+    >>> bool(jnp.allclose(generalized_cross_entropy(z, y, q=1.0), 1 - p_y))  # q = 1: the mean absolute error
+    True
     """
     q = _real("q", q, lo=0.0, hi=1.0, lo_open=True)
     logits, y = _prepare(logits, targets)
@@ -427,14 +435,18 @@ def symmetric_cross_entropy(logits, targets, *, alpha=0.1, beta=1.0):
 
     Examples
     --------
-    >>> import jax.numpy as jnp
-    >>> from divweights_jax.baselines import symmetric_cross_entropy
+    >>> from divweights_jax.baselines import nce_rce_loss, symmetric_cross_entropy
+    >>> import jax, jax.numpy as jnp
     >>> z, y = jnp.array([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]]), jnp.array([0, 2])
     >>> [round(float(v), 4) for v in symmetric_cross_entropy(z, y)]
     [1.4557, 9.1028]
+    >>> ce = -jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=-1)[:, 0]
+    >>> bool(jnp.allclose(symmetric_cross_entropy(z, y, alpha=1.0, beta=0.0), ce))  # beta = 0: cross-entropy
+    True
+    >>> rce = symmetric_cross_entropy(z, y, alpha=0.0, beta=1.0)  # the passive term NCE+RCE shares
+    >>> bool(jnp.allclose(rce, nce_rce_loss(z, y, alpha=0.0, beta=1.0)))
+    True
     """
-    _weight("alpha", alpha)
-    _weight("beta", beta)
-    logits, y = _prepare(logits, targets)
+    logits, y = _prepare_weighted(logits, targets, alpha, beta)
     log_p = jax.nn.log_softmax(logits, axis=-1)
     return alpha * _cross_entropy(log_p, y) + beta * _reverse_cross_entropy(log_p, y)
