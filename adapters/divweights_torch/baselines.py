@@ -345,12 +345,17 @@ def bi_tempered_logistic_loss(
 # -- NCE+RCE, GCE, SCE ------------------------------------------------------------------------------
 
 
-def _log_probs_and_targets(logits, targets):
-    """``(log p, y)`` with ``y`` the one-hot or soft targets, in at least float32."""
-    z, dtype = _prepare(logits, targets)
-    n, k = z.shape
-    logp = torch.log_softmax(z, dim=-1)
-    return logp, _target_probabilities(targets, n, k, dtype, z.device)
+def _softmax_loss(logits, targets, reduction, per_example):
+    """``per_example(log p, y)`` reduced, ``y`` the one-hot or soft targets, in at least float32 with autocast off."""
+
+    def run():
+        with _autocast_off(logits.device.type):
+            z, dtype = _prepare(logits, targets)
+            n, k = z.shape
+            logp = torch.log_softmax(z, dim=-1)
+            return _reduce(per_example(logp, _target_probabilities(targets, n, k, dtype, z.device)), reduction)
+
+    return _guarded(run, logits, targets)
 
 
 def _reverse_ce(logp, y, log_floor):
@@ -406,13 +411,11 @@ def nce_rce_loss(
         alpha=alpha, beta=beta, log_floor=log_floor, reduction=reduction
     ).values()
 
-    def run():
-        with _autocast_off(logits.device.type):
-            logp, y = _log_probs_and_targets(logits, targets)
-            nce = (y * logp).sum(dim=-1) / logp.sum(dim=-1)
-            return _reduce(alpha * nce + beta * _reverse_ce(logp, y, log_floor), reduction)
+    def per_example(logp, y):
+        nce = (y * logp).sum(dim=-1) / logp.sum(dim=-1)
+        return alpha * nce + beta * _reverse_ce(logp, y, log_floor)
 
-    return _guarded(run, logits, targets)
+    return _softmax_loss(logits, targets, reduction, per_example)
 
 
 def generalized_cross_entropy(
@@ -450,12 +453,7 @@ def generalized_cross_entropy(
     """
     q, reduction = _validate(q=q, reduction=reduction).values()
 
-    def run():
-        with _autocast_off(logits.device.type):
-            logp, y = _log_probs_and_targets(logits, targets)
-            return _reduce((y * (1.0 - torch.exp(q * logp))).sum(dim=-1) / q, reduction)
-
-    return _guarded(run, logits, targets)
+    return _softmax_loss(logits, targets, reduction, lambda logp, y: (y * (1.0 - torch.exp(q * logp))).sum(dim=-1) / q)
 
 
 def symmetric_cross_entropy(
@@ -501,13 +499,11 @@ def symmetric_cross_entropy(
         alpha=alpha, beta=beta, log_floor=log_floor, reduction=reduction
     ).values()
 
-    def run():
-        with _autocast_off(logits.device.type):
-            logp, y = _log_probs_and_targets(logits, targets)
-            ce = -(y * logp).sum(dim=-1)
-            return _reduce(alpha * ce + beta * _reverse_ce(logp, y, log_floor), reduction)
+    def per_example(logp, y):
+        ce = -(y * logp).sum(dim=-1)
+        return alpha * ce + beta * _reverse_ce(logp, y, log_floor)
 
-    return _guarded(run, logits, targets)
+    return _softmax_loss(logits, targets, reduction, per_example)
 
 
 # -- modules ------------------------------------------------------------------------------------------
