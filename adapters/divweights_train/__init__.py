@@ -5,9 +5,16 @@ neither torch nor jax):
 
 * :mod:`~divweights_train.config` -- :class:`~divweights_train.config.TrainConfig`,
   one frozen dataclass with every command-line option, the per-method
-  defaults and the range of every numeric option;
+  defaults and the range of every numeric option; by concern in
+  :mod:`~divweights_train.config_ranges` (ranges, divergence names, the option
+  error), :mod:`~divweights_train.config_checks` (the checks),
+  :mod:`~divweights_train.config_defaults` (the automatic defaults),
+  :mod:`~divweights_train.config_schedule` (learning rate, burn-in and
+  annealing) and :mod:`~divweights_train.config_unused` (options that change
+  nothing), all re-exported by ``config``;
 * :mod:`~divweights_train.cli` -- the ``divweights-train`` command line (checks
-  every option before anything runs);
+  every option before anything runs); its options are one table in
+  :mod:`~divweights_train.cli_options`;
 * :mod:`~divweights_train.runloop` -- :func:`~divweights_train.runloop.run`, one
   training run whatever the framework, and the ``Backend`` interface the
   trainers implement;
@@ -33,7 +40,10 @@ neither torch nor jax):
   recipe and the published mixup rules;
 * :mod:`~divweights_train.bmm` -- the two-component beta mixture of
   ``--method dynamic-mixup``;
-* :mod:`~divweights_train.demo` -- ``make demo``, the Fashion-MNIST comparison.
+* :mod:`~divweights_train.demo` -- ``make demo``, the Fashion-MNIST comparison:
+  its run plan and time estimate (:mod:`~divweights_train.demo_plan`), progress
+  (:mod:`~divweights_train.demo_progress`) and result table and verdict
+  (:mod:`~divweights_train.demo_results`), all re-exported by ``demo``.
 
 Framework-specific: :mod:`~divweights_train.trainer_torch` (``--framework torch``)
 with :mod:`~divweights_train.models_torch` and :mod:`~divweights_train.augment`;
