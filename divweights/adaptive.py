@@ -173,7 +173,8 @@ def noise_rate(
         Lc = L + log_q
         gap = _row_losses(Lc, targets, work) - xp.min(Lc, axis=-1)
         # 1 - ratio ** a, accurate near 0; a NaN loss stays NaN, an infinite gap counts as 1
-        per_row = -xp.expm1(-a * xp.where(gap > 0, gap, xp.zeros_like(gap)))
+        pos = xp.where(gap > 0, gap, xp.zeros_like(gap))
+        per_row = -xp.expm1(-pos if a == 1.0 else -a * pos)
         per_row = xp.where(xp.isnan(gap), gap, per_row)
         if mask is None:
             rate = xp.mean(per_row, axis=-1)

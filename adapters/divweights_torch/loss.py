@@ -126,7 +126,8 @@ def _batch_noise_rate(logp, targets, invalid, integer: bool, sharpness: float = 
     else:
         y = targets.detach().to(logp.dtype)
         label = (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)
-    share = -torch.expm1((corrected.amin(dim=1) - label).clamp_max(0.0) * sharpness)
+    gap = (corrected.amin(dim=1) - label).clamp_max(0.0)
+    share = -torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # a Python constant: no op at a = 1
     if invalid is None:
         return share.mean()
     return share.masked_fill(invalid, 0.0).sum() / (~invalid).sum().clamp_min(1).to(share.dtype)
