@@ -8,6 +8,7 @@ MLP, Adam, batches of 128, no schedule -- with the loss swapped:
 * ``fixed:D``     ``ReweightedLoss(delta=D)`` for a grid of radii (``fixed:0.5`` is the previous default);
 * ``informed``    ``ReweightedLoss(delta=clip(-log(1 - r), 0.1, 1.6))``, the previous CLI rule, told the rate ``r``;
 * ``auto``        ``ReweightedLoss()``, the adaptive default (``delta="auto"``);
+* ``sharp:A``     the adaptive radius with the noise score sharpened, ``ReweightedLoss(noise_sharpness=A)``;
 * ``bare``        BARE: keep the examples whose label probability is at least the batch mean plus ``k`` std of
                   their class (Patel & Sastry, 2021), ``k = 0``;
 * ``term``        tilted ERM with tilt ``t = -2``: a fixed-temperature softmin, ``ReweightedLoss(lam=0.5)``.
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 RADII = (0.1, 0.25, 0.5, 1.0, 1.6)
-METHODS = ("ce", "filter", *(f"fixed:{d}" for d in RADII), "informed", "auto", "bare", "term")
+METHODS = ("ce", "filter", *(f"fixed:{d}" for d in RADII), "informed", "auto", "sharp:2", "bare", "term")
 NOISES = (("symmetric", 0.0), ("symmetric", 0.2), ("symmetric", 0.4), ("symmetric", 0.6), ("symmetric", 0.8),
           ("asymmetric", 0.4))
 DATASETS = ("fashion-mnist", "digits", "two-moons")
@@ -120,6 +121,8 @@ def make_loss(method: str, rate: float):
         fn = ReweightedLoss(lam=0.5)
     elif method == "auto":
         fn = ReweightedLoss()
+    elif method.startswith("sharp:"):
+        fn = ReweightedLoss(noise_sharpness=float(method.split(":")[1]))
     elif method == "informed":
         fn = ReweightedLoss(delta=min(max(-math.log(1 - rate), 0.1), 1.6))
     elif method.startswith("fixed:"):

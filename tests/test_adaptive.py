@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import divweights as dw
-from divweights.adaptive import noise_radius, noise_rate, track_noise_rate
+from divweights.adaptive import DEFAULT_NOISE_SHARPNESS, noise_radius, noise_rate, track_noise_rate
 
 
 def _probs(rng, n, k, sharpness=3.0):
@@ -20,9 +20,9 @@ def _probs(rng, n, k, sharpness=3.0):
     return p / p.sum(-1, keepdims=True)
 
 
-def _expected_rate(p, y):
+def _expected_rate(p, y, sharpness=DEFAULT_NOISE_SHARPNESS):
     r = p / p.mean(0)  # prior-corrected by the batch's predicted class marginal
-    return np.mean(1.0 - r[np.arange(len(y)), y] / r.max(-1))
+    return np.mean(1.0 - (r[np.arange(len(y)), y] / r.max(-1)) ** sharpness)
 
 
 def test_noise_rate_is_mean_shortfall_of_the_label_against_the_favourite(backend, rng):
@@ -37,8 +37,33 @@ def test_noise_rate_with_probability_targets_uses_the_expected_label_loss(rng):
     p = _probs(rng, 16, 4)
     y = _probs(rng, 16, 4, sharpness=1.0)
     L = -np.log(p / p.mean(0))
-    expected = np.mean(1.0 - np.exp(-((y * L).sum(-1) - L.min(-1))))
+    expected = np.mean(1.0 - np.exp(-DEFAULT_NOISE_SHARPNESS * ((y * L).sum(-1) - L.min(-1))))
     np.testing.assert_allclose(noise_rate(L, y), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sharpness", [0.5, 2.0, 3.0])
+def test_noise_rate_sharpness_is_the_exponent_of_the_ratio(sharpness, rng):
+    p = _probs(rng, 32, 5, sharpness=1.0)
+    y = rng.integers(0, 5, 32)
+    got = noise_rate(-np.log(p), y, sharpness=sharpness)
+    np.testing.assert_allclose(got, _expected_rate(p, y, sharpness), rtol=1e-12)
+
+
+def test_noise_rate_sharpness_counts_a_hesitating_wrong_label_more(rng):
+    """The flattening of symmetric noise: at 80% over ten classes a wrong label keeps
+    0.8 / (9 * 0.2) = 0.44 of its favourite's probability; a = 2 counts it as 0.80, not 0.56."""
+    r = 0.8 / (9 * 0.2)
+    p = np.full((2, 10), 0.8 / 9)
+    p[0, 0] = p[1, 1] = 0.2  # balanced predictions; row 0 labelled 1 (wrong), row 1 labelled 1 (right)
+    L, y = -np.log(p), np.array([1, 1])
+    np.testing.assert_allclose(noise_rate(L, y, sharpness=1.0), (1 - r) / 2, rtol=1e-12)
+    np.testing.assert_allclose(noise_rate(L, y, sharpness=2.0), (1 - r**2) / 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sharpness", [0.0, -1.0, float("inf"), float("nan"), True, "2"])
+def test_noise_rate_rejects_bad_sharpness(sharpness):
+    with pytest.raises((TypeError, ValueError), match="sharpness must be"):
+        noise_rate(np.zeros((2, 2)), np.zeros(2, int), sharpness=sharpness)
 
 
 def test_noise_rate_one_hot_probabilities_equal_integer_labels(rng):

@@ -524,6 +524,19 @@ def test_auto_radius_tracks_the_noise_rate_and_returns_the_new_state():
     np.testing.assert_allclose(radius, -np.log1p(-float(state)), rtol=1e-4)
 
 
+def test_auto_radius_of_chi_squared_and_sharpened_noise_score():
+    import divweights as dw
+
+    z = jax.random.normal(jax.random.key(1), (32, 4)) * 2
+    y = jnp.arange(32) % 4
+    _, aux = reweighted_loss(z, y, instance=dw.ChiSquared(), delta="auto", noise_rate=0.0, noise_momentum=0.0,
+                             noise_sharpness=2.0)
+    rate = float(aux["noise_rate"])
+    np.testing.assert_allclose(rate, float(dw.noise_rate(-jax.nn.log_softmax(z), y, sharpness=2.0)), rtol=1e-6)
+    w = np.asarray(aux["weights"], np.float64)
+    np.testing.assert_allclose(float(dw.ChiSquared()(w, np.full(32, 1 / 32))), rate / (1 - rate), rtol=1e-3)
+
+
 def test_auto_radius_needs_the_tracked_state():
     with pytest.raises(ValueError, match="pass noise_rate="):
         reweighted_loss(jnp.zeros((4, 3)), jnp.arange(4) % 3, delta="auto")

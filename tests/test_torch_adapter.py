@@ -109,9 +109,40 @@ def test_batch_noise_rate_equals_the_core(rng):
     torch.testing.assert_close(_batch_noise_rate(logp, soft, None, False), dw.noise_rate(-logp, soft))
 
 
+@pytest.mark.parametrize("sharpness", [1.0, 3.0])
+def test_batch_noise_rate_sharpness_equals_the_core(sharpness, rng):
+    from divweights_torch.loss import _batch_noise_rate
+
+    logp = torch.log_softmax(torch.as_tensor(rng.normal(size=(32, 5)) * 2), dim=1)
+    y = torch.as_tensor(rng.integers(0, 5, 32))
+    got = _batch_noise_rate(logp, y, torch.zeros(32, dtype=torch.bool), True, sharpness)
+    torch.testing.assert_close(got, dw.noise_rate(-logp, y, sharpness=sharpness), rtol=1e-12, atol=0)
+
+
+def test_noise_sharpness_reaches_the_tracked_rate(batch):
+    logits, labels = batch
+    loss_fn = ReweightedLoss(noise_sharpness=4.0, noise_momentum=0.0)
+    loss_fn(logits, labels)
+    L = -torch.log_softmax(logits.detach().double(), dim=1)
+    want = dw.noise_rate(L, labels, sharpness=4.0)
+    torch.testing.assert_close(loss_fn.noise_rate.double(), want, rtol=1e-6, atol=0)
+
+
+def test_auto_radius_of_chi_squared_instance_weights(batch):
+    """delta='auto' with ChiSquared() (linear, sparse weights) uses its own two-bin radius pi / (1 - pi)."""
+    logits, labels = batch
+    loss_fn = ReweightedLoss(dw.ChiSquared(), delta="auto", noise_momentum=0.0)
+    loss_fn(logits, labels)
+    rate = float(loss_fn.noise_rate)
+    w = loss_fn.last_weights.double()
+    chi2 = float(dw.ChiSquared()(w, torch.full_like(w, 1 / w.numel())))
+    assert chi2 == pytest.approx(rate / (1 - rate), rel=1e-4)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
+        ({"noise_sharpness": 0.0}, "sharpness must be"),
         ({"instance": dw.ReverseKL(), "delta": "auto"}, "delta='auto' needs an f-divergence"),
         ({"classes": dw.SquaredL2(), "gamma": "auto"}, "gamma='auto' needs TotalVariation"),
         ({"gamma": "auto"}, "gamma='auto' needs a class divergence"),

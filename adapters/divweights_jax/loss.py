@@ -23,7 +23,7 @@ import divweights
 from divweights import KL, Divergence
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 import divweights.adaptive
-from divweights.adaptive import DEFAULT_NOISE_MOMENTUM
+from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, DEFAULT_NOISE_SHARPNESS
 from divweights.strength import KINDS, Strength
 
 __all__ = ["DEFAULT_DELTA", "reweighted_loss"]
@@ -224,6 +224,7 @@ def reweighted_loss(
     checked=False,
     noise_rate=None,
     noise_momentum=DEFAULT_NOISE_MOMENTUM,
+    noise_sharpness=DEFAULT_NOISE_SHARPNESS,
 ):
     r"""Instance- (and class-) reweighted cross-entropy of a mini-batch.
 
@@ -294,6 +295,8 @@ def reweighted_loss(
         to the adaptive radius.
     noise_momentum : float, default ``divweights.adaptive.DEFAULT_NOISE_MOMENTUM``
         Momentum of the tracked rate.
+    noise_sharpness : float, default ``divweights.adaptive.DEFAULT_NOISE_SHARPNESS``
+        Exponent of the per-example noise score (:func:`divweights.noise_rate`).
     checked : bool, default False
         Also validate the *values* of traced inputs with
         :func:`jax.experimental.checkify.check`: integer targets in
@@ -426,7 +429,7 @@ def reweighted_loss(
             est_targets = jnp.where(valid, targets, 0)
         rate = divweights.track_noise_rate(
             jnp.asarray(noise_rate, dtype), jax.lax.stop_gradient(-log_p), est_targets,
-            momentum=noise_momentum, valid=valid,
+            momentum=noise_momentum, valid=valid, sharpness=noise_sharpness,
         )
         if auto_gamma:
             gamma = divweights.noise_radius(classes, rate, problem="class")

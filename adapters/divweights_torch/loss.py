@@ -26,7 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from divweights import KL, Alpha, Divergence, ReverseKL, noise_radius
-from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, _adaptive_ok, _check_momentum
+from divweights.adaptive import (
+    DEFAULT_NOISE_MOMENTUM,
+    DEFAULT_NOISE_SHARPNESS,
+    _adaptive_ok,
+    _check_momentum,
+    _check_sharpness,
+)
 from divweights._array import Work
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 from divweights.strength import Strength
@@ -103,7 +109,7 @@ def _is_kl(divergence) -> bool:
     return type(divergence) is KL or (isinstance(divergence, Alpha) and divergence.is_kl)
 
 
-def _batch_noise_rate(logp, targets, invalid, integer: bool):
+def _batch_noise_rate(logp, targets, invalid, integer: bool, sharpness: float = DEFAULT_NOISE_SHARPNESS):
     """:func:`divweights.noise_rate` of one batch in a few fused torch ops (tested equal to the core).
 
     ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks ignored rows (integer targets)."""
@@ -120,7 +126,8 @@ def _batch_noise_rate(logp, targets, invalid, integer: bool):
     else:
         y = targets.detach().to(logp.dtype)
         label = (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)
-    share = -torch.expm1((corrected.amin(dim=1) - label).clamp_max(0.0))
+    gap = (corrected.amin(dim=1) - label).clamp_max(0.0)
+    share = -torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # a Python constant: no op at a = 1
     if invalid is None:
         return share.mean()
     return share.masked_fill(invalid, 0.0).sum() / (~invalid).sum().clamp_min(1).to(share.dtype)
@@ -155,16 +162,23 @@ class ReweightedLoss(nn.Module):
         ``classes`` is given).
     lam, delta, temperature : float, optional
         At most one: the strength, as in :func:`divweights.instance_weights`.
-        If none is given and ``instance`` is KL, ``delta = DEFAULT_DELTA``
-        (exact-radius KL: effective sample size about ``n * exp(-delta)``,
-        independent of the scale of the losses); other divergences need an
-        explicit strength.
+        ``delta="auto"`` (the default when none is given and ``instance`` is
+        KL; also for ``Alpha(a)`` with ``a > 0``, ``ChiSquared()`` and
+        ``TotalVariation()``) sets the radius at every step from the tracked
+        noise rate, ``divweights.noise_radius(instance, rate)`` with
+        ``rate = divweights.track_noise_rate(...)`` of this batch's class
+        losses: no noise rate to know, uniform weights at the start.  The
+        previous fixed default is ``delta=divweights.defaults.DEFAULT_DELTA``.
+        Other divergences need an explicit strength.
     classes : Divergence, optional
         Divergence of the class weights from the target (``TotalVariation()``:
         hard bootstrapping; ``ReverseKL()``: the published ``'kl'`` option;
         ``SquaredL2()``; ``KL()`` with probability targets).
-    gamma : float, default 0.0
+    gamma : float or "auto", default 0.0
         Class radius; needs ``classes``.  Not annealed; ``0`` during burn-in.
+        ``"auto"`` (``TotalVariation()`` or ``ReverseKL()`` classes) uses
+        ``divweights.noise_radius(classes, rate, problem="class")`` of the
+        tracked noise rate.
     weight : torch.Tensor, optional
         Per-class weights of shape ``(C,)``, with :class:`torch.nn.CrossEntropyLoss`'s
         semantics for the per-example loss, ``l_i = sum_j weight_j y_ij L_ij``.
@@ -208,6 +222,10 @@ class ReweightedLoss(nn.Module):
         With ``distributed``: verify the equal shard sizes on every call (one
         scalar collective and one host synchronisation).  Pass ``False`` when
         equal sizes are guaranteed (``drop_last=True``).
+    noise_momentum : float, default ``divweights.adaptive.DEFAULT_NOISE_MOMENTUM``
+        Momentum in ``[0, 1)`` of the tracked noise rate of the adaptive radii.
+    noise_sharpness : float, default ``divweights.adaptive.DEFAULT_NOISE_SHARPNESS``
+        Exponent of the per-example noise score, as in :func:`divweights.noise_rate`.
 
     Attributes
     ----------
@@ -219,6 +237,10 @@ class ReweightedLoss(nn.Module):
         by every call in training mode; the schedule reads it.  :attr:`step`
         is its value as a Python int (reading it synchronises with the
         device once).
+    noise_rate : torch.Tensor
+        ``float32`` 0-d buffer (saved in ``state_dict``): the tracked noise
+        rate of the adaptive radii, ``0`` at the start, updated on the device
+        by every call in training mode.
     last_weights : torch.Tensor
         Instance weights of the last call, shape ``(N,)``, detached (this
         process's slice under ``distributed``; zero for ignored rows).
@@ -290,6 +312,7 @@ class ReweightedLoss(nn.Module):
         distributed: bool = False,
         check_shard_sizes: bool = True,
         noise_momentum: float = DEFAULT_NOISE_MOMENTUM,
+        noise_sharpness: float = DEFAULT_NOISE_SHARPNESS,
     ):
         super().__init__()
         self.strength = _parse_strength(instance, lam, delta, temperature)
@@ -311,6 +334,7 @@ class ReweightedLoss(nn.Module):
         if not (math.isfinite(gamma) and gamma >= 0):
             raise ValueError(f"gamma must be finite and >= 0; got {gamma!r}")
         self.noise_momentum = _check_momentum(noise_momentum)
+        self.noise_sharpness = _check_sharpness(noise_sharpness)
         if classes is None:
             if gamma != 0:
                 raise ValueError("gamma > 0 needs a class divergence, e.g. classes=TotalVariation()")
@@ -472,7 +496,8 @@ class ReweightedLoss(nn.Module):
         if not update:
             return previous
         m = self.noise_momentum
-        rate = previous * m + _batch_noise_rate(logp.detach(), targets, invalid, integer) * (1.0 - m)
+        batch = _batch_noise_rate(logp.detach(), targets, invalid, integer, self.noise_sharpness)
+        rate = previous * m + batch * (1.0 - m)
         self.noise_rate.copy_(rate)
         return rate
 
