@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._array import check_scalar, is_concrete, prepare, quiet, scalar
+from ._array import check_scalar, is_concrete, is_eager_numpy, prepare, quiet, scalar
 from ._inputs import detach, integer_targets, same_library
 from .divergences import _check_divergence
 from .strength import Strength
@@ -13,9 +13,13 @@ __all__ = ["class_weights", "instance_weights", "reweighted_class_losses"]
 
 
 def _nan_rows(xp, x, out):
-    """Rows of ``x`` holding a NaN give all-NaN rows of ``out``."""
-    bad = xp.any(xp.isnan(x), axis=-1, keepdims=True)
-    return xp.where(bad, xp.full_like(out, math.nan), out)
+    """Rows of ``x`` holding a NaN give all-NaN rows of ``out``: one reduction and a
+    selection, or (NumPy) a host check that leaves ``out`` alone when there is no NaN."""
+    low = xp.min(x, axis=-1, keepdims=True)  # NaN exactly on the rows holding one
+    if is_eager_numpy(xp, x):
+        nan = xp.isnan(low)
+        return xp.where(nan, low, out) if bool(xp.any(nan)) else out
+    return xp.where(xp.isnan(low), low, out)
 
 
 def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature=None):
@@ -87,11 +91,21 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
     if l.shape[-1] == 0:
         raise ValueError("losses must hold at least one example along the last axis (empty batch)")
     s = scalar(work, detach(strength.value))
-    all_inf = xp.min(l, axis=-1, keepdims=True) == math.inf
-    l = xp.where(all_inf, xp.zeros_like(l), l)
+    # one reduction finds both special rows: all +inf (min = inf) and NaN (min = NaN)
+    low = xp.min(l, axis=-1, keepdims=True)
     with quiet(xp):
-        w = divergence.instance(l, strength.kind, s, work)
-        w = _nan_rows(xp, l, w)
+        if is_eager_numpy(xp, l):
+            # host arrays: fix rows up only when there are any (no copy, no extra pass otherwise)
+            all_inf, nan = low == math.inf, xp.isnan(low)
+            if bool(xp.any(all_inf)):
+                l = xp.where(all_inf, 0.0, l)
+            w = divergence.instance(l, strength.kind, s, work)
+            if bool(xp.any(nan)):
+                w = xp.where(nan, low, w)
+        else:  # no host read: two selections (jit and compile safe)
+            l = xp.where(low == math.inf, 0.0, l)
+            w = divergence.instance(l, strength.kind, s, work)
+            w = xp.where(xp.isnan(low), low, w)
     return work.finish(w)
 
 
