@@ -24,6 +24,7 @@ import array_api_compat
 __all__ = [
     "Work",
     "check_scalar",
+    "clip",
     "is_concrete",
     "is_eager_numpy",
     "logsumexp",
@@ -45,6 +46,10 @@ class Work:
     device: Any
     dtype: Any  # working (compute) dtype
     out_dtype: Any  # dtype returned to the caller
+    #: the row minima of the (working) losses, ``(..., 1)``, when the caller has them already
+    #: (eager NumPy: :func:`divweights.instance_weights` reads them for its row checks, and
+    #: the solvers then save a pass over the data); ``None`` otherwise
+    row_min: Any = None
 
     @property
     def finfo(self):
@@ -246,3 +251,13 @@ def is_eager_numpy(xp, x) -> bool:
     """True for NumPy arrays: eager host code, where iterating until converged
     costs no device synchronisation and nothing is traced."""
     return array_api_compat.is_numpy_namespace(xp) and array_api_compat.is_numpy_array(x)
+
+
+def clip(xp, x, min=None, max=None):
+    """``xp.clip(x, min=min, max=max)``; NumPy arrays call ``np.clip`` directly (the
+    array-API wrapper costs several microseconds a call, which small batches feel)."""
+    if is_eager_numpy(xp, x):
+        import numpy as np
+
+        return np.clip(x, min, max)
+    return xp.clip(x, min=min, max=max)
