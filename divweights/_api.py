@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from ._array import check_scalar, is_concrete, is_eager_numpy, prepare, quiet, scalar
@@ -15,10 +16,16 @@ __all__ = ["class_weights", "instance_weights", "reweighted_class_losses"]
 def _nan_rows(xp, x, out):
     """Rows of ``x`` holding a NaN give all-NaN rows of ``out``: one reduction and a
     selection, or (NumPy) a host check that leaves ``out`` alone when there is no NaN."""
-    low = xp.min(x, axis=-1, keepdims=True)  # NaN exactly on the rows holding one
     if is_eager_numpy(xp, x):
-        nan = xp.isnan(low)
-        return xp.where(nan, low, out) if bool(xp.any(nan)) else out
+        import numpy as np
+
+        # one sum over the whole array is NaN when any entry is (or when +inf meets -inf): only
+        # then look at the rows
+        if not np.isnan(np.add.reduce(x, axis=None)):
+            return out
+        low = np.min(x, axis=-1, keepdims=True)
+        return np.where(np.isnan(low), low, out)
+    low = xp.min(x, axis=-1, keepdims=True)  # NaN exactly on the rows holding one
     return xp.where(xp.isnan(low), low, out)
 
 
@@ -99,7 +106,8 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
             all_inf, nan = low == math.inf, xp.isnan(low)
             if bool(xp.any(all_inf)):
                 l = xp.where(all_inf, 0.0, l)
-            w = divergence.instance(l, strength.kind, s, work)
+                low = xp.where(all_inf, 0.0, low)
+            w = divergence.instance(l, strength.kind, s, dataclasses.replace(work, row_min=low))
             if bool(xp.any(nan)):
                 w = xp.where(nan, low, w)
         else:  # no host read: two selections (jit and compile safe)
@@ -119,10 +127,11 @@ def _targets_as_probabilities(targets, L, work, class_losses):
     k = L.shape[-1]
     targets = detach(same_library(xp, targets, "targets", class_losses, "class_losses"))
     if integer_targets(xp, targets, L):
-        if is_concrete(targets) and math.prod(targets.shape) != 0:
-            lo, hi = xp.min(targets), xp.max(targets)
+        numpy = is_eager_numpy(xp, targets)
+        if (numpy or is_concrete(targets)) and math.prod(targets.shape) != 0:
+            lo, hi = (targets.min(), targets.max()) if numpy else (xp.min(targets), xp.max(targets))
             # inside a jit trace even a constant's reduction is staged: check it is concrete
-            if is_concrete(lo) and (int(lo) < 0 or int(hi) >= k):
+            if (numpy or is_concrete(lo)) and (int(lo) < 0 or int(hi) >= k):
                 raise ValueError(
                     f"integer targets must lie in [0, {k}) for {k} classes; got values in [{int(lo)}, {int(hi)}]"
                 )
