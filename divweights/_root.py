@@ -77,10 +77,10 @@ def _device(x):
     return array_api_compat.device(x)
 
 
-def _grid_start(xp, fun, lo, hi, g: int, numel: int):
+def _grid_start(xp, fun, lo, hi, g: int, numel: int, past_ends: bool = False):
     """Root ``x0`` of the piecewise-linear interpolant of ``f`` on ``g`` grid
     points, and a bracket of the root: ``[x0 - h, x0 + h]`` (``h``: grid step)
-    within ``[lo, hi]``."""
+    within ``[lo, hi]`` (``past_ends``: not cut to ``[lo, hi]``)."""
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     big = float(xp.finfo(lo.dtype).max)
     h = (hi - lo) / (g - 1)
@@ -95,10 +95,12 @@ def _grid_start(xp, fun, lo, hi, g: int, numel: int):
     pos = clip(xp, f[1:, ...], min=tiny, max=big)  # f_{j+1} where positive, else tiny (never 0 / 0)
     x0 = lo + h * xp.sum(neg / (neg - pos), axis=0)
     # x0 and the root lie in the same grid cell, so the root is within h of x0
+    if past_ends:
+        return x0, x0 - h, x0 + h
     return x0, xp.maximum(x0 - h, lo), xp.minimum(x0 + h, hi)
 
 
-def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: bool = False):
+def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: bool = False, past_ends: bool = False):
     """Root of a nondecreasing scalar function, independently per row.
 
     Parameters
@@ -125,6 +127,13 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
         to halve the previous step (the classic ``rtsafe``): for functions with
         a singular derivative, where plain Newton may stall.  It costs a few
         more operations per step.
+    past_ends : bool
+        Let the Newton steps leave ``[lo, hi]`` by up to one grid step (each step stays
+        within one grid step of the interpolated root): two operations fewer, for
+        functions defined beyond the bracket whose caller accepts that a root outside
+        it comes back at most one grid step past the end (the exact-radius KL, where
+        beyond the upper end the weights equal the end's to ``exp(-TAIL)``).  Not
+        with ``safeguarded``.
     """
     numel = math.prod(arrays[0].shape)
     n = arrays[0].shape[-1]
@@ -134,7 +143,7 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
         return solve_eager(xp, make_fun, arrays, lo, hi)
     fun = make_fun(*arrays)
     g = grid_size(numel)
-    x, a, b = _grid_start(xp, fun, lo, hi, g, numel)
+    x, a, b = _grid_start(xp, fun, lo, hi, g, numel, past_ends=past_ends and not safeguarded)
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     steps += _extra_steps(g)
     if not safeguarded:

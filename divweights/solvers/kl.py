@@ -21,8 +21,8 @@ so the radius is a monotone equation in :math:`v = \log\beta`, solved by
 
 When :math:`\delta \ge -\log q(M)`, where :math:`M` is the set of minimisers,
 the constraint cannot bind, :math:`\mathrm{KL}(\beta) < \delta` on the whole
-bracket, and the root finder returns its upper end: :math:`q` restricted to
-:math:`M` (to :math:`e^{-50}`).  :math:`\delta = 0` returns the lower end,
+bracket, and the root finder returns its upper end (or at most one grid step
+past it): :math:`q` restricted to :math:`M` (to :math:`e^{-50}`).  :math:`\delta = 0` returns the lower end,
 where the weights equal :math:`q` to rounding.  Examples with infinite loss
 (or zero prior) are excluded.
 """
@@ -141,9 +141,13 @@ def kl_constrained(losses, delta, work, logq=None):
     make_fun = _make_fun(xp, delta, logq is not None)
     if logq is None:
         count = xp.sum(xp.astype(support, nlp.dtype), axis=-1, keepdims=True)
-        v = solve_increasing(xp, lambda rows: make_fun(rows, count=count if rows is nlp else None), (nlp,), lo, hi, steps=work.polish)
+
+        def fun(rows):  # the count of the rows themselves is known; a sketch counts its own
+            return make_fun(rows, count=count if rows is nlp else None)
+
+        v = solve_increasing(xp, fun, (nlp,), lo, hi, steps=work.polish, past_ends=True)
     else:
-        v = solve_increasing(xp, make_fun, (nlp, logq), lo, hi, steps=work.polish)
+        v = solve_increasing(xp, make_fun, (nlp, logq), lo, hi, steps=work.polish, past_ends=True)
     # delta = 0: the residual is zero up to rounding for every tiny beta; the lower end is exact
     v = zero_strength(xp, delta, lo, v)
     t = xp.exp(v) * nlp
@@ -192,6 +196,8 @@ def _kl_uniform_numpy(losses, delta, work, top):
 
     generic = _make_fun(xp, delta, False)
 
+    wide = work.finfo.bits >= 64
+
     def make_fun(rows):
         count = float(rows.shape[-1])
         cache = {}
@@ -208,13 +214,22 @@ def _kl_uniform_numpy(losses, delta, work, top):
             np.multiply(rows, beta, out=e)  # t = beta * nlp <= 0
             np.exp(e, out=e)
             s0 = np.add.reduce(e, axis=-1, keepdims=True)
-            # einsum's own loop, not BLAS: a threaded BLAS dot stalls on a busy machine
-            m1 = beta * np.einsum("...i,...i->...", e, rows)[..., None] / s0  # E_w[t]
+            if wide:  # float64: einsum's own loop (not a threaded BLAS dot, which stalls on a busy machine)
+                s1 = np.einsum("...i,...i->...", e, rows)[..., None]
+            else:  # float32: in place and summed pairwise (einsum accumulates in float32, in sequence)
+                e *= rows
+                s1 = np.add.reduce(e, axis=-1, keepdims=True)
+            m1 = beta * s1 / s0  # E_w[t]
             f = m1 - np.log(s0 / count) - delta
             if not slope:
                 return f, None
-            e *= rows
-            return f, beta * beta * np.einsum("...i,...i->...", e, rows)[..., None] / s0 - m1 * m1
+            if wide:
+                e *= rows
+                s2 = np.einsum("...i,...i->...", e, rows)[..., None]
+            else:
+                e *= rows
+                s2 = np.add.reduce(e, axis=-1, keepdims=True)
+            return f, beta * beta * s2 / s0 - m1 * m1
 
         return fun
 
