@@ -34,7 +34,7 @@ import math
 
 import array_api_compat
 
-from .._array import is_eager_numpy
+from .._array import clip, is_eager_numpy
 
 __all__ = ["move_onehot", "tv_class_onehot", "tv_constrained", "tv_penalty"]
 
@@ -61,6 +61,15 @@ def move_onehot(xp, L, onehot, keep):
 
     ``onehot`` must be exactly one-hot (zeros and a single one per row), ``keep`` in
     ``[0, 1]`` (any shape that broadcasts against the rows)."""
+    if is_eager_numpy(xp, L):  # the same formula with NumPy's own reductions (small batches feel each layer)
+        import numpy as np
+
+        minimisers = (L == np.minimum.reduce(L, axis=-1, keepdims=True)).astype(L.dtype)
+        count = np.add.reduce(minimisers, axis=-1, keepdims=True)
+        keep = np.maximum(keep, np.add.reduce(onehot * minimisers, axis=-1, keepdims=True))
+        v = keep * onehot
+        v += ((1.0 - keep) / count) * minimisers
+        return v
     lmin = xp.min(L, axis=-1, keepdims=True)
     minimisers = xp.astype(L == lmin, L.dtype)
     count = xp.sum(minimisers, axis=-1, keepdims=True)
@@ -73,7 +82,7 @@ def move_onehot(xp, L, onehot, keep):
 def tv_class_onehot(L, onehot, gamma, work):
     """Hard bootstrapping: ``v = (1 - gamma) e_y + gamma * (uniform on the argmin)`` (``gamma <= 1``)."""
     xp = work.xp
-    return move_onehot(xp, L, onehot, 1.0 - xp.clip(gamma, max=1.0))
+    return move_onehot(xp, L, onehot, 1.0 - clip(xp, gamma, max=1.0))
 
 
 def _kth_largest(xp, key, k):
