@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 from ._array import check_scalar, is_concrete, is_eager_numpy, prepare, quiet, scalar
 from ._inputs import detach, integer_targets, same_library
@@ -139,6 +140,8 @@ def _targets_as_probabilities(targets, L, work, class_losses):
             # a narrow type (uint8 labels, 300 classes) cannot hold every class index:
             # compare in the namespace's default integer type instead of wrapping
             targets = xp.astype(targets, _default_int(xp, work.device))
+        if numpy:
+            return (targets[..., None] == sys.modules["numpy"].arange(k)).astype(work.dtype), True
         classes = xp.arange(k, dtype=targets.dtype, device=work.device)
         y = xp.astype(targets[..., None] == classes, work.dtype)
         return y, True

@@ -65,8 +65,9 @@ def move_onehot(xp, L, onehot, keep):
         import numpy as np
 
         minimisers = (L == np.minimum.reduce(L, axis=-1, keepdims=True)).astype(L.dtype)
-        count = np.add.reduce(minimisers, axis=-1, keepdims=True)
-        keep = np.maximum(keep, np.add.reduce(onehot * minimisers, axis=-1, keepdims=True))
+        ones = np.ones((L.shape[-1], 1), dtype=L.dtype)  # sums of 0/1 entries: exact in any order,
+        count = minimisers @ ones  # and a matrix product beats a reduction along a short last axis
+        keep = np.maximum(keep, (onehot * minimisers) @ ones)
         v = keep * onehot
         v += ((1.0 - keep) / count) * minimisers
         return v
