@@ -63,7 +63,7 @@ class Work:
     def const(self, value) -> Any:
         # xp.full launches a fill on the device; xp.asarray(python_float, device=gpu)
         # would be a blocking host-to-device copy
-        if array_api_compat.is_numpy_namespace(self.xp):  # host memory: a plain conversion is cheaper
+        if getattr(self.xp, "__name__", None) == "array_api_compat.numpy":  # host memory: convert (cheaper)
             return sys.modules["numpy"].asarray(value, dtype=self.dtype)
         return self.xp.full((), value, dtype=self.dtype, device=self.device)
 
