@@ -151,6 +151,24 @@ def instance_kl(targets: Targets, n: int, rounds: int):
         print(f"| {name} | {r_lam:.2f}x | {r_exact:.2f}x | {m_lam:.2f}x | {m_exact:.2f}x |")
 
 
+def small_batches(rounds: int, sizes=(128, 4096)):
+    """Small batches, where Python overhead dominates: ratios to the plain softmin (reported, not judged)."""
+    rng = np.random.default_rng(3)
+    print("\n### Small batches (float64): per-call overhead, ratios to a plain NumPy softmin (same run)\n")
+    print("| n | softmin | KL lam | KL exact (delta=0.3) | lam / softmin | exact / softmin |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n in sizes:
+        l = rng.exponential(size=n)
+        cands = {
+            "softmin": lambda l=l: softmin(l, 1.0),
+            "lam": lambda l=l: dw.instance_weights(l, dw.KL(), lam=1.0),
+            "exact": lambda l=l: dw.instance_weights(l, dw.KL(), delta=0.3),
+        }
+        med = interleaved(cands, rounds=rounds * 2, inner=max(1, 20000 // n))
+        print(f"| {n:,} | {fmt_time(med['softmin'])} | {fmt_time(med['lam'])} | {fmt_time(med['exact'])} | "
+              f"{med['lam'] / med['softmin']:.1f}x | {med['exact'] / med['softmin']:.1f}x |")  # fmt: skip
+
+
 def _hand_onehot(L, y, keep):
     """Hand-written one-hot class weights: ``keep`` on the label, the rest on the argmin."""
     rows = np.arange(L.shape[0])
@@ -245,6 +263,7 @@ def main(argv=None) -> int:
     big = 2000 if args.tiny else 10**6
     targets = Targets(verdicts=not args.tiny)
     instance_kl(targets, big, rounds)
+    small_batches(rounds, (128,) if args.tiny else (128, 4096))
     class_onehot(targets, rounds, with_cvxpy=not args.tiny)
     if args.all:
         all_divergences(rounds, (128, big))

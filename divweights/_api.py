@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 
-from ._array import check_scalar, is_concrete, prepare, quiet, scalar
+from ._array import check_scalar, is_concrete, is_eager_numpy, prepare, quiet, scalar
 from ._inputs import detach, integer_targets, same_library
 from .divergences import _check_divergence
 from .strength import Strength
@@ -13,9 +15,19 @@ __all__ = ["class_weights", "instance_weights", "reweighted_class_losses"]
 
 
 def _nan_rows(xp, x, out):
-    """Rows of ``x`` holding a NaN give all-NaN rows of ``out``."""
-    bad = xp.any(xp.isnan(x), axis=-1, keepdims=True)
-    return xp.where(bad, xp.full_like(out, math.nan), out)
+    """Rows of ``x`` holding a NaN give all-NaN rows of ``out``: one reduction and a
+    selection, or (NumPy) a host check that leaves ``out`` alone when there is no NaN."""
+    if is_eager_numpy(xp, x):
+        import numpy as np
+
+        # one sum over the whole array is NaN when any entry is (or when +inf meets -inf): only
+        # then look at the rows
+        if not np.isnan(np.add.reduce(x, axis=None)):
+            return out
+        low = np.min(x, axis=-1, keepdims=True)
+        return np.where(np.isnan(low), low, out)
+    low = xp.min(x, axis=-1, keepdims=True)  # NaN exactly on the rows holding one
+    return xp.where(xp.isnan(low), low, out)
 
 
 def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature=None):
@@ -87,11 +99,22 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
     if l.shape[-1] == 0:
         raise ValueError("losses must hold at least one example along the last axis (empty batch)")
     s = scalar(work, detach(strength.value))
-    all_inf = xp.min(l, axis=-1, keepdims=True) == math.inf
-    l = xp.where(all_inf, xp.zeros_like(l), l)
+    # one reduction finds both special rows: all +inf (min = inf) and NaN (min = NaN)
+    low = xp.min(l, axis=-1, keepdims=True)
     with quiet(xp):
-        w = divergence.instance(l, strength.kind, s, work)
-        w = _nan_rows(xp, l, w)
+        if is_eager_numpy(xp, l):
+            # host arrays: fix rows up only when there are any (no copy, no extra pass otherwise)
+            all_inf, nan = low == math.inf, xp.isnan(low)
+            if bool(xp.any(all_inf)):
+                l = xp.where(all_inf, 0.0, l)
+                low = xp.where(all_inf, 0.0, low)
+            w = divergence.instance(l, strength.kind, s, dataclasses.replace(work, row_min=low))
+            if bool(xp.any(nan)):
+                w = xp.where(nan, low, w)
+        else:  # no host read: two selections (jit and compile safe)
+            l = xp.where(low == math.inf, 0.0, l)
+            w = divergence.instance(l, strength.kind, s, work)
+            w = xp.where(xp.isnan(low), low, w)
     return work.finish(w)
 
 
@@ -105,10 +128,11 @@ def _targets_as_probabilities(targets, L, work, class_losses):
     k = L.shape[-1]
     targets = detach(same_library(xp, targets, "targets", class_losses, "class_losses"))
     if integer_targets(xp, targets, L):
-        if is_concrete(targets) and math.prod(targets.shape) != 0:
-            lo, hi = xp.min(targets), xp.max(targets)
+        numpy = is_eager_numpy(xp, targets)
+        if (numpy or is_concrete(targets)) and math.prod(targets.shape) != 0:
+            lo, hi = (targets.min(), targets.max()) if numpy else (xp.min(targets), xp.max(targets))
             # inside a jit trace even a constant's reduction is staged: check it is concrete
-            if is_concrete(lo) and (int(lo) < 0 or int(hi) >= k):
+            if (numpy or is_concrete(lo)) and (int(lo) < 0 or int(hi) >= k):
                 raise ValueError(
                     f"integer targets must lie in [0, {k}) for {k} classes; got values in [{int(lo)}, {int(hi)}]"
                 )
@@ -116,6 +140,8 @@ def _targets_as_probabilities(targets, L, work, class_losses):
             # a narrow type (uint8 labels, 300 classes) cannot hold every class index:
             # compare in the namespace's default integer type instead of wrapping
             targets = xp.astype(targets, _default_int(xp, work.device))
+        if numpy:
+            return (targets[..., None] == sys.modules["numpy"].arange(k)).astype(work.dtype), True
         classes = xp.arange(k, dtype=targets.dtype, device=work.device)
         y = xp.astype(targets[..., None] == classes, work.dtype)
         return y, True

@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["grid_size", "solve_increasing", "zero_strength"]
+from ._array import clip
+
+__all__ = ["grid_size", "sketch_index", "solve_eager", "solve_increasing", "zero_strength"]
 
 #: grid points for short rows
 GRID_POINTS = 256
@@ -75,10 +77,10 @@ def _device(x):
     return array_api_compat.device(x)
 
 
-def _grid_start(xp, fun, lo, hi, g: int, numel: int):
+def _grid_start(xp, fun, lo, hi, g: int, numel: int, past_ends: bool = False):
     """Root ``x0`` of the piecewise-linear interpolant of ``f`` on ``g`` grid
     points, and a bracket of the root: ``[x0 - h, x0 + h]`` (``h``: grid step)
-    within ``[lo, hi]``."""
+    within ``[lo, hi]`` (``past_ends``: not cut to ``[lo, hi]``)."""
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     big = float(xp.finfo(lo.dtype).max)
     h = (hi - lo) / (g - 1)
@@ -89,14 +91,16 @@ def _grid_start(xp, fun, lo, hi, g: int, numel: int):
         f, _ = fun(x, False)
     else:  # long rows: a few grid points at a time (bounded memory)
         f = xp.concat([fun(x[i : i + per_chunk, ...], False)[0] for i in range(0, g, per_chunk)], axis=0)
-    neg = xp.clip(f[:-1, ...], min=-big, max=0.0)  # f_j where negative, else 0 (and never -inf)
-    pos = xp.clip(f[1:, ...], min=tiny, max=big)  # f_{j+1} where positive, else tiny (never 0 / 0)
+    neg = clip(xp, f[:-1, ...], min=-big, max=0.0)  # f_j where negative, else 0 (and never -inf)
+    pos = clip(xp, f[1:, ...], min=tiny, max=big)  # f_{j+1} where positive, else tiny (never 0 / 0)
     x0 = lo + h * xp.sum(neg / (neg - pos), axis=0)
     # x0 and the root lie in the same grid cell, so the root is within h of x0
+    if past_ends:
+        return x0, x0 - h, x0 + h
     return x0, xp.maximum(x0 - h, lo), xp.minimum(x0 + h, hi)
 
 
-def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: bool = False):
+def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: bool = False, past_ends: bool = False):
     """Root of a nondecreasing scalar function, independently per row.
 
     Parameters
@@ -123,16 +127,23 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
         to halve the previous step (the classic ``rtsafe``): for functions with
         a singular derivative, where plain Newton may stall.  It costs a few
         more operations per step.
+    past_ends : bool
+        Let the Newton steps leave ``[lo, hi]`` by up to one grid step (each step stays
+        within one grid step of the interpolated root): two operations fewer, for
+        functions defined beyond the bracket whose caller accepts that a root outside
+        it comes back at most one grid step past the end (the exact-radius KL, where
+        beyond the upper end the weights equal the end's to ``exp(-TAIL)``).  Not
+        with ``safeguarded``.
     """
     numel = math.prod(arrays[0].shape)
     n = arrays[0].shape[-1]
     from ._array import is_eager_numpy
 
     if n > SKETCH_ABOVE and is_eager_numpy(xp, arrays[0]):
-        return _solve_eager(xp, make_fun, arrays, lo, hi)
+        return solve_eager(xp, make_fun, arrays, lo, hi)
     fun = make_fun(*arrays)
     g = grid_size(numel)
-    x, a, b = _grid_start(xp, fun, lo, hi, g, numel)
+    x, a, b = _grid_start(xp, fun, lo, hi, g, numel, past_ends=past_ends and not safeguarded)
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     steps += _extra_steps(g)
     if not safeguarded:
@@ -173,32 +184,45 @@ def zero_strength(xp, strength, prior, w):
 # -- eager NumPy, long rows ---------------------------------------------------------
 
 
-def _sketch(xp, arrays):
-    """A scrambled, evenly spread subsample of every row plus the row minimiser and
-    maximiser of ``arrays[0]``: index ``(j * stride) mod n`` with ``stride`` coprime to ``n``
-    and near ``n / golden ratio``, so that periodic and sorted rows are sampled
-    evenly (a plain stride would alias with a period)."""
-    n = arrays[0].shape[-1]
+def sketch_index(xp, n: int, size: int = SKETCH_SIZE):
+    """Indices of a scrambled, evenly spread subsample of ``size`` entries of a row of
+    ``n``: ``(j * stride) mod n`` with ``stride`` coprime to ``n`` and near ``n / golden ratio``,
+    so that periodic and sorted rows are sampled evenly (a plain stride would alias with a period)."""
     stride = int(n / ((1 + 5**0.5) / 2))
     while math.gcd(stride, n) != 1:
         stride += 1
-    idx = (xp.arange(SKETCH_SIZE, dtype=xp.int64) * stride) % n
+    return (xp.arange(size, dtype=xp.int64) * stride) % n
+
+
+def _sketch(xp, arrays):
+    """:func:`sketch_index`'s subsample of every row plus the row minimiser and
+    maximiser of ``arrays[0]``."""
+    n = arrays[0].shape[-1]
+    idx = sketch_index(xp, n)
     ends = xp.concat(
         [xp.argmin(arrays[0], axis=-1, keepdims=True), xp.argmax(arrays[0], axis=-1, keepdims=True)], axis=-1
     )
     return tuple(xp.concat([xp.take(a, idx, axis=-1), xp.take_along_axis(a, ends, axis=-1)], axis=-1) for a in arrays)
 
 
-def _solve_eager(xp, make_fun, arrays, lo, hi):
-    """Sketch warm start, then bracketed Newton with bisection on the whole rows
-    until the step is at rounding level (the classic ``rtsafe``)."""
+def solve_eager(xp, make_fun, arrays, lo, hi, sketch=None, grid: int = SKETCH_GRID):
+    """Eager NumPy rows: a grid on a sketch of the rows (``sketch``, by default
+    :func:`_sketch`'s; short rows may pass the rows themselves) gives the start, then
+    bracketed Newton with bisection on the whole rows runs until the step is at
+    rounding level (the classic ``rtsafe``); ``grid`` points on the sketch.  Same contract as :func:`solve_increasing`;
+    the answer does not depend on the sketch, which only saves passes over the data."""
     dtype = lo.dtype
     eps = float(xp.finfo(dtype).eps)
     tiny = float(xp.finfo(dtype).smallest_normal)
-    sketch = _sketch(xp, arrays)
-    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, SKETCH_GRID, math.prod(sketch[0].shape))
-    x = xp.clip(x, lo, hi)
+    if sketch is None:
+        sketch = _sketch(xp, arrays)
+    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, grid, math.prod(sketch[0].shape))
+    import numpy as np  # eager NumPy rows: plain NumPy calls (fewer Python layers per step)
+
+    x = np.minimum(np.maximum(x, lo), hi)
     fun = make_fun(*arrays)
+    if math.prod(x.shape) == 1:  # one row: the bookkeeping in Python floats
+        return np.reshape(np.asarray(_rtsafe_one(fun, x, lo, hi, eps, tiny), dtype=dtype), x.shape)
     top, bottom = hi, lo  # the root lies outside when f keeps its sign at an end
     # The returned point is one Newton step past the last evaluation, whose error
     # is about the square of that step: stop once it is at float precision.
@@ -206,18 +230,68 @@ def _solve_eager(xp, make_fun, arrays, lo, hi):
     step_old = hi - lo
     for _ in range(EAGER_MAX_STEPS):
         f, df = fun(x, True)
-        lo = xp.where(f <= 0, x, lo)
-        hi = xp.where(f >= 0, x, hi)
-        newton = x - f / xp.clip(df, min=tiny)
-        step = xp.abs(newton - x)
-        ok = (newton >= lo) & (newton <= hi) & (step <= 0.5 * step_old) & xp.isfinite(newton)
-        x_new = xp.where(ok, newton, 0.5 * (lo + hi))
-        step_old = xp.where(ok, step, hi - lo)
-        x_new = xp.where(f == 0, x, x_new)
-        done = (ok & (step <= enough * (1.0 + xp.abs(x)))) | (f == 0) | (hi - lo <= 4 * eps * (1.0 + xp.abs(x)))
-        done = done | ((f < 0) & (x >= top)) | ((f > 0) & (x <= bottom))
-        x_new = xp.where((f < 0) & (x >= top), top, xp.where((f > 0) & (x <= bottom), bottom, x_new))
+        below, above = f < 0, f > 0
+        zero = ~(below | above)  # f == 0 (or NaN: nothing to improve)
+        lo = np.where(above, lo, x)
+        hi = np.where(below, hi, x)
+        step = f / np.maximum(df, tiny)
+        newton = x - step
+        step = np.abs(step)
+        # a Newton step must stay in the bracket and halve the previous step (else bisect);
+        # comparisons with NaN or inf are false, so a non-finite step bisects
+        ok = (newton >= lo) & (newton <= hi) & (step <= 0.5 * step_old)
+        scale = 1.0 + np.abs(x)
+        x_new = np.where(ok, newton, 0.5 * (lo + hi))
+        step_old = np.where(ok, step, hi - lo)
+        out_top, out_bottom = below & (x >= top), above & (x <= bottom)
+        x_new = np.where(zero, x, x_new)
+        x_new = np.where(out_top, top, np.where(out_bottom, bottom, x_new))
+        done = (ok & (step <= enough * scale)) | zero | (hi - lo <= 4 * eps * scale) | out_top | out_bottom
         x = x_new
-        if bool(xp.all(done)):
+        if done.all():
             break
     return x
+
+
+def _rtsafe_one(fun, x, lo, hi, eps: float, tiny: float) -> float:
+    """:func:`solve_eager`'s iteration for a single row, with the bracket and the
+    steps held as Python floats (each NumPy call on a one-element array costs about
+    a microsecond; the row's own evaluations are unchanged)."""
+    shape = x.shape
+    dtype = x.dtype
+    x, lo, hi = float(x.reshape(-1)[0]), float(lo.reshape(-1)[0]), float(hi.reshape(-1)[0])
+    top, bottom = hi, lo
+    enough = math.sqrt(eps)
+    step_old = hi - lo
+    for _ in range(EAGER_MAX_STEPS):
+        f, df = fun(x if shape == () else _as(x, shape, dtype), True)
+        f, df = float(f.reshape(-1)[0]), float(df.reshape(-1)[0])
+        if not f < 0 and not f > 0:  # f == 0 (or NaN: nothing to improve)
+            return x
+        if f < 0:
+            if x >= top:
+                return top
+            lo = x
+        else:
+            if x <= bottom:
+                return bottom
+            hi = x
+        step = f / max(df, tiny)
+        newton = x - step
+        step = abs(step)
+        scale = 1.0 + abs(x)
+        if lo <= newton <= hi and step <= 0.5 * step_old:
+            x, step_old = newton, step
+            if step <= enough * scale:
+                return x
+        else:
+            x, step_old = 0.5 * (lo + hi), hi - lo
+        if hi - lo <= 4 * eps * scale:
+            return x
+    return x
+
+
+def _as(x: float, shape, dtype):
+    import numpy as np
+
+    return np.full(shape, x, dtype=dtype)

@@ -32,7 +32,7 @@ from .solvers.alpha import alpha_constrained, alpha_penalty, alpha_temperature
 from .solvers.kl import kl_constrained, kl_penalty
 from .solvers.reverse_kl import reverse_kl_class, reverse_kl_class_onehot
 from .solvers.squared_l2 import squared_l2_class
-from .solvers.total_variation import tv_constrained, tv_penalty
+from .solvers.total_variation import tv_class_onehot, tv_constrained, tv_penalty
 
 __all__ = [
     "KL",
@@ -358,6 +358,8 @@ class TotalVariation(Divergence):
         return tv_constrained(l, delta, work)
 
     def class_problem(self, L, y, onehot, gamma, work):
+        if onehot:  # hard bootstrapping in closed form (the general prior path gives the same weights)
+            return tv_class_onehot(L, y, gamma, work)
         return tv_constrained(L, gamma, work, prior=y)
 
 

@@ -254,17 +254,21 @@ def test_every_solver_builds_its_function_from_the_rows_it_is_given(monkeypatch)
     """The subsampling protocol: NumPy evaluates the sketch with make_fun(*sketch_arrays);
     a solver that ignores its arguments would evaluate full rows there."""
     seen = []
-    real = _root.solve_increasing
 
-    def spy(xp, make_fun, arrays, lo, hi, **kw):
-        sub = tuple(a[..., :5] for a in arrays)
-        fun = make_fun(*sub)
-        f, _ = fun(lo, False)
-        seen.append(f.shape)
-        return real(xp, make_fun, arrays, lo, hi, **kw)
+    def spying(real):
+        def spy(xp, make_fun, arrays, lo, hi, **kw):
+            sub = tuple(a[..., :5] for a in arrays)
+            fun = make_fun(*sub)
+            f, _ = fun(lo, False)
+            seen.append(f.shape)
+            return real(xp, make_fun, arrays, lo, hi, **kw)
+
+        return spy
 
     for module in ("kl", "alpha", "reverse_kl", "squared_l2"):
-        monkeypatch.setattr(f"divweights.solvers.{module}.solve_increasing", spy)
+        monkeypatch.setattr(f"divweights.solvers.{module}.solve_increasing", spying(_root.solve_increasing))
+    # the exact-radius KL of NumPy rows without infinite losses calls the eager finder directly
+    monkeypatch.setattr("divweights.solvers.kl.solve_eager", spying(_root.solve_eager))
     rng = np.random.default_rng(0)
     l = rng.exponential(size=(2, 40))
     L = rng.exponential(size=(2, 6))
@@ -276,3 +280,47 @@ def test_every_solver_builds_its_function_from_the_rows_it_is_given(monkeypatch)
     dw.class_weights(L, y, dw.SquaredL2(), gamma=0.1)
     dw.class_weights(L, y, dw.KL(), gamma=0.1)
     assert len(seen) == 6 and all(shape == (2, 1) for shape in seen)
+
+
+# -- the eager NumPy exact-radius KL ---------------------------------------------------------------
+
+
+def _kl_to_uniform(w):
+    w = np.asarray(w, dtype=np.float64)
+    return float(np.sum(np.where(w > 0, w * np.log(np.where(w > 0, w * w.shape[-1], 1.0)), 0.0)))
+
+
+def test_numpy_exact_kl_reads_the_rows_own_gap_when_the_sketch_misses_it():
+    """The eager path solves in the sketch's bracket first; a second-lowest loss the sketch
+    does not hold puts the root above that bracket, and the rows' own gap must be read."""
+    from divweights.solvers.kl import _sketch_plan
+
+    n = 20000
+    size, _ = _sketch_plan(n)
+    missing = next(j for j in range(1, n) if j not in set(_root.sketch_index(np, n, size).tolist()))
+    l = np.random.default_rng(3).uniform(0.5, 1.0, size=n)
+    l[0], l[missing] = 0.0, 1e-4  # binding only through the near-tie: log(n/2) < delta < log(n)
+    delta = 9.5
+    w = dw.instance_weights(l, dw.KL(), delta=delta)
+    assert 0.05 < w[missing] < w[0]  # the root is past the sketch's bracket end (beta ~ 1e4)
+    assert _kl_to_uniform(w) == pytest.approx(delta, rel=1e-9)
+    generic = dw.instance_weights(torch.from_numpy(l), dw.KL(), delta=delta).numpy()  # the fixed-step finder
+    np.testing.assert_allclose(w, generic, rtol=1e-9, atol=1e-300)
+
+
+@pytest.mark.parametrize("n", [3, 128, 300, 5000, 70000])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_exact_kl_one_row_agrees_with_a_batch_of_rows(n, dtype):
+    """One row runs the finder's bookkeeping in Python floats, several rows in arrays:
+    both meet the radius, and the rows of a batch equal the rows solved alone."""
+    rng = np.random.default_rng(n)
+    l = rng.exponential(size=(3, n)).astype(dtype)
+    l[1] = np.sort(l[1])  # sorted and periodic rows, not only random ones
+    l[2] = np.tile(np.array([0.2, 1.0, 1.0, 3.0], dtype=dtype), n)[:n]
+    delta = min(0.3, 0.5 * math.log(n))
+    batch = dw.instance_weights(l, dw.KL(), delta=delta)
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    for i in range(3):
+        alone = dw.instance_weights(l[i], dw.KL(), delta=delta)
+        np.testing.assert_allclose(alone, batch[i], rtol=tol, atol=tol / n)
+        assert _kl_to_uniform(alone) == pytest.approx(delta, rel=tol)

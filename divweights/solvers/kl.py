@@ -21,8 +21,8 @@ so the radius is a monotone equation in :math:`v = \log\beta`, solved by
 
 When :math:`\delta \ge -\log q(M)`, where :math:`M` is the set of minimisers,
 the constraint cannot bind, :math:`\mathrm{KL}(\beta) < \delta` on the whole
-bracket, and the root finder returns its upper end: :math:`q` restricted to
-:math:`M` (to :math:`e^{-50}`).  :math:`\delta = 0` returns the lower end,
+bracket, and the root finder returns its upper end (or at most one grid step
+past it): :math:`q` restricted to :math:`M` (to :math:`e^{-50}`).  :math:`\delta = 0` returns the lower end,
 where the weights equal :math:`q` to rounding.  Examples with infinite loss
 (or zero prior) are excluded.
 """
@@ -31,16 +31,23 @@ from __future__ import annotations
 
 import math
 
-from .._array import is_eager_numpy, logsumexp, normalised_exp
-from .._root import solve_increasing, zero_strength
+from .._array import clip, is_eager_numpy, logsumexp, normalised_exp
+from .._root import SKETCH_GRID, SKETCH_SIZE, sketch_index, solve_eager, solve_increasing, zero_strength
 
 __all__ = ["kl_constrained", "kl_penalty"]
 
-#: shifted, scaled exponents t = -beta * l' are clipped at -EXP_FLOOR: exp(-EXP_FLOOR) is 0
-#: in every dtype, and the moments never meet 0 * inf for excluded (infinite) losses
+#: exp(-EXP_FLOOR) is 0 in every dtype: excluded (infinite) losses get a finite scaled loss whose
+#: exponent is below -EXP_FLOOR, so the moments never meet 0 * inf
 EXP_FLOOR = 1e4
 #: the upper end of the bracket leaves at most exp(-TAIL) of the mass off the minimisers
 TAIL = 50.0
+
+
+def _excluded(xp, dtype) -> float:
+    """``C``: the scaled loss ``-C`` of an excluded example.  Every ``beta`` the solver
+    evaluates is at least ``sqrt(tiny)``, so ``beta * C >= EXP_FLOOR`` (its weight is 0), and at
+    most ``~1e9`` (float32) or ``~1e19`` (float64), so ``beta * C`` stays finite."""
+    return EXP_FLOOR / math.sqrt(float(xp.finfo(dtype).smallest_normal))
 
 
 def kl_penalty(losses, lam, work):
@@ -52,8 +59,8 @@ def kl_penalty(losses, lam, work):
     """
     xp = work.xp
     tiny = float(work.finfo.smallest_normal)
-    lam = xp.clip(lam, min=tiny, max=1.0 / tiny)
-    t = xp.min(losses, axis=-1, keepdims=True) - losses
+    lam = clip(xp, lam, min=tiny, max=1.0 / tiny)
+    t = (xp.min(losses, axis=-1, keepdims=True) if work.row_min is None else work.row_min) - losses
     if is_eager_numpy(xp, t):  # one array of the row's size in all
         t /= lam
     else:
@@ -66,16 +73,16 @@ def _make_fun(xp, delta, with_prior: bool):
     ``KL(w(e^v) || q) - delta`` and its derivative in ``v``, where
     ``nlp = -(l - min l) / scale`` (``-inf`` for excluded examples)."""
 
-    def make_fun(nlp, logq=None):
+    def make_fun(nlp, logq=None, count=None):
         # total prior mass, summed as s0 sums it (so that beta -> 0 gives exactly KL = 0):
         # the number of examples with finite loss for the uniform prior, 1 up to rounding otherwise
         if with_prior:
             count = xp.sum(xp.exp(logq), axis=-1, keepdims=True)
-        else:
-            count = xp.sum(xp.astype(nlp > -math.inf, nlp.dtype), axis=-1, keepdims=True)
+        elif count is None:  # a sketch of the rows (NumPy): every entry is an included example
+            count = xp.sum(xp.astype(nlp > -_excluded(xp, nlp.dtype), nlp.dtype), axis=-1, keepdims=True)
 
         def fun(v, slope):
-            t = xp.clip(xp.exp(v) * nlp, min=-EXP_FLOOR)
+            t = xp.exp(v) * nlp  # nlp >= -C: t is finite, and -inf * 0 never happens
             e = xp.exp(t if logq is None else t + logq)
             s0 = xp.sum(e, axis=-1, keepdims=True)
             et = e * t
@@ -116,9 +123,12 @@ def kl_constrained(losses, delta, work, logq=None):
         logq = logq - logsumexp(xp, logq)
         far = top = TAIL - math.log(tiny)  # log((1 - q(M)) / q(M)) <= -log(min q) <= -log(tiny)
     scale = xp.clip(xp.max(xp.where(support, losses, m), axis=-1, keepdims=True) - m, min=tiny)
-    nlp = (m - losses) / scale  # in [-1, 0] on the support, -inf for infinite losses
-    if logq is not None:
-        nlp = xp.where(support, nlp, xp.full_like(nlp, -math.inf))
+    # in [-1, 0] on the support, -C off it: beta * C >= EXP_FLOOR on the whole bracket, so the
+    # excluded examples weigh exp(-beta * C) = 0 and contribute 0 * finite to the moments
+    if logq is None:
+        nlp = xp.clip((m - losses) / scale, min=-_excluded(xp, losses.dtype))
+    else:
+        nlp = xp.where(support, (m - losses) / scale, -_excluded(xp, losses.dtype))
     # KL(beta) <= beta * E_q[-nlp] <= beta, so beta >= delta; at beta = far / gap,
     # with gap the smallest positive -nlp (1 if none), the non-minimisers are negligible
     neg_gap = xp.max(nlp - xp.astype(nlp >= 0, nlp.dtype), axis=-1, keepdims=True)
@@ -128,12 +138,37 @@ def kl_constrained(losses, delta, work, logq=None):
     # beta >= sqrt(tiny) e^{-h} stays a normal number (XLA flushes subnormals to zero, and
     # 0 * -inf is NaN for the excluded examples); the weights are uniform to rounding there
     lo = xp.log(xp.clip(delta, min=math.sqrt(tiny), max=top))
-    arrays = (nlp,) if logq is None else (nlp, logq)
-    v = solve_increasing(xp, _make_fun(xp, delta, logq is not None), arrays, lo, hi, steps=work.polish)
+    make_fun = _make_fun(xp, delta, logq is not None)
+    if logq is None:
+        count = xp.sum(xp.astype(support, nlp.dtype), axis=-1, keepdims=True)
+
+        def fun(rows):  # the count of the rows themselves is known; a sketch counts its own
+            return make_fun(rows, count=count if rows is nlp else None)
+
+        v = solve_increasing(xp, fun, (nlp,), lo, hi, steps=work.polish, past_ends=True)
+    else:
+        v = solve_increasing(xp, make_fun, (nlp, logq), lo, hi, steps=work.polish, past_ends=True)
     # delta = 0: the residual is zero up to rounding for every tiny beta; the lower end is exact
     v = zero_strength(xp, delta, lo, v)
     t = xp.exp(v) * nlp
     return normalised_exp(xp, t if logq is None else t + logq)
+
+
+#: eager NumPy: rows up to this long start from a grid on the rows themselves
+SHORT_ROWS = 256
+#: grid points on short rows (a finer start saves full-row steps, which cost more than grid points
+#: on short rows) and on small sketches
+SHORT_GRID = 64
+SMALL_SKETCH_GRID = 32
+
+
+def _sketch_plan(n: int) -> tuple[int, int]:
+    """``(sketch size, grid points)`` of the eager start for rows of ``n``: the start only
+    saves full-row Newton steps, so its grid costs a small fraction of one pass."""
+    if n <= SHORT_ROWS:
+        return n, SHORT_GRID
+    size = min(SKETCH_SIZE, max(SHORT_ROWS, n // 32))
+    return size, SKETCH_GRID if size == SKETCH_SIZE else SMALL_SKETCH_GRID
 
 
 def _kl_uniform_numpy(losses, delta, work, top):
@@ -146,14 +181,22 @@ def _kl_uniform_numpy(losses, delta, work, top):
     xp = work.xp
     tiny = float(work.finfo.smallest_normal)
     n = losses.shape[-1]
-    m = np.min(losses, axis=-1, keepdims=True)
+    m = np.min(losses, axis=-1, keepdims=True) if work.row_min is None else work.row_min
     nlp = np.subtract(m, losses)
     nlp /= np.maximum(top - m, tiny)  # in [-1, 0]
-    neg_gap = np.max(nlp, axis=-1, keepdims=True, where=nlp < 0, initial=-1.0)
-    hi = math.log(TAIL + math.log(max(n, 2))) - np.log(-neg_gap)
     lo = np.log(np.clip(delta, math.sqrt(tiny), math.log(max(n, 2))))
-    lo = np.broadcast_to(lo, hi.shape)
+    lo = np.broadcast_to(lo, nlp.shape[:-1] + (1,))
+    eps = float(work.finfo.eps)
+
+    def upper(rows):
+        """The bracket's upper end from the smallest positive scaled gap among ``rows``
+        (floored at eps, as in :func:`kl_constrained`)."""
+        neg_gap = np.max(rows, axis=-1, keepdims=True, where=rows < 0, initial=-1.0)
+        return math.log(TAIL + math.log(max(n, 2))) - np.log(np.maximum(-neg_gap, eps))
+
     generic = _make_fun(xp, delta, False)
+
+    wide = work.finfo.bits >= 64
 
     def make_fun(rows):
         count = float(rows.shape[-1])
@@ -170,17 +213,42 @@ def _kl_uniform_numpy(losses, delta, work, top):
             beta = np.exp(v)
             np.multiply(rows, beta, out=e)  # t = beta * nlp <= 0
             np.exp(e, out=e)
-            s0 = np.sum(e, axis=-1, keepdims=True)
-            m1 = beta * np.vecdot(e, rows)[..., None] / s0  # E_w[t]
+            s0 = np.add.reduce(e, axis=-1, keepdims=True)
+            if wide:  # float64: einsum's own loop (not a threaded BLAS dot, which stalls on a busy machine)
+                s1 = np.einsum("...i,...i->...", e, rows)[..., None]
+            else:  # float32: in place and summed pairwise (einsum accumulates in float32, in sequence)
+                e *= rows
+                s1 = np.add.reduce(e, axis=-1, keepdims=True)
+            m1 = beta * s1 / s0  # E_w[t]
             f = m1 - np.log(s0 / count) - delta
             if not slope:
                 return f, None
-            e *= rows
-            return f, beta * beta * np.vecdot(e, rows)[..., None] / s0 - m1 * m1
+            if wide:
+                e *= rows
+                s2 = np.einsum("...i,...i->...", e, rows)[..., None]
+            else:
+                e *= rows
+                s2 = np.add.reduce(e, axis=-1, keepdims=True)
+            return f, beta * beta * s2 / s0 - m1 * m1
 
         return fun
 
-    v = solve_increasing(xp, make_fun, (nlp,), lo, hi, steps=work.polish)
+    size, grid = _sketch_plan(n)
+    if size < n:
+        # the sketch's extremes are known: the scaled losses span [-1, 0] (no argmin / argmax pass)
+        ends = np.broadcast_to(np.asarray([0.0, -1.0], dtype=nlp.dtype), nlp.shape[:-1] + (2,))
+        sketch = np.concatenate([np.take(nlp, sketch_index(np, n, size), axis=-1), ends], axis=-1)
+    else:  # short rows: the grid runs on the rows themselves
+        sketch = nlp
+    # The sketch's smallest gap is at least the rows' own, so its upper end is at most theirs:
+    # solve in that bracket, and only when a row's root reaches its end (the radius does not
+    # bind, or barely) take the pass over the rows that gives their own end.
+    hi = upper(sketch)
+    v = solve_eager(xp, make_fun, (nlp,), lo, hi, sketch=(sketch,), grid=grid)
+    if sketch is not nlp and bool(np.any(v >= hi)):
+        hi_rows = upper(nlp)
+        if bool(np.any(hi_rows > hi)):
+            v = solve_eager(xp, make_fun, (nlp,), lo, hi_rows, sketch=(sketch,), grid=grid)
     v = zero_strength(xp, delta, lo, v)
     nlp *= np.exp(v)
     return normalised_exp(xp, nlp)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from .._array import logsumexp, safe_log
+from .._array import clip, logsumexp
 from .._root import solve_increasing, zero_strength
 from .total_variation import move_onehot
 
@@ -48,7 +48,7 @@ def reverse_kl_class_onehot(L, onehot, gamma, work):
     """Closed form for one-hot targets: ``v_y = exp(-gamma)``, the rest on the argmin."""
     xp = work.xp
     # exp(-gamma) underflows for large gamma: keep the smallest positive mass
-    keep = xp.clip(xp.exp(-gamma), min=_floor(work))
+    keep = clip(xp, xp.exp(-gamma), min=_floor(work))
     return move_onehot(xp, L, onehot, keep)
 
 
@@ -56,15 +56,14 @@ def _stay_fun(xp, gamma_s):
     """``make_fun(d, log_y)``: ``f(t) = gamma - h(t)`` for the mass-stays case."""
 
     def make_fun(d, log_y):
-        supp = log_y > -math.inf
         y0 = xp.exp(log_y)
-        log_d = safe_log(xp, xp.where(supp, d, xp.zeros_like(d)))
+        log_d = xp.where(log_y > -math.inf, xp.log(d), -math.inf)  # d >= 0: log(0) = -inf, no NaN
 
         def fun(t, slope):
-            log_x = xp.logaddexp(log_d, t)
+            log_x = xp.logaddexp(log_d, t)  # t off the support: finite, so y0 * log_x is 0 there
             a = log_y - log_x
             lse = logsumexp(xp, a)
-            h = xp.sum(xp.where(supp, y0 * log_x, xp.zeros_like(log_x)), axis=-1, keepdims=True) + lse
+            h = xp.sum(y0 * log_x, axis=-1, keepdims=True) + lse
             if not slope:
                 return gamma_s - h, None
             sigma = xp.exp(t - log_x)
@@ -84,8 +83,8 @@ def reverse_kl_class(L, y, gamma, work):
     tiny = float(work.finfo.smallest_normal)
     supp = y > 0
     d = L - xp.min(L, axis=-1, keepdims=True)
-    log_y = safe_log(xp, y)
-    y0 = xp.where(supp, y, zeros)
+    log_y = xp.log(y)  # y >= 0: -inf off the support (the callers silence NumPy's warning)
+    y0 = y  # a distribution: zero off the support
 
     d_in = xp.min(xp.where(supp, d, inf), axis=-1, keepdims=True)
     d_out = xp.min(xp.where(supp, inf, d), axis=-1, keepdims=True)
@@ -105,10 +104,11 @@ def reverse_kl_class(L, y, gamma, work):
     v_leave = v_in + rest * ob / xp.clip(xp.sum(ob, axis=-1, keepdims=True), min=1.0)
 
     # Case A: v ∝ y / (d + e^t) on the support.
-    d_in0 = xp.where(xp.isfinite(d_in), d_in, xp.zeros_like(d_in))
+    # finiteness tests are 4 operations on torch (abs, ne, eq, and): compare with inf instead
+    d_in0 = xp.where(d_in < math.inf, d_in, 0.0)
     spread = xp.clip(xp.max(xp.where(supp, d, zeros), axis=-1, keepdims=True) - d_in0, min=tiny)
     pos_d = xp.min(xp.where(supp & (d > 0), d, inf), axis=-1, keepdims=True)
-    pos_d = xp.where(xp.isfinite(pos_d), pos_d, spread)
+    pos_d = xp.where(pos_d < math.inf, pos_d, spread)
     gamma_s = xp.clip(gamma, min=tiny)
     y_min_set = xp.sum(xp.where(supp & (d == 0), y0, zeros), axis=-1, keepdims=True)
     # Upper end: h <= spread e^{-t} <= gamma there (v = y to rounding at gamma -> 0).
@@ -116,8 +116,9 @@ def reverse_kl_class(L, y, gamma, work):
     t_hi = xp.log(spread) - xp.log(gamma_s)
     k = 60.0 + gamma_s / xp.clip(1.0 - y_min_set, min=1e-3)
     t_lo = xp.minimum(xp.log(pos_d) - k, t_hi)
-    t = solve_increasing(xp, _stay_fun(xp, gamma_s), (d, log_y), t_lo, t_hi, steps=work.polish)
-    a = log_y - xp.logaddexp(safe_log(xp, xp.where(supp, d, zeros)), t)
+    # past either end the weights only move further toward the end's limit: the Newton step may pass them
+    t = solve_increasing(xp, _stay_fun(xp, gamma_s), (d, log_y), t_lo, t_hi, steps=work.polish, past_ends=True)
+    a = log_y - xp.logaddexp(xp.where(supp, xp.log(d), -math.inf), t)
     v_stay = xp.exp(a - logsumexp(xp, a))
     v_stay = xp.where(supp, xp.clip(v_stay, min=_floor(work)), v_stay)
     v_stay = v_stay / xp.sum(v_stay, axis=-1, keepdims=True)

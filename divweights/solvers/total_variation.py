@@ -34,7 +34,7 @@ import math
 
 import array_api_compat
 
-from .._array import is_eager_numpy
+from .._array import clip, is_eager_numpy
 
 __all__ = ["move_onehot", "tv_class_onehot", "tv_constrained", "tv_penalty"]
 
@@ -57,20 +57,33 @@ def _uniform_finite(xp, losses):
 
 def move_onehot(xp, L, onehot, keep):
     """One-hot target ``y``: ``keep`` of the mass on the label, the rest shared by the
-    minimisers; rows whose label is a minimiser keep the label."""
+    minimisers; rows whose label is a minimiser keep the label.
+
+    ``onehot`` must be exactly one-hot (zeros and a single one per row), ``keep`` in
+    ``[0, 1]`` (any shape that broadcasts against the rows)."""
+    if is_eager_numpy(xp, L):  # the same formula with NumPy's own reductions (small batches feel each layer)
+        import numpy as np
+
+        minimisers = (L == np.minimum.reduce(L, axis=-1, keepdims=True)).astype(L.dtype)
+        ones = np.ones((L.shape[-1], 1), dtype=L.dtype)  # sums of 0/1 entries: exact in any order,
+        count = minimisers @ ones  # and a matrix product beats a reduction along a short last axis
+        keep = np.maximum(keep, (onehot * minimisers) @ ones)
+        v = keep * onehot
+        v += ((1.0 - keep) / count) * minimisers
+        return v
     lmin = xp.min(L, axis=-1, keepdims=True)
     minimisers = xp.astype(L == lmin, L.dtype)
-    minimisers = minimisers / xp.sum(minimisers, axis=-1, keepdims=True)
-    label_best = xp.sum(onehot * minimisers, axis=-1, keepdims=True) > 0
-    keep = xp.where(label_best, xp.ones_like(keep), keep)
-    return keep * onehot + (1.0 - keep) * minimisers
+    count = xp.sum(minimisers, axis=-1, keepdims=True)
+    # 1 where the label is a minimiser, else 0 (exactly: a sum of 0/1 products with one nonzero term)
+    label_best = xp.sum(onehot * minimisers, axis=-1, keepdims=True)
+    keep = xp.maximum(keep, label_best)
+    return keep * onehot + ((1.0 - keep) / count) * minimisers
 
 
 def tv_class_onehot(L, onehot, gamma, work):
     """Hard bootstrapping: ``v = (1 - gamma) e_y + gamma * (uniform on the argmin)`` (``gamma <= 1``)."""
     xp = work.xp
-    keep = xp.ones((*L.shape[:-1], 1), dtype=L.dtype, device=work.device) - xp.clip(gamma, max=1.0)
-    return move_onehot(xp, L, onehot, keep)
+    return move_onehot(xp, L, onehot, 1.0 - clip(xp, gamma, max=1.0))
 
 
 def _kth_largest(xp, key, k):
