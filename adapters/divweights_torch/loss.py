@@ -11,7 +11,10 @@ The training step is built for ``torch.compile``: every argument is validated
 once, in ``__init__``, with plain Python; the step counter is a buffer and the
 annealed strength is computed from it inside the graph, so one compiled graph
 serves a whole run (burn-in, annealing and after) with no host
-synchronisation.
+synchronisation.  The argument checks live in ``_loss_args.py``, the fused
+tensor pieces of the step (batch noise rate, targets, autocast and
+``torch.compile`` helpers) in ``_loss_ops.py``; ``baselines.py`` and
+``mixup.py`` import the shared helpers from here.
 """
 
 from __future__ import annotations
