@@ -76,19 +76,30 @@ def _is_array(x) -> bool:
     return not isinstance(x, numbers.Real) and hasattr(x, "shape")
 
 
+def _check_real_or_0d(name: str, value) -> bool:
+    """``value`` is a real number (not ``bool``) or a 0-d array; ``True`` for a number.
+
+    Only the type and shape are checked, never an array's values (shared with
+    the JAX adapter's ``gamma`` and ``label_smoothing`` checks)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number, not bool")
+    if isinstance(value, numbers.Real):
+        return True
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        raise TypeError(f"{name} must be a real number or a 0-d array; got {type(value).__name__}")
+    if tuple(shape) != ():
+        raise ValueError(f"{name} must be a scalar (0-d); got shape {tuple(shape)}")
+    return False
+
+
 def _check_factor(value) -> None:
     """A schedule factor is a real number ``> 0`` (``inf`` allowed) or a 0-d array.
 
     Array factors are never read: they change every step, and reading a
     tensor would cost a host round-trip per step (the adapters promise none)."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if _check_real_or_0d("factor", value):
         check_scalar("factor", value, positive=True)
-        return
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        raise TypeError(f"factor must be a real number or a 0-d array; got {type(value).__name__}")
-    if tuple(shape) != ():
-        raise ValueError(f"factor must be a scalar (0-d); got shape {tuple(shape)}")
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ import numpy as np
 from jax.experimental import checkify
 
 import divweights
-from divweights import KL, Divergence
-from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 import divweights.adaptive
+from divweights import KL, Divergence
 from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, DEFAULT_NOISE_SHARPNESS
-from divweights.strength import KINDS, Strength
+from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
+from divweights.strength import KINDS, Strength, _check_real_or_0d
 
 __all__ = ["DEFAULT_DELTA", "reweighted_loss"]
 
@@ -59,20 +59,8 @@ def _is_zero(x) -> bool:
     return bool(np.all(np.asarray(x) == 0))
 
 
-def _check_real_scalar(name, value):
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, not bool")
-    if isinstance(value, numbers.Real):
-        return
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        raise TypeError(f"{name} must be a real number or a 0-d array; got {type(value).__name__}")
-    if tuple(shape) != ():
-        raise ValueError(f"{name} must be a scalar (0-d); got shape {tuple(shape)}")
-
-
 def _check_label_smoothing(value):
-    _check_real_scalar("label_smoothing", value)
+    _check_real_or_0d("label_smoothing", value)
     if _is_concrete(value):
         v = float(value)
         if not 0.0 <= v <= 1.0:
@@ -395,7 +383,7 @@ def reweighted_loss(
     strength = None if auto_delta else _instance_strength(instance, lam, delta, temperature)
     _check_label_smoothing(label_smoothing)
     if not auto_gamma:
-        _check_real_scalar("gamma", gamma)
+        _check_real_or_0d("gamma", gamma)
 
     logits = jnp.asarray(logits)
     if logits.ndim != 2:
@@ -428,8 +416,12 @@ def reweighted_loss(
         if integer and valid is not None:
             est_targets = jnp.where(valid, targets, 0)
         rate = divweights.track_noise_rate(
-            jnp.asarray(noise_rate, dtype), jax.lax.stop_gradient(-log_p), est_targets,
-            momentum=noise_momentum, valid=valid, sharpness=noise_sharpness,
+            jnp.asarray(noise_rate, dtype),
+            jax.lax.stop_gradient(-log_p),
+            est_targets,
+            momentum=noise_momentum,
+            valid=valid,
+            sharpness=noise_sharpness,
         )
         if auto_gamma:
             gamma = divweights.noise_radius(classes, rate, problem="class")

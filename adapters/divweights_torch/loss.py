@@ -11,12 +11,14 @@ The training step is built for ``torch.compile``: every argument is validated
 once, in ``__init__``, with plain Python; the step counter is a buffer and the
 annealed strength is computed from it inside the graph, so one compiled graph
 serves a whole run (burn-in, annealing and after) with no host
-synchronisation.
+synchronisation.  The argument checks live in ``_loss_args.py``, the fused
+tensor pieces of the step (batch noise rate, targets, autocast and
+``torch.compile`` helpers) in ``_loss_ops.py``; ``baselines.py`` and
+``mixup.py`` import the shared helpers from here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 
@@ -25,112 +27,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from divweights import KL, Alpha, Divergence, ReverseKL, noise_radius
-from divweights.adaptive import (
-    DEFAULT_NOISE_MOMENTUM,
-    DEFAULT_NOISE_SHARPNESS,
-    _adaptive_ok,
-    _check_momentum,
-    _check_sharpness,
-)
+from divweights import KL, Divergence, noise_radius
 from divweights._array import Work
+from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, DEFAULT_NOISE_SHARPNESS, _check_momentum, _check_sharpness
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
-from divweights.strength import Strength
 
+from ._loss_args import (
+    _REDUCTIONS,
+    _auto_delta,
+    _check_classes,
+    _check_inputs,
+    _is_kl,
+    _parse_gamma,
+    _parse_strength,
+    _raise_for_labels,
+    _real,
+)
+from ._loss_ops import (
+    _autocast_off,
+    _batch_noise_rate,
+    _is_compiling,
+    _last_class_weights,
+    _last_losses,
+    _target_probabilities,
+    _uniform_weights,
+)
 from .distributed import gather_batch, is_distributed
 from .schedule import AnnealSchedule
 
-__all__ = ["ReweightedLoss", "DEFAULT_DELTA"]
-
-_REDUCTIONS = ("none", "sum", "mean")
-
-
-def _is_compiling() -> bool:
-    """Whether ``torch.compile`` is tracing this call (``torch.compiler.is_compiling``, torch >= 2.3)."""
-    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
-    if check is None:  # pragma: no cover - older torch
-        check = torch._dynamo.is_compiling
-    return check()
-
-
-def _autocast_off(device_type: str):
-    """Context that disables autocast for ``device_type`` if it is on."""
-    try:
-        on = torch.is_autocast_enabled(device_type)
-    except (TypeError, RuntimeError):  # pragma: no cover - device types without autocast
-        on = False
-    return torch.autocast(device_type, enabled=False) if on else contextlib.nullcontext()
-
-
-def _real(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{name} must not be NaN")
-    return value
-
-
-AUTO = "auto"
-
-
-def _parse_strength(instance, lam, delta, temperature) -> Strength | None:
-    """Validate the instance divergence and its strength once, with plain Python.
-
-    ``delta="auto"`` (the default for KL) returns a placeholder ``Strength("delta", 0.0)``; the
-    radius is set per step from the tracked noise rate."""
-    if delta == AUTO or (delta is None and lam is None and temperature is None and instance is not None and _is_kl(instance)):
-        if lam is not None or temperature is not None:
-            raise ValueError("give at most one of lam, delta, temperature; got delta='auto' and another")
-        if instance is None:
-            raise ValueError("delta='auto' given but instance=None (uniform weights); pass a divergence")
-        if not _adaptive_ok(instance, "instance"):
-            raise ValueError(
-                f"delta='auto' needs an f-divergence whose radius can drop examples (KL, Alpha(a) with a > 0, "
-                f"ChiSquared, TotalVariation); got {instance!r}: give lam=, delta= or temperature="
-            )
-        return Strength("delta", 0.0)
-    for name, value in (("lam", lam), ("delta", delta), ("temperature", temperature)):
-        if value is not None:
-            _real(name, value)  # a Python number: a tensor strength would be a per-run constant anyway
-    return Strength.parse(instance, lam=lam, delta=delta, temperature=temperature)
-
-
-def _supports_class_problem(classes: Divergence) -> bool:
-    """Whether the core has a class solver for ``classes`` (plain Python, no tensors)."""
-    if type(classes).class_problem is Divergence.class_problem:
-        return False
-    if isinstance(classes, Alpha) and not isinstance(classes, ReverseKL):
-        return classes.is_kl or classes.alpha == 0.0
-    return True
-
-
-def _is_kl(divergence) -> bool:
-    return type(divergence) is KL or (isinstance(divergence, Alpha) and divergence.is_kl)
-
-
-def _batch_noise_rate(logp, targets, invalid, integer: bool, sharpness: float = DEFAULT_NOISE_SHARPNESS):
-    """:func:`divweights.noise_rate` of one batch in a few fused torch ops (tested equal to the core).
-
-    ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks ignored rows (integer targets)."""
-    n = logp.shape[0]
-    if invalid is None:
-        log_q = torch.logsumexp(logp, dim=0) - math.log(n)
-    else:
-        count = (~invalid).sum().clamp_min(1).to(logp.dtype)
-        log_q = torch.logsumexp(logp.masked_fill(invalid[:, None], -math.inf), dim=0) - count.log()
-        log_q = log_q.nan_to_num(0.0, 0.0, 0.0)  # a class no valid row predicts / an all-ignored batch
-    corrected = log_q - logp  # prior-corrected class losses
-    if integer:
-        label = corrected.gather(1, targets.masked_fill(invalid, 0)[:, None]).squeeze(1)
-    else:
-        y = targets.detach().to(logp.dtype)
-        label = (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)
-    gap = (corrected.amin(dim=1) - label).clamp_max(0.0)
-    share = -torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # a Python constant: no op at a = 1
-    if invalid is None:
-        return share.mean()
-    return share.masked_fill(invalid, 0.0).sum() / (~invalid).sum().clamp_min(1).to(share.dtype)
+__all__ = ["DEFAULT_DELTA", "ReweightedLoss"]
 
 
 class ReweightedLoss(nn.Module):
@@ -317,35 +242,11 @@ class ReweightedLoss(nn.Module):
         super().__init__()
         self.strength = _parse_strength(instance, lam, delta, temperature)
         self.instance = instance
-        self.adaptive = instance is not None and (
-            delta == AUTO or (delta is None and lam is None and temperature is None and _is_kl(instance))
-        )
-
-        self.adaptive_classes = gamma == AUTO
-        if self.adaptive_classes:
-            if classes is None:
-                raise ValueError("gamma='auto' needs a class divergence, e.g. classes=ReverseKL()")
-            if not _adaptive_ok(classes, "class"):
-                raise ValueError(
-                    f"gamma='auto' needs TotalVariation() or ReverseKL() class weights; got {classes!r}"
-                )
-            gamma = 1.0  # a placeholder: the radius is set per step
-        gamma = _real("gamma", gamma)
-        if not (math.isfinite(gamma) and gamma >= 0):
-            raise ValueError(f"gamma must be finite and >= 0; got {gamma!r}")
+        self.adaptive = _auto_delta(instance, lam, delta, temperature)  # instance=None raised above
+        gamma, self.adaptive_classes = _parse_gamma(classes, gamma)
         self.noise_momentum = _check_momentum(noise_momentum)
         self.noise_sharpness = _check_sharpness(noise_sharpness)
-        if classes is None:
-            if gamma != 0:
-                raise ValueError("gamma > 0 needs a class divergence, e.g. classes=TotalVariation()")
-        else:
-            if isinstance(classes, type) or not isinstance(classes, Divergence):
-                raise TypeError(f"classes must be a divweights divergence instance or None; got {classes!r}")
-            if not _supports_class_problem(classes):
-                raise ValueError(
-                    f"class weights are not available for {classes!r}; supported: TotalVariation(), "
-                    "ReverseKL(), SquaredL2(), and KL() with probability (soft) targets"
-                )
+        _check_classes(classes, gamma)
         self.classes = classes
         self.gamma = gamma
 
@@ -407,30 +308,23 @@ class ReweightedLoss(nn.Module):
                 raise ValueError(f"state_dict[{prefix + 'steps'!r}] must be >= 0 (a step count); got {int(steps)}")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def _from_last(self, key: str, build):
+        """``build(*what the last call kept)``, built on first access; ``None`` before any call."""
+        if self._last is None:
+            return None
+        if key not in self._last_built:
+            self._last_built[key] = build(*self._last)
+        return self._last_built[key]
+
     @property
     def last_losses(self) -> torch.Tensor | None:
         """Per-example losses of the last call, ``(N,)``, detached; see the class docstring."""
-        if self._last is None:
-            return None
-        if "losses" not in self._last_built:
-            losses, _, invalid, _, _ = self._last
-            self._last_built["losses"] = losses if invalid is None else losses.masked_fill(invalid, 0.0)
-        return self._last_built["losses"]
+        return self._from_last("losses", _last_losses)
 
     @property
     def last_class_weights(self) -> torch.Tensor | None:
         """Class weights of the last call, ``(N, C)``, detached; see the class docstring."""
-        if self._last is None:
-            return None
-        if "v" not in self._last_built:
-            losses, v, invalid, targets, k = self._last
-            if v is None:  # the labels themselves (ignore_index matches no class: zero rows)
-                classes = torch.arange(k, device=targets.device)
-                v = (targets[:, None] == classes).to(losses.dtype)
-            elif invalid is not None:
-                v = v.masked_fill(invalid[:, None], 0.0)
-            self._last_built["v"] = v
-        return self._last_built["v"]
+        return self._from_last("v", _last_class_weights)
 
     def extra_repr(self) -> str:
         parts = [repr(self.instance)]
@@ -448,39 +342,6 @@ class ReweightedLoss(nn.Module):
         return ", ".join(parts)
 
     # -- computation ----------------------------------------------------------
-    def _check(self, logits, targets):
-        """Shape and dtype checks: plain Python on metadata, no tensor values."""
-        if not isinstance(logits, torch.Tensor):
-            raise TypeError(f"logits must be a torch.Tensor; got {type(logits).__name__}")
-        if logits.ndim != 2:
-            raise ValueError(f"logits must have shape (N, C); got {tuple(logits.shape)}")
-        if not logits.is_floating_point():
-            raise TypeError(f"logits must be floating point; got {logits.dtype}")
-        n, k = logits.shape
-        if n == 0:
-            raise ValueError("empty batch: logits has no rows")
-        if self.weight is not None and self.weight.shape[0] != k:
-            raise ValueError(f"weight has {self.weight.shape[0]} entries for {k} classes")
-        if not isinstance(targets, torch.Tensor):
-            raise TypeError(f"targets must be a torch.Tensor; got {type(targets).__name__}")
-        if targets.dtype == torch.bool or targets.is_complex():
-            raise TypeError(f"targets must be integer class indices or floating probabilities; got {targets.dtype}")
-        if targets.is_floating_point():
-            if targets.ndim == 1:
-                raise TypeError(
-                    f"floating targets of shape {tuple(targets.shape)}: class indices must be an integer "
-                    "tensor (e.g. targets.long()); floating targets are class probabilities of shape (N, C)"
-                )
-            if tuple(targets.shape) != (n, k):
-                raise ValueError(
-                    f"probability targets must have the logits' shape {(n, k)}; got {tuple(targets.shape)}"
-                )
-        elif tuple(targets.shape) != (n,):
-            raise ValueError(
-                f"integer targets must have shape (N,) = {(n,)} for logits of shape {(n, k)}; "
-                f"got {tuple(targets.shape)}"
-            )
-
     def _schedule_state(self, dtype):
         """``(active, factor)`` from :attr:`steps`, on the device: ``active`` a 0-d bool tensor,
         false during the burn-in (``None`` without a schedule); ``factor`` a 0-d tensor or the
@@ -536,14 +397,8 @@ class ReweightedLoss(nn.Module):
             value = torch.full((), min(value, finfo.max), dtype=dtype, device=key.device)
         return self.instance.instance(key, kind, value, work)
 
-    def _uniform_weights(self, invalid, n, dtype, device):
-        if invalid is None:
-            return torch.full((n,), 1.0 / n, dtype=dtype, device=device)
-        ok = (~invalid).to(dtype)
-        return ok / ok.sum().clamp_min(1.0)
-
     def _compute(self, logits: torch.Tensor, targets: torch.Tensor, *, record: bool):
-        self._check(logits, targets)
+        _check_inputs(logits, targets, self.weight)
         n, k = logits.shape
         device = logits.device
         dtype = logits.dtype if logits.dtype in (torch.float32, torch.float64) else torch.float32
@@ -567,15 +422,7 @@ class ReweightedLoss(nn.Module):
                 losses = F.nll_loss(logp, targets, weight=weight, ignore_index=self.ignore_index, reduction="none")
             else:
                 L = -logp
-                if integer:
-                    on, off = 1.0 - eps + eps / k, eps / k
-                    y = torch.full((n, k), off, dtype=dtype, device=device)
-                    y = y.scatter(1, safe[:, None], on)  # raises on out-of-range labels (on the CPU)
-                else:
-                    y = targets.detach().to(dtype)
-                    y = y / y.sum(dim=-1, keepdim=True)  # exactly on the simplex (e.g. bfloat16 targets)
-                    if eps > 0:
-                        y = y * (1.0 - eps) + eps / k
+                y = _target_probabilities(targets, safe, integer, eps, n, k, dtype, device)
                 if reweight_classes:
                     if self.adaptive_classes:
                         g = noise_radius(self.classes, rate, problem="class")
@@ -608,7 +455,7 @@ class ReweightedLoss(nn.Module):
                 key_all, c_all, invalid_all = key, c, invalid
 
             if self.instance is None:
-                w_all = self._uniform_weights(invalid_all, key_all.shape[0], dtype, device)
+                w_all = _uniform_weights(invalid_all, key_all.shape[0], dtype, device)
             else:
                 w_all = self._instance_weights(key_all, active, factor, work, rate)
                 if invalid_all is not None:  # an all-ignored batch: zero weights, not 0/0
@@ -674,22 +521,3 @@ class ReweightedLoss(nn.Module):
         """
         _, w = self._run(logits, targets, record=False)
         return w
-
-
-def _raise_for_labels(k: int, targets, ignore_index: int | None, exc: BaseException) -> None:
-    """Turn torch's index error for an out-of-range label into the core's message (eager, CPU).
-
-    Called only after a kernel has raised, so valid batches pay nothing; reads the labels on the host."""
-    if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.ndim != 1:
-        return
-    if targets.device.type != "cpu" or targets.dtype == torch.bool or targets.is_complex():
-        return
-    kept = targets if ignore_index is None else targets[targets != ignore_index]
-    if kept.numel() == 0:
-        return
-    lo, hi = int(kept.min()), int(kept.max())
-    if lo < 0 or hi >= k:
-        skipped = "" if ignore_index is None else f" (rows equal to ignore_index={ignore_index} are skipped)"
-        raise ValueError(
-            f"integer targets must lie in [0, {k}) for {k} classes; got values in [{lo}, {hi}]{skipped}"
-        ) from exc

@@ -1,0 +1,96 @@
+"""The tensor pieces of :class:`~divweights_torch.ReweightedLoss`'s step, in a few fused torch ops.
+
+Everything here runs inside the (possibly compiled) step: no host
+synchronisation and no Python branching on tensor values.  The autocast and
+``torch.compile`` helpers are shared with ``baselines.py`` and ``mixup.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+
+from divweights.adaptive import DEFAULT_NOISE_SHARPNESS
+
+
+def _is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing this call (``torch.compiler.is_compiling``, torch >= 2.3)."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if check is None:  # pragma: no cover - older torch
+        check = torch._dynamo.is_compiling
+    return check()
+
+
+def _autocast_off(device_type: str):
+    """Context that disables autocast for ``device_type`` if it is on."""
+    try:
+        on = torch.is_autocast_enabled(device_type)
+    except (TypeError, RuntimeError):  # pragma: no cover - device types without autocast
+        on = False
+    return torch.autocast(device_type, enabled=False) if on else contextlib.nullcontext()
+
+
+def _batch_noise_rate(logp, targets, invalid, integer: bool, sharpness: float = DEFAULT_NOISE_SHARPNESS):
+    """:func:`divweights.noise_rate` of one batch in a few fused torch ops (tested equal to the core).
+
+    ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks ignored rows (integer targets)."""
+    n = logp.shape[0]
+    if invalid is None:
+        log_q = torch.logsumexp(logp, dim=0) - math.log(n)
+    else:
+        count = (~invalid).sum().clamp_min(1).to(logp.dtype)
+        log_q = torch.logsumexp(logp.masked_fill(invalid[:, None], -math.inf), dim=0) - count.log()
+        log_q = log_q.nan_to_num(0.0, 0.0, 0.0)  # a class no valid row predicts / an all-ignored batch
+    corrected = log_q - logp  # prior-corrected class losses
+    if integer:
+        label = corrected.gather(1, targets.masked_fill(invalid, 0)[:, None]).squeeze(1)
+    else:
+        y = targets.detach().to(logp.dtype)
+        label = (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)
+    gap = (corrected.amin(dim=1) - label).clamp_max(0.0)
+    share = -torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # a Python constant: no op at a = 1
+    if invalid is None:
+        return share.mean()
+    return share.masked_fill(invalid, 0.0).sum() / (~invalid).sum().clamp_min(1).to(share.dtype)
+
+
+def _target_probabilities(targets, safe, integer: bool, eps: float, n: int, k: int, dtype, device):
+    """The targets as probabilities ``(N, C)``, label-smoothed by ``eps``.
+
+    ``safe`` are the integer labels with ignored rows set to ``0``; scattering them raises on
+    out-of-range labels (on the CPU).  Probability targets are renormalised onto the simplex."""
+    if integer:
+        on, off = 1.0 - eps + eps / k, eps / k
+        y = torch.full((n, k), off, dtype=dtype, device=device)
+        return y.scatter(1, safe[:, None], on)  # raises on out-of-range labels (on the CPU)
+    y = targets.detach().to(dtype)
+    y = y / y.sum(dim=-1, keepdim=True)  # exactly on the simplex (e.g. bfloat16 targets)
+    if eps > 0:
+        y = y * (1.0 - eps) + eps / k
+    return y
+
+
+def _uniform_weights(invalid, n: int, dtype, device):
+    """Uniform instance weights over the rows that are not ignored."""
+    if invalid is None:
+        return torch.full((n,), 1.0 / n, dtype=dtype, device=device)
+    ok = (~invalid).to(dtype)
+    return ok / ok.sum().clamp_min(1.0)
+
+
+# -- the ``last_*`` attributes, built on first access from what the step kept ---------------------
+def _last_losses(losses, v, invalid, targets, k):
+    """Per-example losses, zero on ignored rows."""
+    return losses if invalid is None else losses.masked_fill(invalid, 0.0)
+
+
+def _last_class_weights(losses, v, invalid, targets, k):
+    """Class weights, zero rows on ignored rows; the one-hot labels when there was no class problem."""
+    if v is None:  # the labels themselves (ignore_index matches no class: zero rows)
+        classes = torch.arange(k, device=targets.device)
+        return (targets[:, None] == classes).to(losses.dtype)
+    if invalid is not None:
+        return v.masked_fill(invalid[:, None], 0.0)
+    return v
