@@ -80,8 +80,8 @@ def test_counter_sees_inside_sub_jaxprs():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 10 budget not met yet: 606 equations on main's root finder, 172 with branch core-perf "
-    "(0af2615); budget 4 x 38 = 152.  Remove this marker when the core's default KL solve fits "
+    reason="issue 10 budget not met yet: 174 equations (606 before the root-finder redesign); budget "
+    "4 x 38 = 152.  Remove this marker when the core's default KL solve fits "
     "(strict: the test fails as soon as it passes, so the marker cannot outlive the fix).",
 )
 def test_default_loss_within_four_times_cross_entropy():
