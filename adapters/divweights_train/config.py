@@ -1284,11 +1284,6 @@ def _unused_reason(
         return (
             f"with {method}, which has no weighted mixup (the rules differ only there)"
         )
-    if name == "mixup_alpha" and mode in ("weight", "sample_weight") and not published:
-        return (
-            f"with mixup mode {mode} ({mode_from}): its mixing ratios are w_i / (w_i + w_j) from the "
-            "weights, not Beta(alpha, alpha) draws"
-        )
     if name == "mixup_power" and (
         mode == "plain" or (mode in ("weight", "label_smoothing") and not published)
     ):
