@@ -10,14 +10,26 @@ mode                   partners :math:`\pi(i)`                          ratio :m
 =====================  ===============================================  ====================================
 ``"plain"``            random permutation                               :math:`\mathrm{Beta}(\alpha, \alpha)`
 ``"sample"``           i.i.d., :math:`P(j) \propto w_j^{p}`             :math:`\mathrm{Beta}(\alpha, \alpha)`
-``"weight"``           random permutation                               :math:`w_i / (w_i + w_j)`
-``"sample_weight"``    i.i.d., :math:`P(j) \propto w_j^{p}` (CICW-M)    :math:`w_i / (w_i + w_j)`
+``"weight"``           random permutation                               weighted Beta, mean :math:`\rho_{ij}`
+``"sample_weight"``    i.i.d., :math:`P(j) \propto w_j^{p}` (CICW-M)    weighted Beta, mean :math:`\rho_{ij}`
 ``"label_smoothing"``  random permutation, after smoothing (CIW-M)      :math:`\mathrm{Beta}(\alpha, \alpha)`
 =====================  ===============================================  ====================================
 
+with :math:`\rho_{ij} = w_i / (w_i + w_j)` (:func:`mixup_ratio`).  The weighted
+ratio is random: :math:`r_i \sim \mathrm{Beta}(2\alpha\rho_{ij},\, 2\alpha(1 - \rho_{ij}))`
+(:func:`weighted_beta_parameters`, :data:`WEIGHT_RATIOS` ``"beta"``): its mean is
+:math:`\rho_{ij}`, it is plain mixup's :math:`\mathrm{Beta}(\alpha, \alpha)` when the
+two weights are equal, and the published code's deterministic ratio
+:math:`r_i = \rho_{ij}` (``"deterministic"``) is its limit :math:`\alpha \to \infty`.
+The deterministic ratio is :math:`\approx 1/2` whenever the weights are near
+uniform (always during the burn-in), so every training input is then the
+midpoint of two examples: on low-dimensional data (two-moons) that is a
+different input distribution than the test set's, and CICW-M fell to
+chance; see ``docs/derivations/mixup.rst``.
+
 The modes are :data:`MIXUP_MODES`.  This module holds the formulas, safe at
 zero weights: the partner distribution (:func:`partner_probabilities`), the
-ratio (:func:`mixup_ratio`) and the CIW-M label smoothing
+ratio (:func:`mixup_ratio`, :func:`weighted_beta_parameters`) and the CIW-M label smoothing
 (:func:`smoothing_factors`, :func:`smooth_targets`).  Drawing the partners
 and the Beta ratios needs a random generator and lives in the adapters
 (``divweights_torch.weighted_mixup``, ``divweights_jax.weighted_mixup``).
@@ -39,14 +51,31 @@ outside :func:`~divweights.instance_weights`.
 from __future__ import annotations
 
 import math
+import numbers
+
+import array_api_compat
 
 from ._array import check_scalar, prepare, quiet
 from ._inputs import check_values, detach, same_library
 
-__all__ = ["MIXUP_MODES", "mixup_ratio", "partner_probabilities", "smooth_targets", "smoothing_factors"]
+__all__ = [
+    "MIXUP_MODES",
+    "WEIGHT_RATIOS",
+    "mixup_ratio",
+    "partner_probabilities",
+    "smooth_targets",
+    "smoothing_factors",
+    "weighted_beta_parameters",
+]
 
 #: The weighted-mixup modes of both adapters (see the table above).
 MIXUP_MODES: tuple[str, ...] = ("plain", "sample", "weight", "sample_weight", "label_smoothing")
+
+#: Rules for the ratio of the modes ``"weight"`` and ``"sample_weight"``: ``"beta"`` draws
+#: :math:`r_i \sim \mathrm{Beta}(2\alpha\rho_{ij}, 2\alpha(1 - \rho_{ij}))`
+#: (:func:`weighted_beta_parameters`; the default), ``"deterministic"`` takes
+#: :math:`r_i = \rho_{ij} = w_i / (w_i + w_j)` (:func:`mixup_ratio`; the published code's rule).
+WEIGHT_RATIOS: tuple[str, ...] = ("beta", "deterministic")
 
 
 def _nan_rows(xp, x, out):
@@ -94,6 +123,76 @@ def mixup_ratio(w_i, w_j):
     pos = total > 0
     ratio = xp.where(pos, a / xp.where(pos, total, xp.ones_like(total)), xp.full_like(total, 0.5))
     return work.finish(ratio)
+
+
+def weighted_beta_parameters(w_i, w_j, alpha):
+    r"""Parameters of the weighted mixing ratio :math:`r \sim \mathrm{Beta}(a, b)`.
+
+    .. math::
+
+        a = 2\alpha\,\rho, \qquad b = 2\alpha\,(1 - \rho), \qquad
+        \rho = \frac{w_i}{w_i + w_j}\quad(\rho = 1/2 \text{ when both weights are zero}).
+
+    The ratio keeps the published ratio :math:`\rho` (:func:`mixup_ratio`) as
+    its mean, :math:`\mathbb{E}[r] = a / (a + b) = \rho`, but spreads it like
+    plain mixup, :math:`\mathrm{Var}[r] = \rho(1 - \rho) / (2\alpha + 1)`:
+
+    * equal weights give :math:`\mathrm{Beta}(\alpha, \alpha)`, plain mixup
+      (uniform weights, as in the burn-in, are plain mixup with the partners
+      of the mode);
+    * a partner of weight zero gives :math:`b = 0`, i.e. :math:`r = 1`: the
+      example is kept whole; an example of weight zero gives :math:`r = 0`:
+      it is replaced by its partner;
+    * :math:`\alpha \to \infty` gives :math:`r = \rho`, the published
+      deterministic rule.
+
+    With the deterministic rule, near-uniform weights make every ratio
+    :math:`\approx 1/2`: mixup with :math:`\alpha = \infty`, whose inputs are
+    all midpoints of two examples (on two-moons CICW-M fell to chance with
+    it; the measurements are in ``docs/derivations/mixup.rst``).
+
+    Parameters
+    ----------
+    w_i, w_j : array
+        Nonnegative finite weights of the examples and of their partners
+        (broadcastable, same array library).
+    alpha : float or 0-d array
+        Concentration :math:`\alpha`, finite and ``> 0`` (``--mixup-alpha``).
+
+    Returns
+    -------
+    a, b : array
+        Nonnegative, :math:`a + b = 2\alpha`; namespace and dtype of
+        ``w_i`` (integers promoted to the default floating dtype).  One of
+        them is ``0`` exactly when one weight is zero and the other is not:
+        :math:`\mathrm{Beta}(a, 0)` is the point mass at 1 and
+        :math:`\mathrm{Beta}(0, b)` the one at 0 (the adapters return those
+        values without drawing).
+
+    Raises
+    ------
+    ValueError
+        ``alpha`` not finite and ``> 0``; a NaN, infinite or negative weight
+        (checked eagerly only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from divweights.mixup import weighted_beta_parameters
+    >>> a, b = weighted_beta_parameters(np.array([0.3, 0.2, 0.0]), np.array([0.1, 0.2, 0.5]), 1.0)
+    >>> a, b
+    (array([1.5, 1. , 0. ]), array([0.5, 1. , 2. ]))
+    >>> a / (a + b)  # the mean is the deterministic ratio w_i / (w_i + w_j)
+    array([0.75, 0.5 , 0.  ])
+    """
+    check_scalar("alpha", alpha, positive=True, allow_inf=False)
+    rho = mixup_ratio(w_i, w_j)
+    if isinstance(alpha, numbers.Real):
+        two_alpha = 2.0 * float(alpha)
+    else:  # a 0-d array (possibly traced): in rho's dtype, so the result keeps it
+        xp = array_api_compat.array_namespace(rho)
+        two_alpha = 2 * xp.astype(detach(alpha), rho.dtype)
+    return two_alpha * rho, two_alpha * (1 - rho)
 
 
 def partner_probabilities(weights, power: float = 1.0):

@@ -355,7 +355,9 @@ def test_weight_ratio_and_same_ratio_for_labels():
     x = jnp.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])
     y = jnp.array([0, 1, 2, 0])
     w = jnp.array([0.6, 0.4, 0.0, 0.0])
-    xm, ym, info = weighted_mixup(jax.random.key(1), x, y, w, mode="weight", num_classes=3)
+    xm, ym, info = weighted_mixup(
+        jax.random.key(1), x, y, w, mode="weight", num_classes=3, weight_ratio="deterministic"
+    )
     j, r = info["partners"], info["ratios"]
     assert sorted(np.asarray(j).tolist()) == [0, 1, 2, 3]  # a permutation
     close(r, mixup_ratio(w, w[j]))
@@ -551,3 +553,43 @@ def test_auto_class_radius_keeps_one_minus_rate_on_the_label():
     rate = float(aux["noise_rate"])
     v = np.asarray(aux["class_weights"])
     np.testing.assert_allclose(v[[0, 1], [1, 0]], 1 - rate, rtol=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.2])
+def test_weighted_ratio_at_equal_weights_is_plain_mixups_beta(alpha):
+    """Equal weights: Beta(alpha, alpha) ratios, as in the torch adapter (not a constant 1/2)."""
+    n = 4000
+    _, _, info = weighted_mixup(
+        jax.random.key(0), jnp.zeros((n, 1)), jnp.zeros(n, jnp.int32), jnp.ones(n), mode="sample_weight",
+        num_classes=2, alpha=alpha,
+    )
+    r = np.asarray(info["ratios"], np.float64)
+    var = 1 / (4 * (2 * alpha + 1))
+    assert abs(r.mean() - 0.5) < 0.03
+    assert abs(r.var() - var) < 0.1 * var
+
+
+def test_weighted_ratio_has_mean_rho_and_is_pinned_at_zero_weights():
+    n, alpha = 4000, 1.0
+    w = jnp.where(jnp.arange(n) % 4 == 0, 0.0, jnp.where(jnp.arange(n) % 2 == 0, 3.0, 1.0))
+    xm, _, info = weighted_mixup(
+        jax.random.key(7), jnp.zeros((n, 1)), jnp.zeros(n, jnp.int32), w, mode="weight", num_classes=2, alpha=alpha
+    )
+    r, j = np.asarray(info["ratios"], np.float64), np.asarray(info["partners"])
+    wn = np.asarray(w)
+    pick = (wn == 3.0) & (wn[j] == 1.0)
+    assert abs(r[pick].mean() - 0.75) < 0.03
+    assert abs(r[pick].var() - 0.75 * 0.25 / (2 * alpha + 1)) < 0.15 * 0.75 * 0.25 / 3
+    assert np.all(r[(wn > 0) & (wn[j] == 0)] == 1.0) and np.all(r[(wn == 0) & (wn[j] > 0)] == 0.0)
+    assert np.all(np.isfinite(r))
+
+
+@pytest.mark.slow  # compiling jax.random.beta takes ~30 s on a loaded 2-core machine
+def test_weighted_ratio_under_jit_matches_eager():
+    w = jnp.array([0.4, 0.3, 0.2, 0.1, 0.0])
+    x, y = jnp.arange(10.0).reshape(5, 2), jnp.array([0, 1, 0, 1, 0])
+
+    def f(key, w):
+        return weighted_mixup(key, x, y, w, mode="sample_weight", num_classes=2, alpha=0.5)[2]["ratios"]
+
+    close(jax.jit(f)(jax.random.key(3), w), f(jax.random.key(3), w))

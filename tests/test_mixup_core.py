@@ -182,10 +182,12 @@ def test_outputs_carry_no_gradient():
 def test_module_lists_its_public_names():
     assert set(mixup.__all__) == {
         "MIXUP_MODES",
+        "WEIGHT_RATIOS",
         "mixup_ratio",
         "partner_probabilities",
         "smooth_targets",
         "smoothing_factors",
+        "weighted_beta_parameters",
     }
 
 
@@ -194,3 +196,38 @@ def test_torch_weights_are_not_read_and_nan_gives_nan():
     p = partner_probabilities(torch.tensor([[0.2, float("nan"), 0.5], [0.0, 0.0, 0.0]]))
     assert torch.isnan(p[0]).all()
     assert torch.equal(p[1], torch.full((3,), 1 / 3))
+
+
+# ------------------------------------------------------------------ the weighted Beta ratio's parameters
+
+
+def test_weighted_beta_parameters_have_mean_rho_and_total_two_alpha(rng):
+    wi, wj = rng.random(20), rng.random(20)
+    wi[:3] = 0.0
+    wj[2:5] = 0.0
+    a, b = mixup.weighted_beta_parameters(wi, wj, 0.7)
+    np.testing.assert_allclose(a + b, 1.4, rtol=1e-15)
+    np.testing.assert_allclose(a / (a + b), mixup_ratio(wi, wj), rtol=1e-15)
+    assert a[2] == b[2] == 0.7  # both zero: Beta(alpha, alpha)
+    assert np.all(a[:2] == 0) and np.all(b[3:5] == 0)  # point masses at 0 and 1
+
+
+def test_weighted_beta_parameters_at_equal_weights_are_plain_mixups():
+    a, b = mixup.weighted_beta_parameters(np.full(4, 0.25), np.full(4, 0.25), 0.2)
+    np.testing.assert_allclose(a, 0.2)
+    np.testing.assert_allclose(b, 0.2)
+
+
+def test_weighted_beta_parameters_keep_dtype_and_refuse_bad_alpha():
+    w = np.array([0.5, 0.25], np.float32)
+    a, b = mixup.weighted_beta_parameters(w, w[::-1], np.array(1.0))
+    assert a.dtype == b.dtype == np.float32
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            mixup.weighted_beta_parameters(w, w, bad)
+
+
+@pytest.mark.parametrize("adapter", ["divweights_torch", "divweights_jax"])
+def test_adapters_offer_the_same_weight_ratios(adapter):
+    module = pytest.importorskip(f"{adapter}.mixup")
+    assert tuple(module.WEIGHT_RATIOS) == mixup.WEIGHT_RATIOS == ("beta", "deterministic")

@@ -172,4 +172,7 @@ def test_cicw_m_step_overhead_without_the_core_solvers():
     ):
         _STUB_OPS.clear()
         n = _cicw_m_ops()  # two steps, the second counted
-        assert n - len(_STUB_OPS) // 2 <= 63
+        # 63 with the deterministic ratio w_i / (w_i + w_j); the default weighted Beta ratio
+        # (divweights.mixup.weighted_beta_parameters) draws its ratios with the Gamma sampler of plain
+        # mixup's Beta(alpha, alpha): +57 ops (weighted_mixup alone: 90 against 33)
+        assert n - len(_STUB_OPS) // 2 <= 120

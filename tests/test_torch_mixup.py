@@ -37,10 +37,12 @@ def test_sampled_partner_frequencies_follow_the_weights(power):
     assert chi2 < 18.5  # chi-square with 4 degrees of freedom: P(> 18.5) < 0.001
 
 
-def test_weight_ratios_are_core_mixup_ratios():
+def test_deterministic_weight_ratios_are_core_mixup_ratios():
     x, y = _mix_batch()
     w = torch.rand(8, dtype=torch.float64)
-    _, _, info = weighted_mixup(x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0))
+    _, _, info = weighted_mixup(
+        x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0), weight_ratio="deterministic"
+    )
     p = info["partners"]
     assert sorted(p.tolist()) == list(range(8))  # a permutation
     torch.testing.assert_close(info["ratios"], mixup_ratio(w, w[p]))
@@ -71,15 +73,20 @@ def test_zero_weights_give_no_nan():
             x, y, w, mode=mode, num_classes=3, predictions=torch.randn(8, 3), generator=torch.Generator().manual_seed(0)
         )
         assert torch.isfinite(mx).all() and torch.isfinite(my).all()
-    _, _, info = weighted_mixup(x, y, torch.zeros(8, dtype=torch.float64), mode="sample_weight", num_classes=3)
+    zeros = torch.zeros(8, dtype=torch.float64)
+    _, _, info = weighted_mixup(x, y, zeros, mode="sample_weight", num_classes=3, weight_ratio="deterministic")
     torch.testing.assert_close(info["ratios"], torch.full((8,), 0.5, dtype=torch.float64))
+    _, _, info = weighted_mixup(x, y, zeros, mode="sample_weight", num_classes=3)  # Beta(alpha, alpha): finite
+    assert torch.isfinite(info["ratios"]).all() and ((info["ratios"] >= 0) & (info["ratios"] <= 1)).all()
 
 
 def test_weight_ratio_half_when_both_partners_weigh_zero():
     x, y = _mix_batch()
     w = torch.zeros(8, dtype=torch.float64)
     w[0] = 1.0
-    _, _, info = weighted_mixup(x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0))
+    _, _, info = weighted_mixup(
+        x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(0), weight_ratio="deterministic"
+    )
     both_zero = (w == 0) & (w[info["partners"]] == 0)
     assert both_zero.any()
     assert torch.all(info["ratios"][both_zero] == 0.5)
@@ -257,7 +264,60 @@ def test_cicw_m_step_matches_its_parts():
     w = loss_fn.weights(logits, y)
     g = torch.Generator().manual_seed(1)
     mx, my, info = weighted_mixup(logits, y, w, mode="sample_weight", num_classes=4, generator=g)
-    torch.testing.assert_close(info["ratios"], mixup_ratio(w, w[info["partners"]]))
+    r, p = info["ratios"], info["partners"]
+    torch.testing.assert_close(mx, r[:, None] * logits + (1 - r[:, None]) * logits[p])
     loss = loss_fn(mx, my)
     ref = ReweightedLoss(KL(), temperature=1.0, classes=ReverseKL(), gamma=0.01, reduction="none")(mx, my)
     torch.testing.assert_close(loss, ref.sum())
+
+
+# ------------------------------------------------------------------ the weighted Beta ratio (default)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.2])
+def test_weighted_ratio_at_equal_weights_is_plain_mixups_beta(alpha):
+    """Equal weights (the burn-in, near-uniform weights): Beta(alpha, alpha), not a constant 1/2."""
+    x, y = _mix_batch(n=4000, k=3)
+    w = torch.full((4000,), 1 / 4000, dtype=torch.float64)
+    _, _, info = weighted_mixup(
+        x, y, w, mode="sample_weight", num_classes=3, alpha=alpha, generator=torch.Generator().manual_seed(0)
+    )
+    r = info["ratios"]
+    assert float(r.mean()) == pytest.approx(0.5, abs=0.03)
+    assert float(r.var()) == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.1)
+
+
+def test_weighted_ratio_has_mean_rho_and_the_beta_variance():
+    n, alpha = 4000, 1.0
+    x = torch.zeros(n, 1, dtype=torch.float64)
+    w = torch.where(torch.arange(n) % 2 == 0, 3.0, 1.0).double()  # rho = 3/4 against a light partner
+    _, _, info = weighted_mixup(
+        x,
+        torch.zeros(n, dtype=torch.long),
+        w,
+        mode="weight",
+        num_classes=2,
+        alpha=alpha,
+        generator=torch.Generator().manual_seed(5),
+    )
+    r, p = info["ratios"], info["partners"]
+    pick = (w == 3.0) & (w[p] == 1.0)
+    rho = 0.75
+    assert float(r[pick].mean()) == pytest.approx(rho, abs=0.02)
+    assert float(r[pick].var()) == pytest.approx(rho * (1 - rho) / (2 * alpha + 1), rel=0.15)
+
+
+def test_weighted_ratio_keeps_an_example_whole_against_a_zero_weight_partner():
+    x, y = _mix_batch()
+    w = torch.tensor([0.5, 0.5, 0.0, 0.0, 0.2, 0.0, 0.3, 0.0], dtype=torch.float64)
+    _, _, info = weighted_mixup(x, y, w, mode="weight", num_classes=3, generator=torch.Generator().manual_seed(2))
+    r, p = info["ratios"], info["partners"]
+    assert torch.all(r[(w > 0) & (w[p] == 0)] == 1.0)
+    assert torch.all(r[(w == 0) & (w[p] > 0)] == 0.0)
+    assert torch.isfinite(r).all()
+
+
+def test_weight_ratio_is_validated():
+    x, y = _mix_batch()
+    with pytest.raises(ValueError, match="weight_ratio must be one of"):
+        weighted_mixup(x, y, torch.ones(8), mode="weight", num_classes=3, weight_ratio="mean")

@@ -316,7 +316,6 @@ WITHOUT_EFFECT = [
     ("--method ce --delta 0.5", "--delta", "has no instance weights"),
     ("--method mixup --burnin-steps 3", "--burnin-steps", "does not reweight"),
     ("--method ciw --mixup-alpha 0.3", "--mixup-alpha", "does no mixup"),
-    ("--method cicw-m --mixup-alpha 0.3", "--mixup-alpha", "sample_weight"),
     ("--method ciw-m --mixup-power 2", "--mixup-power", "random permutation"),
     ("--method bootstrap --anneal-steps 5", "--anneal-steps", "not annealed"),
     ("--method oracle --gamma 0.1", "--gamma/--class-gamma", "has no class weights"),
@@ -374,7 +373,7 @@ def _records(tmp_path, name, **options):
     [
         ("ce", "class_divergence", "tv", False),
         ("bootstrap", "anneal_steps", 5, False),
-        ("cicw-m", "mixup_alpha", 0.3, False),
+        ("cicw-m", "mixup_alpha", 0.3, True),  # the weighted Beta ratio's concentration
         ("ciw-m", "mixup_power", 3.0, False),
         ("cicw-m", "mixup_power", 3.0, True),
         ("ciw-m", "mixup_alpha", 0.3, True),

@@ -264,7 +264,7 @@ EFFECTIVE_FOR = {
     ("anneal_steps", 3): _INSTANCE,
     ("anneal_epochs", 1.0): _INSTANCE,
     ("anneal_start_factor", 5.0): _INSTANCE - {"ciw"},  # ciw's adaptive default radius is not annealed
-    ("mixup_alpha", 0.5): {"mixup", "ciw-m", "dynamic-mixup"},
+    ("mixup_alpha", 0.5): {"mixup", "ciw-m", "cicw-m", "dynamic-mixup"},  # cicw-m: the weighted Beta ratio
     ("mixup_power", 2.0): {"cicw-m"},
     ("mixup_recompute", False): {"ciw-m", "cicw-m"},
     ("mixup_recompute", True): {"ciw-m", "cicw-m"},
@@ -310,7 +310,7 @@ BEYOND_THE_METHOD = [
     ({"method": "ciw", "anneal_epochs": 0.0, "anneal_start_factor": 5.0}, "anneal_start_factor", "length is 0"),
     ({"method": "cicw-m", "mixup_mode": "plain", "mixup_recompute": True}, "mixup_recompute", "plain"),
     ({"method": "cicw-m", "mixup_mode": "sample", "mixup_power": 2.0}, None, None),
-    ({"method": "ciw-m", "mixup_mode": "weight", "mixup_alpha": 0.3}, "mixup_alpha", "weight"),
+    ({"method": "ciw-m", "mixup_mode": "weight", "mixup_alpha": 0.3}, None, None),  # the weighted Beta ratio
     ({"augment": "crop"}, "augment", "not images"),
     ({"augment": "none"}, None, None),
     ({"data_dir": "somewhere"}, "data_dir", "generated"),

@@ -4,8 +4,10 @@ Mixup replaces each example :math:`(x_i, y_i)` by
 :math:`(r_i x_i + (1 - r_i) x_j,\; r_i y_i + (1 - r_i) y_j)` for a partner
 :math:`j = \pi(i)`.  The weighted variants use the instance weights of the
 batch to choose partners (heavier examples are picked more often) and/or to
-set the ratio (:math:`r_i = w_i / (w_i + w_j)`, so the mixed example leans
-towards the more trusted one).  Formulas come from :mod:`divweights.mixup`;
+set the ratio (:math:`r_i \sim \mathrm{Beta}(2\alpha\rho_i, 2\alpha(1 - \rho_i))`
+with mean :math:`\rho_i = w_i / (w_i + w_j)`, so the mixed example leans
+towards the more trusted one; ``weight_ratio="deterministic"`` takes
+:math:`r_i = \rho_i`, the published code's rule).  Formulas come from :mod:`divweights.mixup`;
 this module adds the randomness, with an explicit PRNG key.
 """
 
@@ -18,11 +20,19 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from divweights.mixup import MIXUP_MODES, mixup_ratio, partner_probabilities, smooth_targets, smoothing_factors
+from divweights.mixup import (
+    MIXUP_MODES,
+    WEIGHT_RATIOS,
+    mixup_ratio,
+    partner_probabilities,
+    smooth_targets,
+    smoothing_factors,
+    weighted_beta_parameters,
+)
 
 from .loss import _is_concrete
 
-__all__ = ["MIXUP_MODES", "weighted_mixup"]
+__all__ = ["MIXUP_MODES", "WEIGHT_RATIOS", "weighted_mixup"]
 
 _SAMPLED = ("sample", "sample_weight")
 _WEIGHT_RATIO = ("weight", "sample_weight")
@@ -80,6 +90,7 @@ def weighted_mixup(
     alpha=1.0,
     predictions=None,
     checked=False,
+    weight_ratio="beta",
 ):
     r"""Mix a batch with partners and ratios chosen from instance weights.
 
@@ -88,16 +99,20 @@ def weighted_mixup(
     =====================  ===========================================  ====================================
     ``"plain"``            random permutation                           :math:`\mathrm{Beta}(\alpha,\alpha)`
     ``"sample"``           i.i.d., :math:`P(j) \propto w_j^{p}`         :math:`\mathrm{Beta}(\alpha,\alpha)`
-    ``"weight"``           random permutation                           :math:`w_i / (w_i + w_j)`
-    ``"sample_weight"``    i.i.d., :math:`P(j) \propto w_j^{p}`         :math:`w_i / (w_i + w_j)` (CICW-M)
+    ``"weight"``           random permutation                           :math:`\mathrm{Beta}(2\alpha\rho_i, 2\alpha(1-\rho_i))`
+    ``"sample_weight"``    i.i.d., :math:`P(j) \propto w_j^{p}`         :math:`\mathrm{Beta}(2\alpha\rho_i, 2\alpha(1-\rho_i))` (CICW-M)
     ``"label_smoothing"``  random permutation                           :math:`\mathrm{Beta}(\alpha,\alpha)` (CIW-M)
     =====================  ===========================================  ====================================
 
     In ``"label_smoothing"`` mode each label is first pulled towards the
     predicted class by its relative weight :math:`s_i = w_i / \max_j w_j`:
     :math:`y_i \leftarrow s_i y_i + (1 - s_i)\,e_{\arg\max_c \hat p_{ic}}`,
-    then plain mixup is applied.  Inputs and labels always share the ratio;
-    :math:`r_i = 1/2` when both weights are zero (never 0/0).
+    then plain mixup is applied.  Inputs and labels always share the ratio.
+    The weighted ratio has mean :math:`\rho_i = w_i / (w_i + w_{\pi(i)})`
+    (:math:`1/2` when both weights are zero, never 0/0), is plain mixup's
+    :math:`\mathrm{Beta}(\alpha, \alpha)` at equal weights, and is exactly 1
+    against a partner of weight zero
+    (:func:`divweights.mixup.weighted_beta_parameters`).
 
     Parameters
     ----------
@@ -118,7 +133,11 @@ def weighted_mixup(
     power : float, default 1.0
         Exponent :math:`p` of the partner distribution (sampled modes).
     alpha : float, default 1.0
-        Beta parameter for the ratio (modes with a Beta ratio).
+        Concentration :math:`\alpha` of the ratios: ``Beta(alpha, alpha)`` in
+        ``"plain"``, ``"sample"`` and ``"label_smoothing"``,
+        :math:`\mathrm{Beta}(2\alpha\rho_i, 2\alpha(1 - \rho_i))` in
+        ``"weight"`` and ``"sample_weight"`` (unused with
+        ``weight_ratio="deterministic"``).
     predictions : array, shape (n, k), optional
         Logits or probabilities of the model; required for
         ``"label_smoothing"`` (only the argmax is used).
@@ -131,6 +150,13 @@ def weighted_mixup(
         gives meaningless partners.  Wrap the caller in
         :func:`checkify.checkify <jax.experimental.checkify.checkify>` as for
         :func:`~divweights_jax.reweighted_loss`.
+    weight_ratio : {"beta", "deterministic"}, default "beta"
+        Ratio of ``"weight"`` and ``"sample_weight"``
+        (:data:`divweights.mixup.WEIGHT_RATIOS`): ``"beta"`` draws it from the
+        weighted Beta above; ``"deterministic"`` is the published code's
+        :math:`r_i = \rho_i`, :math:`\approx 1/2` for near-uniform weights
+        (every input a midpoint of two examples: CICW-M fell to chance with
+        it on two-moons).  Ignored by the other modes.
 
     Returns
     -------
@@ -167,12 +193,15 @@ def weighted_mixup(
     True
     >>> bool(jnp.allclose(ym.sum(-1), 1.0)) and xm.shape == x.shape
     True
-    >>> r = info["ratios"]
-    >>> bool(jnp.allclose(r, w / (w + w[info["partners"]])))
+    >>> _, _, info = weighted_mixup(jax.random.key(0), x, y, w, mode="sample_weight",
+    ...                             num_classes=2, weight_ratio="deterministic")
+    >>> bool(jnp.allclose(info["ratios"], w / (w + w[info["partners"]])))
     True
     """
     if mode not in MIXUP_MODES:
         raise ValueError(f"mode must be one of {MIXUP_MODES}; got {mode!r}")
+    if weight_ratio not in WEIGHT_RATIOS:
+        raise ValueError(f"weight_ratio must be one of {WEIGHT_RATIOS}; got {weight_ratio!r}")
     for name, value in (("power", power), ("alpha", alpha)):
         if isinstance(value, numbers.Real) and not value > 0:
             raise ValueError(f"{name} must be > 0; got {value!r}")
@@ -212,8 +241,14 @@ def weighted_mixup(
     else:
         partners = jax.random.permutation(key_partner, n)
 
-    if mode in _WEIGHT_RATIO:
+    if mode in _WEIGHT_RATIO and weight_ratio == "deterministic":
         ratio = mixup_ratio(weights, weights[partners]).astype(dtype)
+    elif mode in _WEIGHT_RATIO:
+        a, b = weighted_beta_parameters(weights, weights[partners], alpha)
+        # Beta(a, 0) is the point mass at 1 and Beta(0, b) the one at 0: draw with a positive floor, pin them
+        tiny = jnp.finfo(dtype).tiny
+        draw = jax.random.beta(key_ratio, jnp.maximum(a, tiny), jnp.maximum(b, tiny), dtype=dtype)
+        ratio = jnp.where(a > 0, jnp.where(b > 0, draw, 1.0), 0.0).astype(dtype)
     else:
         ratio = jax.random.beta(key_ratio, alpha, alpha, shape=(n,), dtype=dtype)
 

@@ -10,13 +10,19 @@ mode                   partners :math:`\pi(i)`                          ratio :m
 =====================  ===============================================  ================================
 ``"plain"``            random permutation                               :math:`\mathrm{Beta}(\alpha, \alpha)`
 ``"sample"``           i.i.d., :math:`P(j) \propto w_j^{p}`             :math:`\mathrm{Beta}(\alpha, \alpha)`
-``"weight"``           random permutation                               :math:`w_i / (w_i + w_j)`
-``"sample_weight"``    i.i.d., :math:`P(j) \propto w_j^{p}` (CICW-M)    :math:`w_i / (w_i + w_j)`
+``"weight"``           random permutation                               :math:`\mathrm{Beta}(2\alpha\rho, 2\alpha(1-\rho))`
+``"sample_weight"``    i.i.d., :math:`P(j) \propto w_j^{p}` (CICW-M)    :math:`\mathrm{Beta}(2\alpha\rho, 2\alpha(1-\rho))`
 ``"label_smoothing"``  random permutation (after smoothing; CIW-M)      :math:`\mathrm{Beta}(\alpha, \alpha)`
 =====================  ===============================================  ================================
 
-The formulas (sampling distribution, zero-safe ratio, CIW-M smoothing) come
-from :mod:`divweights.mixup`; this module only draws the random numbers, from
+with :math:`\rho = w_i / (w_i + w_j)` (:math:`1/2` when both are zero): the
+weighted ratio has mean :math:`\rho` and is plain mixup's
+:math:`\mathrm{Beta}(\alpha, \alpha)` at equal weights;
+``weight_ratio="deterministic"`` takes :math:`r_i = \rho` (the published
+code's rule, its limit :math:`\alpha \to \infty`).
+
+The formulas (sampling distribution, zero-safe ratio, Beta parameters, CIW-M
+smoothing) come from :mod:`divweights.mixup`; this module only draws the random numbers, from
 public torch samplers (``torch.multinomial``, ``torch.randperm``,
 ``torch.rand``, ``torch.randn``) that all honour an optional
 :class:`torch.Generator`.
@@ -29,11 +35,19 @@ import numbers
 
 import torch
 
-from divweights.mixup import MIXUP_MODES, mixup_ratio, partner_probabilities, smooth_targets, smoothing_factors
+from divweights.mixup import (
+    MIXUP_MODES,
+    WEIGHT_RATIOS,
+    mixup_ratio,
+    partner_probabilities,
+    smooth_targets,
+    smoothing_factors,
+    weighted_beta_parameters,
+)
 
 from .loss import _is_compiling, _raise_for_labels
 
-__all__ = ["MIXUP_MODES", "beta_symmetric", "weighted_mixup"]
+__all__ = ["MIXUP_MODES", "WEIGHT_RATIOS", "beta_symmetric", "weighted_mixup"]
 
 _NEEDS_WEIGHTS = ("sample", "weight", "sample_weight", "label_smoothing")
 _PERMUTED = ("plain", "weight", "label_smoothing")
@@ -98,15 +112,31 @@ def beta_symmetric(
         raise ValueError(f"alpha must be a finite number > 0; got {alpha!r}")
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
-    a = float(alpha) + 1.0
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
-    # float64 inside (float32 uniforms are too coarse for the tails of small alpha), except where the
-    # device has none
-    work = torch.float32 if torch.device(device).type == "mps" else torch.float64
-    shape = (2, _GAMMA_ROUNDS, n)
-    z = torch.randn(shape, dtype=work, device=device, generator=generator)
-    u = torch.rand(shape, dtype=work, device=device, generator=generator)
+    shape = torch.full((n,), float(alpha), dtype=_work_dtype(device), device=device)
+    return _beta(shape, shape, generator).to(dtype)
+
+
+def _work_dtype(device) -> torch.dtype:
+    """float64 for the Beta draws (float32 uniforms are too coarse for the tails of small shapes), except
+    where the device has none."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+def _beta(a: torch.Tensor, b: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    r"""Draws of :math:`\mathrm{Beta}(a_i, b_i)` for shape tensors ``a``, ``b`` of shape (n,), all > 0.
+
+    :math:`X / (X + Y)` with :math:`X \sim \mathrm{Gamma}(a_i)`, :math:`Y \sim \mathrm{Gamma}(b_i)`
+    (Marsaglia-Tsang on :math:`a + 1`, boosted by :math:`U^{1/a}`; see :func:`beta_symmetric`), formed
+    as :math:`\mathrm{sigmoid}(\log X - \log Y)`. In the dtype and on the device of ``a``.
+    """
+    n = a.shape[0]
+    work, device = a.dtype, a.device
+    shapes = torch.stack((a, b))[:, None, :]  # (2, 1, n)
+    d = shapes + (1.0 - 1.0 / 3.0)
+    c = torch.rsqrt(9.0 * d)
+    size = (2, _GAMMA_ROUNDS, n)
+    z = torch.randn(size, dtype=work, device=device, generator=generator)
+    u = torch.rand(size, dtype=work, device=device, generator=generator)
     boost = torch.rand((2, n), dtype=work, device=device, generator=generator)
     v = (1.0 + c * z) ** 3
     pos = v > 0
@@ -117,9 +147,24 @@ def beta_symmetric(
     accept[:, -1] = True
     first = accept.to(torch.uint8).argmax(dim=1, keepdim=True)
     log_v = torch.where(pos, log_v, 0.0).gather(1, first)[:, 0]
-    # log Gamma(alpha) = log(d v) + log(U) / alpha, with U = 1 - rand in (0, 1]
-    log_g = log_v + torch.log1p(-boost) / float(alpha)
-    return torch.sigmoid(log_g[0] - log_g[1]).to(dtype)
+    # log Gamma(shape) = log(d v) + log(U) / shape, with U = 1 - rand in (0, 1]
+    log_g = torch.log(d[:, 0]) + log_v + torch.log1p(-boost) / shapes[:, 0]
+    return torch.sigmoid(log_g[0] - log_g[1])
+
+
+def _weighted_beta(
+    w_i: torch.Tensor, w_j: torch.Tensor, alpha: float, dtype: torch.dtype, generator: torch.Generator | None
+) -> torch.Tensor:
+    r"""Weighted ratios :math:`r \sim \mathrm{Beta}(2\alpha\rho, 2\alpha(1 - \rho))`, :math:`\rho = w_i / (w_i + w_j)`
+    (:func:`divweights.mixup.weighted_beta_parameters`), in ``dtype``; exactly 1 (0) where :math:`\rho` is 1 (0)."""
+    work = _work_dtype(w_i.device)
+    a, b = weighted_beta_parameters(w_i.to(work), w_j.to(work), float(alpha))
+    # Beta(a, 0) is the point mass at 1 and Beta(0, b) the one at 0: draw with a positive floor, then pin them
+    tiny = torch.finfo(work).tiny
+    r = _beta(a.clamp_min(tiny), b.clamp_min(tiny), generator)
+    r = torch.where(b > 0, r, 1.0)
+    r = torch.where(a > 0, r, 0.0)
+    return r.to(dtype)
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor, *, gather: bool) -> torch.Tensor:
@@ -141,6 +186,7 @@ def weighted_mixup(
     alpha: float = 1.0,
     predictions: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    weight_ratio: str = "beta",
 ):
     r"""Mix a batch with partners and ratios chosen from instance weights.
 
@@ -163,8 +209,12 @@ def weighted_mixup(
     power : float, default 1.0
         Exponent ``p`` of the partner distribution ``P(j) ∝ w_j^p``.
     alpha : float, default 1.0
-        Parameter of the ``Beta(alpha, alpha)`` ratios (``> 0``), drawn by
-        :func:`beta_symmetric`.
+        Concentration :math:`\alpha > 0` of the ratios: ``Beta(alpha, alpha)``
+        (drawn by :func:`beta_symmetric`) in the modes ``"plain"``,
+        ``"sample"`` and ``"label_smoothing"``;
+        :math:`\mathrm{Beta}(2\alpha\rho_i, 2\alpha(1 - \rho_i))` with
+        :math:`\rho_i = w_i / (w_i + w_{\pi(i)})` in ``"weight"`` and
+        ``"sample_weight"`` (unused with ``weight_ratio="deterministic"``).
     predictions : torch.Tensor, shape (N, C), optional
         Logits or probabilities; required by ``"label_smoothing"``, which
         first replaces each label by
@@ -195,7 +245,9 @@ def weighted_mixup(
     Notes
     -----
     Sampled partners may coincide with the example itself (then nothing is
-    mixed).  Two partners of weight zero mix half and half, never ``0/0``.
+    mixed).  Two partners of weight zero have :math:`\rho = 1/2` (never
+    ``0/0``): plain mixup's ratio with ``"beta"``, half and half with
+    ``"deterministic"``.
     No host synchronisation and no data-dependent shapes: with
     ``generator=None`` the function compiles inside a
     ``torch.compile(..., fullgraph=True)`` step.  Out-of-range integer
@@ -218,6 +270,8 @@ def weighted_mixup(
     """
     if mode not in MIXUP_MODES:
         raise ValueError(f"mode must be one of {MIXUP_MODES}; got {mode!r}")
+    if weight_ratio not in WEIGHT_RATIOS:
+        raise ValueError(f"weight_ratio must be one of {WEIGHT_RATIOS}; got {weight_ratio!r}")
     if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point() or inputs.ndim < 1:
         raise TypeError("inputs must be a floating torch.Tensor of shape (N, ...)")
     n = inputs.shape[0]
@@ -259,16 +313,16 @@ def weighted_mixup(
         if tuple(predictions.shape) != (n, k):
             raise ValueError(f"predictions must have shape (N, C) = {(n, k)}; got {tuple(predictions.shape)}")
     if _is_compiling():
-        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator)
+        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio)
     try:
-        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator)
+        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio)
     except (IndexError, RuntimeError) as exc:
         if num_classes is not None:
             _raise_for_labels(num_classes, targets, None, exc)
         raise
 
 
-def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator):
+def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio):
     n = inputs.shape[0]
     device = inputs.device
     # -- targets as probabilities --------------------------------------------
@@ -298,10 +352,14 @@ def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions,
     gather = mode in _PERMUTED and _is_compiling()
 
     # -- ratios --------------------------------------------------------------------
+    beta_dtype = inputs.dtype if inputs.dtype == torch.float64 else torch.float32
     if mode in ("weight", "sample_weight"):
-        ratios = mixup_ratio(weights, _rows(weights, partners, gather=gather))
+        partner_weights = _rows(weights, partners, gather=gather)
+        if weight_ratio == "deterministic":
+            ratios = mixup_ratio(weights, partner_weights)
+        else:
+            ratios = _weighted_beta(weights, partner_weights, alpha, beta_dtype, generator)
     else:
-        beta_dtype = inputs.dtype if inputs.dtype == torch.float64 else torch.float32
         ratios = beta_symmetric(n, float(alpha), dtype=beta_dtype, device=device, generator=generator)
 
     # r x_i + (1 - r) x_j as one fused kernel: lerp(x_j, x_i, r) = x_j + r (x_i - x_j)

@@ -181,7 +181,8 @@ OPTION_GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
         _o("--mixup-mode", choices=MIXUP_MODES, help="override the method's weighted-mixup mode (mixup methods only)"),
         _o("--mixup-alpha",
            help="Beta(alpha, alpha) of mixup ratios (default {default}, dynamic-mixup 32; modes plain, sample, "
-           "label_smoothing, and the published rule's burn-in{valid})"),
+           "label_smoothing, and the published rule's burn-in; for weight and sample_weight the concentration of "
+           "the weighted ratio Beta(2 alpha rho, 2 alpha (1 - rho)), rho = w_i / (w_i + w_j){valid})"),
         _o("--mixup-power",
            help="partner sampling P(j) ~ w_j**power (default {default}; modes sample, sample_weight; with "
            "--mixup-rule published also the mixing ratio and the CIW-M smoothing use w**power{valid})"),

@@ -80,11 +80,6 @@ def _unused_reason(cfg: TrainConfig, name: str, value: Any, opt: Callable[[str],
     published = cfg.mixup_rule == "published"
     if name == "mixup_rule" and mode in (None, "plain"):
         return f"with {method}, which has no weighted mixup (the rules differ only there)"
-    if name == "mixup_alpha" and mode in ("weight", "sample_weight") and not published:
-        return (
-            f"with mixup mode {mode} ({mode_from}): its mixing ratios are w_i / (w_i + w_j) from the "
-            "weights, not Beta(alpha, alpha) draws"
-        )
     if name == "mixup_power" and (mode == "plain" or (mode in ("weight", "label_smoothing") and not published)):
         return f"with mixup mode {mode} ({mode_from}): partners are a random permutation, not sampled by weight"
     if name == "mixup_recompute" and mode == "plain":

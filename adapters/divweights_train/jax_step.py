@@ -331,6 +331,7 @@ def _published_mixup(spec: StepSpec, key, x, y, weights, logits0, num_classes):
         )
         soft = s * onehot + (1 - s) * pred
         return weighted_mixup(key, x, soft, mw, mode="plain", alpha=spec.mixup_alpha)
+    # the published ratio: r_i = mw_i / (mw_i + mw_j), deterministic
     return weighted_mixup(
         key,
         x,
@@ -340,6 +341,7 @@ def _published_mixup(spec: StepSpec, key, x, y, weights, logits0, num_classes):
         num_classes=num_classes,
         power=1.0,
         alpha=spec.mixup_alpha,
+        weight_ratio="deterministic",
     )
 
 

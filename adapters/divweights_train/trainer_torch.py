@@ -395,7 +395,12 @@ class TorchBackend(runloop.Backend):
         self.dm_table = torch.as_tensor(fit.table, device=self.device)
 
     def _mix(self, x, y, w, mode, logits0, gen_mix):
-        """Weighted mixup of ``(x, y)``: the adapter's rule, or the published one (``mixup_rule``)."""
+        r"""Weighted mixup of ``(x, y)``: the adapter's rule, or the published one (``mixup_rule``).
+
+        The adapter's weight ratio (modes ``weight``, ``sample_weight``) is the weighted Beta draw
+        :math:`\mathrm{Beta}(2\alpha\rho, 2\alpha(1-\rho))`, :math:`\rho = w_i / (w_i + w_j)`; the published
+        rule keeps the deterministic :math:`\rho` of :math:`w^m` (:func:`divweights.mixup.weighted_beta_parameters`).
+        """
         cfg, k = self.config, self.plan.num_classes
         if self.published_mixup and mode != "plain":
             from .protocol import mixing_weights, published_smoothing
@@ -414,6 +419,7 @@ class TorchBackend(runloop.Backend):
                     alpha=cfg.mixup_alpha,
                     generator=gen_mix,
                 )[:2]
+            # the published ratio: r_i = mw_i / (mw_i + mw_j), deterministic
             return self.dwt.weighted_mixup(
                 x,
                 y,
@@ -423,6 +429,7 @@ class TorchBackend(runloop.Backend):
                 power=1.0,
                 alpha=cfg.mixup_alpha,
                 generator=gen_mix,
+                weight_ratio="deterministic",
             )[:2]
         return self.dwt.weighted_mixup(
             x,
