@@ -98,7 +98,8 @@ def test_loss_op_budget(make, budget):
 
 
 @_core_bound(
-    "379 ops: weights of the clean batch (KL radius 74, one-hot ReverseKL 14), the weighted mixup, and the "
+    "436 ops: weights of the clean batch (KL radius 74, one-hot ReverseKL 14), the weighted mixup (with its "
+    "Beta draws), and the "
     "loss of the mixed batch (soft-target ReverseKL class solver 154, KL radius 74)"
 )
 def test_cicw_m_step_op_budget():
