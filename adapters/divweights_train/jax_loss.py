@@ -115,7 +115,6 @@ class StepSpec:
         return self.crop_pad > 0 or self.flip
 
 
-
 def oracle_loss(logits, targets, kept):
     """Cross-entropy averaged over the examples with ``kept == 1`` (the perfect-filter reference).
 
@@ -136,19 +135,13 @@ def _baseline_loss(spec: StepSpec, logits, targets):
     kw = dict(spec.loss_params)
     if spec.loss == "bi-tempered":
         iters = 5 if kw["t2"] >= 1 else 30
-        per = baselines.bi_tempered_logistic_loss(
-            logits, targets, kw["t1"], kw["t2"], num_iters=iters
-        )
+        per = baselines.bi_tempered_logistic_loss(logits, targets, kw["t1"], kw["t2"], num_iters=iters)
     elif spec.loss == "nce-rce":
-        per = baselines.nce_rce_loss(
-            logits, targets, alpha=kw["alpha"], beta=kw["beta"]
-        )
+        per = baselines.nce_rce_loss(logits, targets, alpha=kw["alpha"], beta=kw["beta"])
     elif spec.loss == "gce":
         per = baselines.generalized_cross_entropy(logits, targets, q=kw["q"])
     elif spec.loss == "sce":
-        per = baselines.symmetric_cross_entropy(
-            logits, targets, alpha=kw["alpha"], beta=kw["beta"]
-        )
+        per = baselines.symmetric_cross_entropy(logits, targets, alpha=kw["alpha"], beta=kw["beta"])
     else:  # pragma: no cover - specs are built from the config's methods
         raise ValueError(f"no robust loss {spec.loss!r}")
     n = logits.shape[0]
@@ -175,9 +168,7 @@ def _published_mixup(spec: StepSpec, key, x, y, weights, logits0, num_classes):
     if spec.mixup == "label_smoothing":
         s = published_smoothing(mw)[:, None]
         onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
-        pred = jax.nn.one_hot(
-            jnp.argmax(logits0, axis=-1), num_classes, dtype=jnp.float32
-        )
+        pred = jax.nn.one_hot(jnp.argmax(logits0, axis=-1), num_classes, dtype=jnp.float32)
         soft = s * onehot + (1 - s) * pred
         return weighted_mixup(key, x, soft, mw, mode="plain", alpha=spec.mixup_alpha)
     # the published ratio: r_i = mw_i / (mw_i + mw_j), deterministic
@@ -226,11 +217,7 @@ def _method_loss(spec: StepSpec, logits, targets, strength, active, noise_rate=N
     if spec.classes is not None:
         kwargs["classes"] = parse_divergence(spec.classes)
         kwargs["gamma"] = (
-            noise_radius(kwargs["classes"], noise_rate, problem="class")
-            if spec.adaptive_classes
-            else spec.gamma
+            noise_radius(kwargs["classes"], noise_rate, problem="class") if spec.adaptive_classes else spec.gamma
         )
     loss, aux = reweighted_loss(logits, targets, **kwargs)
-    return jnp.where(active, loss, plain), jnp.where(
-        active, aux["weights"], aux_plain["weights"]
-    )
+    return jnp.where(active, loss, plain), jnp.where(active, aux["weights"], aux_plain["weights"])

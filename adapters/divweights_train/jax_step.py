@@ -120,9 +120,7 @@ def random_crop_flip(key, x, pad: int = 4, *, flip: bool = True):
     if pad > 0:
         offsets = jax.random.randint(k_crop, (n, 2), 0, 2 * pad + 1)
         padded = jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-        x = jax.vmap(
-            lambda img, o: jax.lax.dynamic_slice(img, (0, o[0], o[1]), (c, h, w))
-        )(padded, offsets)
+        x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (0, o[0], o[1]), (c, h, w)))(padded, offsets)
     if flip:
         flips = jax.random.bernoulli(k_flip, 0.5, (n,))
         x = jnp.where(flips[:, None, None, None], x[..., ::-1], x)
@@ -170,11 +168,7 @@ def sgd_update(
     >>> [round(float(v), 3) for v in p["w"]], [round(float(v), 3) for v in b["w"]]
     ([0.81, 0.81], [1.0, 1.0])
     """
-    d = (
-        grads
-        if weight_decay == 0
-        else jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
-    )
+    d = grads if weight_decay == 0 else jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
     new_buf = jax.tree.map(lambda b, g: momentum * b + g, momentum_buf, d)
     if nesterov and momentum > 0:
         step = jax.tree.map(lambda g, b: g + momentum * b, d, new_buf)
@@ -273,26 +267,18 @@ def train_step(
 
     dynamic = spec.loss == "dynamic-mixup"
     if dynamic:
-        logits0, state_in = model.apply(
-            params, state, x, train=True, key=k_drop_clean
-        )
+        logits0, state_in = model.apply(params, state, x, train=True, key=k_drop_clean)
         logits0 = jax.lax.stop_gradient(logits0)
         logp0 = jax.nn.log_softmax(logits0.astype(jnp.float32), axis=-1)
         clean_losses = -jnp.take_along_axis(logp0, y[:, None], axis=-1)[:, 0]
         k = model.num_classes
-        b = noise_posterior(
-            clean_losses, aux["table"], aux["loss_min"], aux["loss_max"]
-        )
+        b = noise_posterior(clean_losses, aux["table"], aux["loss_min"], aux["loss_max"])
         b = jnp.where(active, b, 0.0)[:, None]
         onehot = jax.nn.one_hot(y, k, dtype=jnp.float32)
-        boot = (1 - b) * onehot + b * jax.nn.one_hot(
-            jnp.argmax(logits0, -1), k, dtype=jnp.float32
-        )
+        boot = (1 - b) * onehot + b * jax.nn.one_hot(jnp.argmax(logits0, -1), k, dtype=jnp.float32)
         trust = 1 - b[:, 0]
         weights = jnp.where(active, trust / jnp.sum(trust), jnp.full((n,), 1.0 / n))
-        inputs, targets, _ = weighted_mixup(
-            k_mix, x, boot, weights, mode="plain", alpha=spec.mixup_alpha
-        )
+        inputs, targets, _ = weighted_mixup(k_mix, x, boot, weights, mode="plain", alpha=spec.mixup_alpha)
     elif spec.mixup is None:
         inputs, targets, state_in = x, y, state
         weights = None
@@ -303,15 +289,11 @@ def train_step(
             weights = jnp.full((n,), 1.0 / n, jnp.float32)
             state_in = state
         else:
-            logits0, state_in = model.apply(
-                params, state, x, train=True, key=k_drop_clean
-            )
+            logits0, state_in = model.apply(params, state, x, train=True, key=k_drop_clean)
             logits0 = jax.lax.stop_gradient(logits0)
             _, weights = _method_loss(spec, logits0, y, strength, active, noise_rate)
         if spec.mixup_rule == "published" and spec.mixup != "plain":
-            inputs, targets, _ = _published_mixup(
-                spec, k_mix, x, y, weights, logits0, model.num_classes
-            )
+            inputs, targets, _ = _published_mixup(spec, k_mix, x, y, weights, logits0, model.num_classes)
         else:
             inputs, targets, _ = weighted_mixup(
                 k_mix,
@@ -325,12 +307,7 @@ def train_step(
                 predictions=logits0,
             )
 
-    uniform_mixed = (
-        spec.mixup is not None
-        and spec.mixup != "plain"
-        and not spec.recompute_on_mixed
-        and not dynamic
-    )
+    uniform_mixed = spec.mixup is not None and spec.mixup != "plain" and not spec.recompute_on_mixed and not dynamic
 
     def objective(p):
         logits, new_state = model.apply(p, state_in, inputs, train=True, key=k_drop)
@@ -355,9 +332,7 @@ def train_step(
             return loss, (logits, new_state, w, rate)
         return loss, (logits, new_state, w, noise_rate)
 
-    (loss, (logits, new_state, w, new_rate)), grads = jax.value_and_grad(objective, has_aux=True)(
-        params
-    )
+    (loss, (logits, new_state, w, new_rate)), grads = jax.value_and_grad(objective, has_aux=True)(params)
     if spec.mixup is None and not dynamic:
         weights = w
         scored = logits
@@ -401,9 +376,7 @@ def _eval_correct(model: JaxModel, params, state, xb, yb, vb):
     def one(carry, batch):
         x, y, v = batch
         logits, _ = model.apply(params, state, x, train=False)
-        return carry + jnp.sum((jnp.argmax(logits, axis=-1) == y) & v).astype(
-            jnp.int32
-        ), None
+        return carry + jnp.sum((jnp.argmax(logits, axis=-1) == y) & v).astype(jnp.int32), None
 
     total, _ = jax.lax.scan(one, jnp.zeros((), jnp.int32), (xb, yb, vb))
     return total
@@ -436,14 +409,10 @@ class EvalSet:
     def accuracy(self, model, params, state) -> float:
         if self.n == 0:
             return math.nan
-        return (
-            int(_eval_correct(model, params, state, self.xb, self.yb, self.vb)) / self.n
-        )
+        return int(_eval_correct(model, params, state, self.xb, self.yb, self.vb)) / self.n
 
 
-@functools.partial(
-    jax.jit, static_argnames=("form", "burnin_steps", "anneal_steps", "start_factor")
-)
+@functools.partial(jax.jit, static_argnames=("form", "burnin_steps", "anneal_steps", "start_factor"))
 def scheduled_strength(
     step,
     target,

@@ -23,18 +23,10 @@ def _torch_api():
     try:
         import divweights_torch as dwt
     except ImportError as err:  # pragma: no cover - the adapter ships with the package
-        raise ImportError(
-            "the torch trainer needs the divweights_torch adapter"
-        ) from err
-    missing = [
-        n
-        for n in ("ReweightedLoss", "AnnealSchedule", "weighted_mixup")
-        if not hasattr(dwt, n)
-    ]
+        raise ImportError("the torch trainer needs the divweights_torch adapter") from err
+    missing = [n for n in ("ReweightedLoss", "AnnealSchedule", "weighted_mixup") if not hasattr(dwt, n)]
     if missing:
-        raise ImportError(
-            f"divweights_torch lacks {', '.join(missing)}; is the adapter installed?"
-        )
+        raise ImportError(f"divweights_torch lacks {', '.join(missing)}; is the adapter installed?")
     return dwt
 
 
@@ -57,14 +49,10 @@ def build_loss(
     spec = method_spec(config.method)
     cfg = config.resolved()
     kwargs: dict[str, Any] = {"reduction": "sum"}
-    kwargs["instance"] = (
-        parse_divergence(cfg.instance_divergence) if spec.instance else None
-    )
+    kwargs["instance"] = parse_divergence(cfg.instance_divergence) if spec.instance else None
     if spec.instance:
         if kwargs["instance"] is None:
-            raise ValueError(
-                f"method {cfg.method!r} needs an instance divergence, got 'none'"
-            )
+            raise ValueError(f"method {cfg.method!r} needs an instance divergence, got 'none'")
         kwargs.update(cfg.strength())
     if spec.classes and (cfg.class_gamma == "auto" or cfg.class_gamma > 0):
         kwargs["classes"] = parse_divergence(cfg.class_divergence)
@@ -73,9 +61,7 @@ def build_loss(
         kwargs["schedule"] = dwt.AnnealSchedule(
             burnin_steps,
             anneal_steps,
-            start_factor=cfg.anneal_start_factor
-            if start_factor is None
-            else start_factor,
+            start_factor=cfg.anneal_start_factor if start_factor is None else start_factor,
         )
     return dwt.ReweightedLoss(**kwargs)
 
@@ -101,14 +87,10 @@ def build_baseline_loss(config: TrainConfig):
         return baselines.GCELoss(q=cfg.q)
     if name == "sce":
         return baselines.SCELoss(alpha=cfg.loss_alpha, beta=cfg.loss_beta)
-    raise ValueError(
-        f"method {cfg.method!r} has no baseline loss (those are {', '.join(BASELINE_LOSSES)})"
-    )
+    raise ValueError(f"method {cfg.method!r} has no baseline loss (those are {', '.join(BASELINE_LOSSES)})")
 
 
-def noise_posterior(
-    losses: torch.Tensor, table: torch.Tensor, loss_min, loss_max
-) -> torch.Tensor:
+def noise_posterior(losses: torch.Tensor, table: torch.Tensor, loss_min, loss_max) -> torch.Tensor:
     """Dynamic Mixup's posterior ``B`` of the high-loss component, on the device.
 
     The arithmetic of :func:`divweights_train.bmm.noise_posterior` (the NumPy reference).

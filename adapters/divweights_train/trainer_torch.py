@@ -76,17 +76,9 @@ class _Tensors:
         self.x_train = x if self.augment != "none" else self._norm(x)
         self.y_train = torch.as_tensor(tr.y, device=device)
         # 1 for the examples whose label was not flipped (the oracle filter's weights, up to normalisation)
-        self.kept = torch.as_tensor(
-            ~data.train_flipped, dtype=torch.float32, device=device
-        )
-        self.x_val = (
-            None
-            if data.val is None
-            else self._norm(torch.as_tensor(data.val.x, device=device))
-        )
-        self.y_val = (
-            None if data.val is None else torch.as_tensor(data.val.y, device=device)
-        )
+        self.kept = torch.as_tensor(~data.train_flipped, dtype=torch.float32, device=device)
+        self.x_val = None if data.val is None else self._norm(torch.as_tensor(data.val.x, device=device))
+        self.y_val = None if data.val is None else torch.as_tensor(data.val.y, device=device)
         self.x_test = self._norm(torch.as_tensor(data.test.x, device=device))
         self.y_test = torch.as_tensor(data.test.y, device=device)
 
@@ -194,9 +186,7 @@ class TorchBackend(runloop.Backend):
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError(
-                "--device cuda was requested but CUDA is not available; use --device cpu"
-            )
+            raise UsageError("--device cuda was requested but CUDA is not available; use --device cpu")
         self.map_location = self.device
         self.dwt = _torch_api()
 
@@ -222,9 +212,7 @@ class TorchBackend(runloop.Backend):
         )
         y = torch.as_tensor(clean_train.y, device=device)
         for epoch in range(cfg.clean_model_epochs):
-            perm = np.random.default_rng(
-                derive_seed(cfg.seed, "clean-model", epoch)
-            ).permutation(len(y))
+            perm = np.random.default_rng(derive_seed(cfg.seed, "clean-model", epoch)).permutation(len(y))
             order = torch.as_tensor(perm, device=device)
             for i in range(0, len(y), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
@@ -234,12 +222,7 @@ class TorchBackend(runloop.Backend):
                 opt.step()
         model.eval()
         with torch.no_grad():
-            probs = torch.cat(
-                [
-                    torch.softmax(model(x[i : i + 1000]), -1)
-                    for i in range(0, len(y), 1000)
-                ]
-            )
+            probs = torch.cat([torch.softmax(model(x[i : i + 1000]), -1) for i in range(0, len(y), 1000)])
         return probs.cpu().numpy()
 
     def init(self, data: PreparedData, plan: runloop.RunPlan) -> None:
@@ -249,16 +232,12 @@ class TorchBackend(runloop.Backend):
         self.plan = plan
         self.tensors = _Tensors(data, cfg.augment, device, cfg.crop_pad)
         torch.manual_seed(derive_seed(cfg.seed, "init"))
-        self.model = build_model(
-            cfg.model, data.train.input_shape, plan.num_classes, **model_kwargs(cfg)
-        ).to(device)
+        self.model = build_model(cfg.model, data.train.input_shape, plan.num_classes, **model_kwargs(cfg)).to(device)
         self.optimizer = _sgd(cfg, self.model.parameters())
         if self.method.loss in BASELINE_LOSSES:
             self.loss_fn = build_baseline_loss(cfg).to(device)
         else:
-            self.loss_fn = build_loss(
-                cfg, plan.burnin_steps, plan.anneal_steps, plan.start_factor(cfg)
-            ).to(device)
+            self.loss_fn = build_loss(cfg, plan.burnin_steps, plan.anneal_steps, plan.start_factor(cfg)).to(device)
         # Loss of the mixed batch when the weights are not recomputed on it:
         # uniform weights over the mixed examples (soft-target cross-entropy).
         self.mixed_loss_fn = self.dwt.ReweightedLoss(None, reduction="sum").to(device)
@@ -375,23 +354,17 @@ class TorchBackend(runloop.Backend):
         target = F.one_hot(y, k).float()
         active = self.dm_fitted and step >= self.plan.burnin_steps
         if active:
-            b = noise_posterior(
-                losses, self.dm_table, self.dm_fit.loss_min, self.dm_fit.loss_max
-            )[:, None]
+            b = noise_posterior(losses, self.dm_table, self.dm_fit.loss_min, self.dm_fit.loss_max)[:, None]
             target = (1 - b) * target + b * F.one_hot(logits0.argmax(-1), k).float()
             trust = 1 - b[:, 0]
             w = trust / trust.sum()
         else:
             w = torch.full((n,), 1.0 / n, device=self.device)
-        mx, my, _ = self.dwt.weighted_mixup(
-            x, target, None, mode="plain", alpha=cfg.mixup_alpha, generator=gen_mix
-        )
+        mx, my, _ = self.dwt.weighted_mixup(x, target, None, mode="plain", alpha=cfg.mixup_alpha, generator=gen_mix)
         logits = model(mx)
         logp = F.log_softmax(logits.float(), -1)
         loss = -(my * logp).sum(-1).mean()
-        if (
-            active
-        ):  # Arazo et al.'s regulariser: KL(uniform || mean prediction), weight 1
+        if active:  # Arazo et al.'s regulariser: KL(uniform || mean prediction), weight 1
             mean_p = logp.exp().mean(0)
             loss = loss + (math.log(1.0 / k) - mean_p.log()).mean()
         return loss, w, logits0, losses.detach()
@@ -406,19 +379,13 @@ class TorchBackend(runloop.Backend):
         if int(self.dm_seen.sum()) >= 2:
             self._set_fit(fit_loss_mixture(self.dm_losses[self.dm_seen]), fitted=True)
 
-    def train_epoch(
-        self, epoch: runloop.Epoch, progress: RunProgress
-    ) -> runloop.EpochOutput:
+    def train_epoch(self, epoch: runloop.Epoch, progress: RunProgress) -> runloop.EpochOutput:
         cfg, plan, device, e = self.config, self.plan, self.device, epoch.index
         self.model.train()
         self.loss_fn.train()
         torch.manual_seed(derive_seed(cfg.seed, "dropout", e))
-        gen_aug = torch.Generator(device="cpu").manual_seed(
-            derive_seed(cfg.seed, "augment", e)
-        )
-        gen_mix = torch.Generator(device="cpu").manual_seed(
-            derive_seed(cfg.seed, "mixup", e)
-        )
+        gen_aug = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, "augment", e))
+        gen_mix = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, "mixup", e))
         order_t = torch.as_tensor(epoch.order, device=device)
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)
         correct_acc = torch.zeros((), dtype=torch.int64, device=device)
@@ -440,15 +407,11 @@ class TorchBackend(runloop.Backend):
             pending.append((w.detach().float(), idx))
             if clean_losses is not None:
                 pending_losses.append((clean_losses, idx))
-            progress.advance(
-                functools.partial(_running, loss_acc, correct_acc, b + 1, seen)
-            )
+            progress.advance(functools.partial(_running, loss_acc, correct_acc, b + 1, seen))
         weights = [(w.cpu().numpy(), idx.cpu().numpy()) for w, idx in pending]
         if self.method.loss == "dynamic-mixup":
             self._refit([(v.cpu().numpy(), i.cpu().numpy()) for v, i in pending_losses])
-        return runloop.EpochOutput(
-            float(loss_acc), epoch.batches, int(correct_acc), seen, weights
-        )
+        return runloop.EpochOutput(float(loss_acc), epoch.batches, int(correct_acc), seen, weights)
 
     def evaluate(self, split: str) -> float:
         t = self.tensors
@@ -502,9 +465,7 @@ class TorchBackend(runloop.Backend):
             self._set_fit(fit, fitted=bool(dm["fitted"]))
 
 
-def train(
-    config: TrainConfig, *, progress: bool | None = None, log=None
-) -> TrainResult:
+def train(config: TrainConfig, *, progress: bool | None = None, log=None) -> TrainResult:
     """Train one configuration with PyTorch: :func:`divweights_train.runloop.run` with :class:`TorchBackend`.
 
     ``progress`` (a bar; default: on a terminal unless quiet) and ``log`` (a
