@@ -20,15 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from divweights.mixup import (
-    MIXUP_MODES,
-    WEIGHT_RATIOS,
-    mixup_ratio,
-    partner_probabilities,
-    smooth_targets,
-    smoothing_factors,
-    weighted_beta_parameters,
-)
+from divweights import mixup as core
+from divweights.mixup import MIXUP_MODES, WEIGHT_RATIOS
 
 from .loss import _is_concrete
 
@@ -230,21 +223,21 @@ def weighted_mixup(
         if predictions.shape != y.shape:
             raise ValueError(f"predictions must have shape {y.shape}; got {predictions.shape}")
         # the CIW-M rule lives in the core (divweights.mixup), shared with the torch adapter
-        info["smoothing"] = smoothing_factors(weights)
-        y = smooth_targets(y, weights, predictions)
+        info["smoothing"] = core.smoothing_factors(weights)
+        y = core.smooth_targets(y, weights, predictions)
         info["smoothed_targets"] = y
 
     key_partner, key_ratio = jax.random.split(key)
     if mode in _SAMPLED:
-        p = partner_probabilities(weights, power=power)
+        p = core.partner_probabilities(weights, power=power)
         partners = jax.random.choice(key_partner, n, shape=(n,), replace=True, p=p)
     else:
         partners = jax.random.permutation(key_partner, n)
 
     if mode in _WEIGHT_RATIO and weight_ratio == "deterministic":
-        ratio = mixup_ratio(weights, weights[partners]).astype(dtype)
+        ratio = core.mixup_ratio(weights, weights[partners]).astype(dtype)
     elif mode in _WEIGHT_RATIO:
-        a, b = weighted_beta_parameters(weights, weights[partners], alpha)
+        a, b = core.weighted_beta_parameters(weights, weights[partners], alpha)
         # Beta(a, 0) is the point mass at 1 and Beta(0, b) the one at 0: draw with a positive floor, pin them
         tiny = jnp.finfo(dtype).tiny
         draw = jax.random.beta(key_ratio, jnp.maximum(a, tiny), jnp.maximum(b, tiny), dtype=dtype)

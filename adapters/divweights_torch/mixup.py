@@ -35,15 +35,8 @@ import numbers
 
 import torch
 
-from divweights.mixup import (
-    MIXUP_MODES,
-    WEIGHT_RATIOS,
-    mixup_ratio,
-    partner_probabilities,
-    smooth_targets,
-    smoothing_factors,
-    weighted_beta_parameters,
-)
+from divweights import mixup as core
+from divweights.mixup import MIXUP_MODES, WEIGHT_RATIOS
 
 from .loss import _is_compiling, _raise_for_labels
 
@@ -158,7 +151,7 @@ def _weighted_beta(
     r"""Weighted ratios :math:`r \sim \mathrm{Beta}(2\alpha\rho, 2\alpha(1 - \rho))`, :math:`\rho = w_i / (w_i + w_j)`
     (:func:`divweights.mixup.weighted_beta_parameters`), in ``dtype``; exactly 1 (0) where :math:`\rho` is 1 (0)."""
     work = _work_dtype(w_i.device)
-    a, b = weighted_beta_parameters(w_i.to(work), w_j.to(work), float(alpha))
+    a, b = core.weighted_beta_parameters(w_i.to(work), w_j.to(work), float(alpha))
     # Beta(a, 0) is the point mass at 1 and Beta(0, b) the one at 0: draw with a positive floor, then pin them
     tiny = torch.finfo(work).tiny
     r = _beta(a.clamp_min(tiny), b.clamp_min(tiny), generator)
@@ -339,13 +332,13 @@ def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions,
     # -- label smoothing toward the prediction (CIW-M) ----------------------------
     if mode == "label_smoothing":
         w = weights.to(y.dtype)
-        info["smoothing"] = smoothing_factors(w)
-        y = smooth_targets(y, w, predictions.detach().to(y.dtype))
+        info["smoothing"] = core.smoothing_factors(w)
+        y = core.smooth_targets(y, w, predictions.detach().to(y.dtype))
         info["smoothed_targets"] = y
 
     # -- partners -----------------------------------------------------------------
     if mode in ("sample", "sample_weight"):
-        probs = partner_probabilities(weights if weights.dtype in _FULL else weights.float(), power)
+        probs = core.partner_probabilities(weights if weights.dtype in _FULL else weights.float(), power)
         partners = torch.multinomial(probs, n, replacement=True, generator=generator)
     else:
         partners = torch.randperm(n, generator=generator, device=device)
@@ -356,7 +349,7 @@ def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions,
     if mode in ("weight", "sample_weight"):
         partner_weights = _rows(weights, partners, gather=gather)
         if weight_ratio == "deterministic":
-            ratios = mixup_ratio(weights, partner_weights)
+            ratios = core.mixup_ratio(weights, partner_weights)
         else:
             ratios = _weighted_beta(weights, partner_weights, alpha, beta_dtype, generator)
     else:

@@ -46,7 +46,10 @@ neither torch nor jax):
   (:mod:`~divweights_train.demo_results`), all re-exported by ``demo``.
 
 Framework-specific: :mod:`~divweights_train.trainer_torch` (``--framework torch``)
-with :mod:`~divweights_train.models_torch` and :mod:`~divweights_train.augment`;
+with :mod:`~divweights_train.models_torch`, :mod:`~divweights_train.augment` and
+its losses in :mod:`~divweights_train.torch_loss`;
 :mod:`~divweights_train.trainer_jax` (``--framework jax``) with
-:mod:`~divweights_train.models_jax` and :mod:`~divweights_train.jax_step`.
+:mod:`~divweights_train.models_jax` and :mod:`~divweights_train.jax_step` (the
+jitted step), whose step description and losses are in
+:mod:`~divweights_train.jax_loss`.
 """

@@ -9,7 +9,9 @@ does augmentation, the forward passes, weighted mixup, the reweighted loss
 the annealed reweighting strength and the burn-in switch are traced scalars
 (:func:`scheduled_strength` computes the last two with the JAX adapter's
 :func:`~divweights_jax.anneal_factor` and :func:`~divweights_jax.scaled_strength`),
-so the step compiles once per run.
+so the step compiles once per run. The step's static description
+(:class:`~divweights_train.jax_loss.StepSpec`) and the losses it differentiates
+live in :mod:`divweights_train.jax_loss` and are re-exported here.
 
 Every random stream is a PRNG key derived from ``(seed, purpose, epoch)``
 with :func:`divweights_train.prepare.derive_seed` (model initialisation, and
@@ -20,16 +22,21 @@ number inside the step).
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 import math
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import parse_divergence
+from .jax_loss import (
+    StepSpec,
+    _method_loss,
+    _published_mixup,
+    _tracked_rate,
+    noise_posterior,
+    oracle_loss,
+)
 from .models_jax import JaxModel
 from .prepare import derive_seed
 
@@ -113,9 +120,7 @@ def random_crop_flip(key, x, pad: int = 4, *, flip: bool = True):
     if pad > 0:
         offsets = jax.random.randint(k_crop, (n, 2), 0, 2 * pad + 1)
         padded = jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-        x = jax.vmap(
-            lambda img, o: jax.lax.dynamic_slice(img, (0, o[0], o[1]), (c, h, w))
-        )(padded, offsets)
+        x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (0, o[0], o[1]), (c, h, w)))(padded, offsets)
     if flip:
         flips = jax.random.bernoulli(k_flip, 0.5, (n,))
         x = jnp.where(flips[:, None, None, None], x[..., ::-1], x)
@@ -133,98 +138,8 @@ def normalize(x, mean: tuple, std: tuple):
 
 
 # --------------------------------------------------------------------------- #
-# The jitted training step.
+# The optimiser.
 # --------------------------------------------------------------------------- #
-@dataclasses.dataclass(frozen=True)
-class StepSpec:
-    """Everything static about a training step (hashable: a ``jax.jit`` static argument).
-
-    Attributes
-    ----------
-    model : JaxModel
-    instance : str or None
-        Instance divergence name (:func:`~divweights_train.config.parse_divergence`),
-        None for uniform weights.
-    strength_form : str or None
-        ``"delta"``, ``"temperature"`` or ``"lam"``: how the traced strength
-        is passed to the loss.
-    classes : str or None
-        Class divergence name, None for no class reweighting.
-    gamma : float
-        Class radius.
-    mixup : str or None
-        Weighted mixup mode, None for no mixup.
-    recompute_on_mixed : bool
-        With mixup: the loss of the mixed batch is the method's reweighted
-        loss (weights recomputed on it); otherwise plain (soft-target)
-        cross-entropy. Plain mixup always uses the method's loss (uniform).
-    mixup_alpha, mixup_power : float
-    crop_pad : int
-        Crop padding (0: no crop); only for image data.
-    flip : bool
-    mean, std : tuple of float
-        Normalisation applied after augmentation (empty when the inputs are
-        normalised once up front).
-    weight_decay, momentum : float
-    nesterov : bool
-    oracle : bool
-        The perfect-filter reference: cross-entropy averaged over the batch's
-        examples whose labels were not flipped (``kept_all`` of :func:`train_step`).
-    adaptive, adaptive_classes : bool
-        ``delta="auto"`` / ``gamma="auto"``: the instance / class radius is
-        :func:`divweights.noise_radius` of the tracked noise rate
-        (``noise_rate`` of :func:`train_step`, updated every step with
-        :func:`divweights.track_noise_rate` on the batch the loss is taken on, before its radius is
-        computed, as :class:`divweights_torch.ReweightedLoss` does).
-    loss : str
-        ``"reweighted"``, a robust loss (``"bi-tempered"``, ``"nce-rce"``,
-        ``"gce"``, ``"sce"``; :mod:`divweights_jax.baselines`, averaged over
-        the batch) or ``"dynamic-mixup"``.
-    loss_params : tuple of (str, float)
-        Keyword arguments of the robust loss.
-    mixup_rule : str
-        ``"divweights"`` or ``"published"`` (:mod:`divweights_train.protocol`:
-        mixing weights :math:`w^m`, the published CIW-M smoothing). The
-        published burn-in (plain mixup, none for label smoothing) is a
-        separate spec that the backend uses for the burn-in steps.
-    """
-
-    model: JaxModel
-    instance: str | None = None
-    strength_form: str | None = None
-    classes: str | None = None
-    gamma: float = 0.0
-    mixup: str | None = None
-    recompute_on_mixed: bool = True
-    mixup_alpha: float = 1.0
-    mixup_power: float = 1.0
-    crop_pad: int = 0
-    flip: bool = False
-    mean: tuple = ()
-    std: tuple = ()
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    nesterov: bool = False
-    oracle: bool = False
-    adaptive: bool = False
-    adaptive_classes: bool = False
-    loss: str = "reweighted"
-    loss_params: tuple = ()
-    mixup_rule: str = "divweights"
-
-    @property
-    def tracks_noise(self) -> bool:
-        return self.adaptive or self.adaptive_classes
-
-    @property
-    def reweights(self) -> bool:
-        return self.instance is not None or self.classes is not None
-
-    @property
-    def augments(self) -> bool:
-        return self.crop_pad > 0 or self.flip
-
-
 def sgd_update(
     params,
     grads,
@@ -253,11 +168,7 @@ def sgd_update(
     >>> [round(float(v), 3) for v in p["w"]], [round(float(v), 3) for v in b["w"]]
     ([0.81, 0.81], [1.0, 1.0])
     """
-    d = (
-        grads
-        if weight_decay == 0
-        else jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
-    )
+    d = grads if weight_decay == 0 else jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
     new_buf = jax.tree.map(lambda b, g: momentum * b + g, momentum_buf, d)
     if nesterov and momentum > 0:
         step = jax.tree.map(lambda g, b: g + momentum * b, d, new_buf)
@@ -267,125 +178,9 @@ def sgd_update(
     return new_params, new_buf
 
 
-def oracle_loss(logits, targets, kept):
-    """Cross-entropy averaged over the examples with ``kept == 1`` (the perfect-filter reference).
-
-    The adapter's uniform loss with the flipped rows masked out. Returns
-    ``(loss, weights)`` with ``weights = kept / sum(kept)``; a batch whose labels
-    are all flipped contributes a zero loss (and zero gradient).
-    """
-    from divweights_jax import reweighted_loss
-
-    loss, aux = reweighted_loss(logits, targets, instance=None, mask=kept > 0)
-    return loss, aux["weights"]
-
-
-def _baseline_loss(spec: StepSpec, logits, targets):
-    """Mean of the robust loss of ``spec.loss`` over the batch, and uniform weights."""
-    from divweights_jax import baselines
-
-    kw = dict(spec.loss_params)
-    if spec.loss == "bi-tempered":
-        iters = 5 if kw["t2"] >= 1 else 30
-        per = baselines.bi_tempered_logistic_loss(
-            logits, targets, kw["t1"], kw["t2"], num_iters=iters
-        )
-    elif spec.loss == "nce-rce":
-        per = baselines.nce_rce_loss(
-            logits, targets, alpha=kw["alpha"], beta=kw["beta"]
-        )
-    elif spec.loss == "gce":
-        per = baselines.generalized_cross_entropy(logits, targets, q=kw["q"])
-    elif spec.loss == "sce":
-        per = baselines.symmetric_cross_entropy(
-            logits, targets, alpha=kw["alpha"], beta=kw["beta"]
-        )
-    else:  # pragma: no cover - specs are built from the config's methods
-        raise ValueError(f"no robust loss {spec.loss!r}")
-    n = logits.shape[0]
-    return jnp.mean(per), jnp.full((n,), 1.0 / n, jnp.float32)
-
-
-def noise_posterior(losses, table, loss_min, loss_max):
-    """Dynamic Mixup's posterior ``B`` of the high-loss component (as :func:`divweights_train.bmm.noise_posterior`)."""
-    from .bmm import B_EPS, LOOKUP_SIZE, X_EPS
-
-    x = (losses.astype(jnp.float32) - loss_min) / (loss_max - loss_min + 1e-6)
-    x = jnp.where(x >= 1, 1 - X_EPS, jnp.where(x <= 0, X_EPS, x))
-    idx = jnp.clip(jnp.floor(LOOKUP_SIZE * x).astype(jnp.int32), 0, LOOKUP_SIZE - 1)
-    return jnp.clip(table[idx], B_EPS, 1 - B_EPS)
-
-
-def _published_mixup(spec: StepSpec, key, x, y, weights, logits0, num_classes):
-    """Weighted mixup with the published rule (:mod:`divweights_train.protocol`)."""
-    from divweights_jax import weighted_mixup
-
-    from .protocol import mixing_weights, published_smoothing
-
-    mw = mixing_weights(weights.astype(jnp.float32), spec.mixup_power)
-    if spec.mixup == "label_smoothing":
-        s = published_smoothing(mw)[:, None]
-        onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
-        pred = jax.nn.one_hot(
-            jnp.argmax(logits0, axis=-1), num_classes, dtype=jnp.float32
-        )
-        soft = s * onehot + (1 - s) * pred
-        return weighted_mixup(key, x, soft, mw, mode="plain", alpha=spec.mixup_alpha)
-    # the published ratio: r_i = mw_i / (mw_i + mw_j), deterministic
-    return weighted_mixup(
-        key,
-        x,
-        y,
-        mw,
-        mode=spec.mixup,
-        num_classes=num_classes,
-        power=1.0,
-        alpha=spec.mixup_alpha,
-        weight_ratio="deterministic",
-    )
-
-
-def _tracked_rate(spec: StepSpec, logits, targets, noise_rate):
-    """The tracked noise rate after this batch (``divweights.track_noise_rate``), as the torch loss updates
-    it before computing the radius; ``noise_rate`` unchanged when the method has no adaptive radius."""
-    if not spec.tracks_noise:
-        return noise_rate
-    from divweights import track_noise_rate
-
-    class_losses = -jax.nn.log_softmax(jax.lax.stop_gradient(logits).astype(jnp.float32), axis=-1)
-    return track_noise_rate(noise_rate, class_losses, targets).astype(jnp.float32)
-
-
-def _method_loss(spec: StepSpec, logits, targets, strength, active, noise_rate=None):
-    """The method's loss and instance weights; plain cross-entropy while ``active`` is False."""
-    from divweights import noise_radius
-    from divweights_jax import reweighted_loss
-
-    if spec.loss not in ("reweighted", "dynamic-mixup"):
-        return _baseline_loss(spec, logits, targets)
-    plain, aux_plain = reweighted_loss(logits, targets, instance=None)
-    if not spec.reweights:
-        return plain, aux_plain["weights"]
-    kwargs: dict[str, Any] = {"instance": None}
-    if spec.instance is not None:
-        kwargs["instance"] = parse_divergence(spec.instance)
-        if spec.adaptive:
-            kwargs["delta"] = noise_radius(kwargs["instance"], noise_rate)
-        else:
-            kwargs[spec.strength_form] = strength
-    if spec.classes is not None:
-        kwargs["classes"] = parse_divergence(spec.classes)
-        kwargs["gamma"] = (
-            noise_radius(kwargs["classes"], noise_rate, problem="class")
-            if spec.adaptive_classes
-            else spec.gamma
-        )
-    loss, aux = reweighted_loss(logits, targets, **kwargs)
-    return jnp.where(active, loss, plain), jnp.where(
-        active, aux["weights"], aux_plain["weights"]
-    )
-
-
+# --------------------------------------------------------------------------- #
+# The jitted training step.
+# --------------------------------------------------------------------------- #
 @functools.partial(jax.jit, static_argnames=("spec",))
 def train_step(
     spec: StepSpec,
@@ -472,26 +267,18 @@ def train_step(
 
     dynamic = spec.loss == "dynamic-mixup"
     if dynamic:
-        logits0, state_in = model.apply(
-            params, state, x, train=True, key=k_drop_clean
-        )
+        logits0, state_in = model.apply(params, state, x, train=True, key=k_drop_clean)
         logits0 = jax.lax.stop_gradient(logits0)
         logp0 = jax.nn.log_softmax(logits0.astype(jnp.float32), axis=-1)
         clean_losses = -jnp.take_along_axis(logp0, y[:, None], axis=-1)[:, 0]
         k = model.num_classes
-        b = noise_posterior(
-            clean_losses, aux["table"], aux["loss_min"], aux["loss_max"]
-        )
+        b = noise_posterior(clean_losses, aux["table"], aux["loss_min"], aux["loss_max"])
         b = jnp.where(active, b, 0.0)[:, None]
         onehot = jax.nn.one_hot(y, k, dtype=jnp.float32)
-        boot = (1 - b) * onehot + b * jax.nn.one_hot(
-            jnp.argmax(logits0, -1), k, dtype=jnp.float32
-        )
+        boot = (1 - b) * onehot + b * jax.nn.one_hot(jnp.argmax(logits0, -1), k, dtype=jnp.float32)
         trust = 1 - b[:, 0]
         weights = jnp.where(active, trust / jnp.sum(trust), jnp.full((n,), 1.0 / n))
-        inputs, targets, _ = weighted_mixup(
-            k_mix, x, boot, weights, mode="plain", alpha=spec.mixup_alpha
-        )
+        inputs, targets, _ = weighted_mixup(k_mix, x, boot, weights, mode="plain", alpha=spec.mixup_alpha)
     elif spec.mixup is None:
         inputs, targets, state_in = x, y, state
         weights = None
@@ -502,15 +289,11 @@ def train_step(
             weights = jnp.full((n,), 1.0 / n, jnp.float32)
             state_in = state
         else:
-            logits0, state_in = model.apply(
-                params, state, x, train=True, key=k_drop_clean
-            )
+            logits0, state_in = model.apply(params, state, x, train=True, key=k_drop_clean)
             logits0 = jax.lax.stop_gradient(logits0)
             _, weights = _method_loss(spec, logits0, y, strength, active, noise_rate)
         if spec.mixup_rule == "published" and spec.mixup != "plain":
-            inputs, targets, _ = _published_mixup(
-                spec, k_mix, x, y, weights, logits0, model.num_classes
-            )
+            inputs, targets, _ = _published_mixup(spec, k_mix, x, y, weights, logits0, model.num_classes)
         else:
             inputs, targets, _ = weighted_mixup(
                 k_mix,
@@ -524,12 +307,7 @@ def train_step(
                 predictions=logits0,
             )
 
-    uniform_mixed = (
-        spec.mixup is not None
-        and spec.mixup != "plain"
-        and not spec.recompute_on_mixed
-        and not dynamic
-    )
+    uniform_mixed = spec.mixup is not None and spec.mixup != "plain" and not spec.recompute_on_mixed and not dynamic
 
     def objective(p):
         logits, new_state = model.apply(p, state_in, inputs, train=True, key=k_drop)
@@ -554,9 +332,7 @@ def train_step(
             return loss, (logits, new_state, w, rate)
         return loss, (logits, new_state, w, noise_rate)
 
-    (loss, (logits, new_state, w, new_rate)), grads = jax.value_and_grad(objective, has_aux=True)(
-        params
-    )
+    (loss, (logits, new_state, w, new_rate)), grads = jax.value_and_grad(objective, has_aux=True)(params)
     if spec.mixup is None and not dynamic:
         weights = w
         scored = logits
@@ -600,9 +376,7 @@ def _eval_correct(model: JaxModel, params, state, xb, yb, vb):
     def one(carry, batch):
         x, y, v = batch
         logits, _ = model.apply(params, state, x, train=False)
-        return carry + jnp.sum((jnp.argmax(logits, axis=-1) == y) & v).astype(
-            jnp.int32
-        ), None
+        return carry + jnp.sum((jnp.argmax(logits, axis=-1) == y) & v).astype(jnp.int32), None
 
     total, _ = jax.lax.scan(one, jnp.zeros((), jnp.int32), (xb, yb, vb))
     return total
@@ -635,14 +409,10 @@ class EvalSet:
     def accuracy(self, model, params, state) -> float:
         if self.n == 0:
             return math.nan
-        return (
-            int(_eval_correct(model, params, state, self.xb, self.yb, self.vb)) / self.n
-        )
+        return int(_eval_correct(model, params, state, self.xb, self.yb, self.vb)) / self.n
 
 
-@functools.partial(
-    jax.jit, static_argnames=("form", "burnin_steps", "anneal_steps", "start_factor")
-)
+@functools.partial(jax.jit, static_argnames=("form", "burnin_steps", "anneal_steps", "start_factor"))
 def scheduled_strength(
     step,
     target,

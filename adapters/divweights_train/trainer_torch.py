@@ -13,6 +13,9 @@ Within an epoch no value is read back from the device per step: running
 sums stay on the device and the instance weights are collected at the end of
 the epoch (the progress bar, when shown, reads the running loss and accuracy
 every :data:`~divweights_train.progress.SYNC_EVERY` steps).
+
+The loss modules (the method's, the robust baselines', the oracle's) are built
+in :mod:`divweights_train.torch_loss` and re-exported here.
 """
 
 from __future__ import annotations
@@ -21,18 +24,25 @@ import functools
 import math
 import os
 import random
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import runloop
-from .config import BASELINE_LOSSES, TrainConfig, method_spec, parse_divergence
+from .config import BASELINE_LOSSES, TrainConfig
 from .errors import UsageError
 from .prepare import PreparedData, derive_seed
 from .progress import RunProgress
 from .runloop import TrainResult, model_kwargs
+from .torch_loss import (
+    _clean_pass_weights,
+    _torch_api,
+    build_baseline_loss,
+    build_loss,
+    noise_posterior,
+    oracle_loss,
+)
 
 __all__ = [
     "TorchBackend",
@@ -43,123 +53,6 @@ __all__ = [
     "oracle_loss",
     "train",
 ]
-
-
-def _torch_api():
-    try:
-        import divweights_torch as dwt
-    except ImportError as err:  # pragma: no cover - the adapter ships with the package
-        raise ImportError(
-            "the torch trainer needs the divweights_torch adapter"
-        ) from err
-    missing = [
-        n
-        for n in ("ReweightedLoss", "AnnealSchedule", "weighted_mixup")
-        if not hasattr(dwt, n)
-    ]
-    if missing:
-        raise ImportError(
-            f"divweights_torch lacks {', '.join(missing)}; is the adapter installed?"
-        )
-    return dwt
-
-
-def build_loss(
-    config: TrainConfig,
-    burnin_steps: int,
-    anneal_steps: int,
-    start_factor: float | None = None,
-):
-    """The loss module of ``config.method`` (a ``divweights_torch.ReweightedLoss``).
-
-    ``ce`` and ``mixup`` use uniform instance weights and no class
-    reweighting; ``bootstrap`` uses class reweighting only (total variation
-    by default: hard bootstrapping); the CIW methods add instance weights.
-    The reweighting (instance and class) is off for ``burnin_steps`` and its
-    strength is annealed over ``anneal_steps`` from ``start_factor`` (default:
-    the config's ``anneal_start_factor``).
-    """
-    dwt = _torch_api()
-    spec = method_spec(config.method)
-    cfg = config.resolved()
-    kwargs: dict[str, Any] = {"reduction": "sum"}
-    kwargs["instance"] = (
-        parse_divergence(cfg.instance_divergence) if spec.instance else None
-    )
-    if spec.instance:
-        if kwargs["instance"] is None:
-            raise ValueError(
-                f"method {cfg.method!r} needs an instance divergence, got 'none'"
-            )
-        kwargs.update(cfg.strength())
-    if spec.classes and (cfg.class_gamma == "auto" or cfg.class_gamma > 0):
-        kwargs["classes"] = parse_divergence(cfg.class_divergence)
-        kwargs["gamma"] = cfg.class_gamma if cfg.class_gamma == "auto" else float(cfg.class_gamma)
-    if spec.instance or spec.classes:
-        kwargs["schedule"] = dwt.AnnealSchedule(
-            burnin_steps,
-            anneal_steps,
-            start_factor=cfg.anneal_start_factor
-            if start_factor is None
-            else start_factor,
-        )
-    return dwt.ReweightedLoss(**kwargs)
-
-
-def build_baseline_loss(config: TrainConfig):
-    """The robust loss module of a baseline method (``bi-tempered``, ``nce-rce``, ``gce``, ``sce``).
-
-    The adapter's :mod:`divweights_torch.baselines` losses, averaged over the
-    batch, with the config's ``t1``/``t2``, ``loss_alpha``/``loss_beta`` or
-    ``q``. The bi-tempered normaliser takes 5 fixed-point iterations for
-    ``t2 >= 1`` (the published default) and 30 bisection steps below.
-    """
-    from divweights_torch import baselines
-
-    cfg = config.resolved()
-    name = method_spec(cfg.method).loss
-    if name == "bi-tempered":
-        iters = 5 if cfg.t2 >= 1 else 30
-        return baselines.BiTemperedLoss(t1=cfg.t1, t2=cfg.t2, num_iters=iters)
-    if name == "nce-rce":
-        return baselines.NCERCELoss(alpha=cfg.loss_alpha, beta=cfg.loss_beta)
-    if name == "gce":
-        return baselines.GCELoss(q=cfg.q)
-    if name == "sce":
-        return baselines.SCELoss(alpha=cfg.loss_alpha, beta=cfg.loss_beta)
-    raise ValueError(
-        f"method {cfg.method!r} has no baseline loss (those are {', '.join(BASELINE_LOSSES)})"
-    )
-
-
-def noise_posterior(
-    losses: torch.Tensor, table: torch.Tensor, loss_min, loss_max
-) -> torch.Tensor:
-    """Dynamic Mixup's posterior ``B`` of the high-loss component, on the device.
-
-    The arithmetic of :func:`divweights_train.bmm.noise_posterior` (the NumPy reference).
-    """
-    from .bmm import B_EPS, LOOKUP_SIZE, X_EPS
-
-    x = (losses.float() - loss_min) / (loss_max - loss_min + 1e-6)
-    x = torch.where(x >= 1, 1 - X_EPS, torch.where(x <= 0, X_EPS, x))
-    idx = torch.floor(LOOKUP_SIZE * x).long().clamp(0, LOOKUP_SIZE - 1)
-    return table[idx].clamp(B_EPS, 1 - B_EPS)
-
-
-def oracle_loss(logits: torch.Tensor, targets: torch.Tensor, kept: torch.Tensor):
-    """Cross-entropy averaged over the examples with ``kept == 1`` (the perfect-filter reference).
-
-    The adapter's uniform loss with the flipped rows set to ``ignore_index``.
-    Returns ``(loss, weights)`` with ``weights = kept / sum(kept)``; a batch whose
-    labels are all flipped contributes a zero loss (and zero gradient).
-    """
-    loss_fn = _torch_api().ReweightedLoss(None, reduction="sum")
-    loss = loss_fn(
-        logits,
-        torch.where(kept > 0, targets, torch.full_like(targets, loss_fn.ignore_index)),
-    )
-    return loss, loss_fn.last_weights
 
 
 class _Tensors:
@@ -183,17 +76,9 @@ class _Tensors:
         self.x_train = x if self.augment != "none" else self._norm(x)
         self.y_train = torch.as_tensor(tr.y, device=device)
         # 1 for the examples whose label was not flipped (the oracle filter's weights, up to normalisation)
-        self.kept = torch.as_tensor(
-            ~data.train_flipped, dtype=torch.float32, device=device
-        )
-        self.x_val = (
-            None
-            if data.val is None
-            else self._norm(torch.as_tensor(data.val.x, device=device))
-        )
-        self.y_val = (
-            None if data.val is None else torch.as_tensor(data.val.y, device=device)
-        )
+        self.kept = torch.as_tensor(~data.train_flipped, dtype=torch.float32, device=device)
+        self.x_val = None if data.val is None else self._norm(torch.as_tensor(data.val.x, device=device))
+        self.y_val = None if data.val is None else torch.as_tensor(data.val.y, device=device)
         self.x_test = self._norm(torch.as_tensor(data.test.x, device=device))
         self.y_test = torch.as_tensor(data.test.y, device=device)
 
@@ -229,17 +114,6 @@ def _accuracy(model, x, y, batch_size: int) -> float:
         correct += int((logits.argmax(-1) == y[i : i + batch_size]).sum())
     model.train(was_training)
     return correct / len(x)
-
-
-def _clean_pass_weights(loss_fn, logits, targets):
-    """Weights of the clean batch, without advancing the loss's step counter."""
-    if hasattr(loss_fn, "weights"):
-        return loss_fn.weights(logits, targets).detach()
-    saved = {k: v.clone() for k, v in loss_fn.state_dict().items()}
-    with torch.no_grad():
-        loss_fn(logits, targets)
-    loss_fn.load_state_dict(saved)
-    return loss_fn.last_weights.detach()
 
 
 def _sgd(config: TrainConfig, params):
@@ -312,9 +186,7 @@ class TorchBackend(runloop.Backend):
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError(
-                "--device cuda was requested but CUDA is not available; use --device cpu"
-            )
+            raise UsageError("--device cuda was requested but CUDA is not available; use --device cpu")
         self.map_location = self.device
         self.dwt = _torch_api()
 
@@ -340,9 +212,7 @@ class TorchBackend(runloop.Backend):
         )
         y = torch.as_tensor(clean_train.y, device=device)
         for epoch in range(cfg.clean_model_epochs):
-            perm = np.random.default_rng(
-                derive_seed(cfg.seed, "clean-model", epoch)
-            ).permutation(len(y))
+            perm = np.random.default_rng(derive_seed(cfg.seed, "clean-model", epoch)).permutation(len(y))
             order = torch.as_tensor(perm, device=device)
             for i in range(0, len(y), cfg.batch_size):
                 idx = order[i : i + cfg.batch_size]
@@ -352,12 +222,7 @@ class TorchBackend(runloop.Backend):
                 opt.step()
         model.eval()
         with torch.no_grad():
-            probs = torch.cat(
-                [
-                    torch.softmax(model(x[i : i + 1000]), -1)
-                    for i in range(0, len(y), 1000)
-                ]
-            )
+            probs = torch.cat([torch.softmax(model(x[i : i + 1000]), -1) for i in range(0, len(y), 1000)])
         return probs.cpu().numpy()
 
     def init(self, data: PreparedData, plan: runloop.RunPlan) -> None:
@@ -367,16 +232,12 @@ class TorchBackend(runloop.Backend):
         self.plan = plan
         self.tensors = _Tensors(data, cfg.augment, device, cfg.crop_pad)
         torch.manual_seed(derive_seed(cfg.seed, "init"))
-        self.model = build_model(
-            cfg.model, data.train.input_shape, plan.num_classes, **model_kwargs(cfg)
-        ).to(device)
+        self.model = build_model(cfg.model, data.train.input_shape, plan.num_classes, **model_kwargs(cfg)).to(device)
         self.optimizer = _sgd(cfg, self.model.parameters())
         if self.method.loss in BASELINE_LOSSES:
             self.loss_fn = build_baseline_loss(cfg).to(device)
         else:
-            self.loss_fn = build_loss(
-                cfg, plan.burnin_steps, plan.anneal_steps, plan.start_factor(cfg)
-            ).to(device)
+            self.loss_fn = build_loss(cfg, plan.burnin_steps, plan.anneal_steps, plan.start_factor(cfg)).to(device)
         # Loss of the mixed batch when the weights are not recomputed on it:
         # uniform weights over the mixed examples (soft-target cross-entropy).
         self.mixed_loss_fn = self.dwt.ReweightedLoss(None, reduction="sum").to(device)
@@ -493,23 +354,17 @@ class TorchBackend(runloop.Backend):
         target = F.one_hot(y, k).float()
         active = self.dm_fitted and step >= self.plan.burnin_steps
         if active:
-            b = noise_posterior(
-                losses, self.dm_table, self.dm_fit.loss_min, self.dm_fit.loss_max
-            )[:, None]
+            b = noise_posterior(losses, self.dm_table, self.dm_fit.loss_min, self.dm_fit.loss_max)[:, None]
             target = (1 - b) * target + b * F.one_hot(logits0.argmax(-1), k).float()
             trust = 1 - b[:, 0]
             w = trust / trust.sum()
         else:
             w = torch.full((n,), 1.0 / n, device=self.device)
-        mx, my, _ = self.dwt.weighted_mixup(
-            x, target, None, mode="plain", alpha=cfg.mixup_alpha, generator=gen_mix
-        )
+        mx, my, _ = self.dwt.weighted_mixup(x, target, None, mode="plain", alpha=cfg.mixup_alpha, generator=gen_mix)
         logits = model(mx)
         logp = F.log_softmax(logits.float(), -1)
         loss = -(my * logp).sum(-1).mean()
-        if (
-            active
-        ):  # Arazo et al.'s regulariser: KL(uniform || mean prediction), weight 1
+        if active:  # Arazo et al.'s regulariser: KL(uniform || mean prediction), weight 1
             mean_p = logp.exp().mean(0)
             loss = loss + (math.log(1.0 / k) - mean_p.log()).mean()
         return loss, w, logits0, losses.detach()
@@ -524,19 +379,13 @@ class TorchBackend(runloop.Backend):
         if int(self.dm_seen.sum()) >= 2:
             self._set_fit(fit_loss_mixture(self.dm_losses[self.dm_seen]), fitted=True)
 
-    def train_epoch(
-        self, epoch: runloop.Epoch, progress: RunProgress
-    ) -> runloop.EpochOutput:
+    def train_epoch(self, epoch: runloop.Epoch, progress: RunProgress) -> runloop.EpochOutput:
         cfg, plan, device, e = self.config, self.plan, self.device, epoch.index
         self.model.train()
         self.loss_fn.train()
         torch.manual_seed(derive_seed(cfg.seed, "dropout", e))
-        gen_aug = torch.Generator(device="cpu").manual_seed(
-            derive_seed(cfg.seed, "augment", e)
-        )
-        gen_mix = torch.Generator(device="cpu").manual_seed(
-            derive_seed(cfg.seed, "mixup", e)
-        )
+        gen_aug = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, "augment", e))
+        gen_mix = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.seed, "mixup", e))
         order_t = torch.as_tensor(epoch.order, device=device)
         loss_acc = torch.zeros((), dtype=torch.float64, device=device)
         correct_acc = torch.zeros((), dtype=torch.int64, device=device)
@@ -558,15 +407,11 @@ class TorchBackend(runloop.Backend):
             pending.append((w.detach().float(), idx))
             if clean_losses is not None:
                 pending_losses.append((clean_losses, idx))
-            progress.advance(
-                functools.partial(_running, loss_acc, correct_acc, b + 1, seen)
-            )
+            progress.advance(functools.partial(_running, loss_acc, correct_acc, b + 1, seen))
         weights = [(w.cpu().numpy(), idx.cpu().numpy()) for w, idx in pending]
         if self.method.loss == "dynamic-mixup":
             self._refit([(v.cpu().numpy(), i.cpu().numpy()) for v, i in pending_losses])
-        return runloop.EpochOutput(
-            float(loss_acc), epoch.batches, int(correct_acc), seen, weights
-        )
+        return runloop.EpochOutput(float(loss_acc), epoch.batches, int(correct_acc), seen, weights)
 
     def evaluate(self, split: str) -> float:
         t = self.tensors
@@ -620,9 +465,7 @@ class TorchBackend(runloop.Backend):
             self._set_fit(fit, fitted=bool(dm["fitted"]))
 
 
-def train(
-    config: TrainConfig, *, progress: bool | None = None, log=None
-) -> TrainResult:
+def train(config: TrainConfig, *, progress: bool | None = None, log=None) -> TrainResult:
     """Train one configuration with PyTorch: :func:`divweights_train.runloop.run` with :class:`TorchBackend`.
 
     ``progress`` (a bar; default: on a terminal unless quiet) and ``log`` (a
