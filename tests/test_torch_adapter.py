@@ -10,7 +10,6 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
 import divweights  # noqa: E402
-import divweights as dw  # noqa: E402
 from divweights import KL, Alpha, ChiSquared, ReverseKL, SquaredL2, TotalVariation  # noqa: E402
 from divweights_torch import DEFAULT_DELTA, AnnealSchedule, ReweightedLoss  # noqa: E402
 from torch_helpers import STRENGTHS, ce, host_reads, make_batch  # noqa: E402
@@ -62,96 +61,6 @@ def test_previous_default_radius_gives_effective_size_n_exp_minus_delta(batch):
     assert kl == pytest.approx(DEFAULT_DELTA, abs=1e-6)
     entropy = -float((w * torch.log(w)).sum())
     assert math.exp(entropy) == pytest.approx(16 * math.exp(-DEFAULT_DELTA), rel=1e-5)
-
-
-def test_default_is_exact_kl_at_the_radius_of_the_tracked_noise_rate(batch):
-    logits, labels = batch
-    loss_fn = ReweightedLoss()
-    assert loss_fn.instance == KL() and loss_fn.adaptive
-    L = -torch.log_softmax(logits.detach().double(), dim=1)
-    state = 0.0
-    for _ in range(3):
-        loss_fn(logits, labels)
-        state = dw.track_noise_rate(state, L, labels, momentum=loss_fn.noise_momentum)
-    torch.testing.assert_close(loss_fn.noise_rate.double(), state, rtol=1e-6, atol=0)
-    w = loss_fn.last_weights
-    kl = float(KL()(w.double(), torch.full_like(w, 1 / w.numel()).double()))
-    assert kl == pytest.approx(-math.log1p(-float(state)), rel=1e-5)
-
-
-def test_auto_radius_is_zero_before_the_first_step_and_frozen_in_eval(batch):
-    logits, labels = batch
-    loss_fn = ReweightedLoss().eval()
-    loss_fn(logits, labels)
-    assert float(loss_fn.noise_rate) == 0.0
-    torch.testing.assert_close(loss_fn.last_weights, torch.full_like(loss_fn.last_weights, 1 / 16))
-
-
-def test_auto_noise_rate_survives_state_dict(batch):
-    logits, labels = batch
-    a = ReweightedLoss()
-    a(logits, labels)
-    b = ReweightedLoss()
-    b.load_state_dict(a.state_dict())
-    assert float(b.noise_rate) == float(a.noise_rate) > 0
-
-
-def test_batch_noise_rate_equals_the_core(rng):
-    from divweights_torch.loss import _batch_noise_rate
-
-    logp = torch.log_softmax(torch.as_tensor(rng.normal(size=(64, 7)) * 3), dim=1)
-    y = torch.as_tensor(rng.integers(0, 7, 64))
-    invalid = torch.arange(64) % 5 == 0
-    got = _batch_noise_rate(logp, y, invalid, True)
-    want = dw.noise_rate(-logp, y.masked_fill(invalid, 0), valid=~invalid)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
-    soft = torch.softmax(torch.as_tensor(rng.normal(size=(64, 7))), dim=1)
-    torch.testing.assert_close(_batch_noise_rate(logp, soft, None, False), dw.noise_rate(-logp, soft))
-
-
-@pytest.mark.parametrize("sharpness", [1.0, 3.0])
-def test_batch_noise_rate_sharpness_equals_the_core(sharpness, rng):
-    from divweights_torch.loss import _batch_noise_rate
-
-    logp = torch.log_softmax(torch.as_tensor(rng.normal(size=(32, 5)) * 2), dim=1)
-    y = torch.as_tensor(rng.integers(0, 5, 32))
-    got = _batch_noise_rate(logp, y, torch.zeros(32, dtype=torch.bool), True, sharpness)
-    torch.testing.assert_close(got, dw.noise_rate(-logp, y, sharpness=sharpness), rtol=1e-12, atol=0)
-
-
-def test_noise_sharpness_reaches_the_tracked_rate(batch):
-    logits, labels = batch
-    loss_fn = ReweightedLoss(noise_sharpness=4.0, noise_momentum=0.0)
-    loss_fn(logits, labels)
-    L = -torch.log_softmax(logits.detach().double(), dim=1)
-    want = dw.noise_rate(L, labels, sharpness=4.0)
-    torch.testing.assert_close(loss_fn.noise_rate.double(), want, rtol=1e-6, atol=0)
-
-
-def test_auto_radius_of_chi_squared_instance_weights(batch):
-    """delta='auto' with ChiSquared() (linear, sparse weights) uses its own two-bin radius pi / (1 - pi)."""
-    logits, labels = batch
-    loss_fn = ReweightedLoss(dw.ChiSquared(), delta="auto", noise_momentum=0.0)
-    loss_fn(logits, labels)
-    rate = float(loss_fn.noise_rate)
-    w = loss_fn.last_weights.double()
-    chi2 = float(dw.ChiSquared()(w, torch.full_like(w, 1 / w.numel())))
-    assert chi2 == pytest.approx(rate / (1 - rate), rel=1e-4)
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"noise_sharpness": 0.0}, "sharpness must be"),
-        ({"instance": dw.ReverseKL(), "delta": "auto"}, "delta='auto' needs an f-divergence"),
-        ({"classes": dw.SquaredL2(), "gamma": "auto"}, "gamma='auto' needs TotalVariation"),
-        ({"gamma": "auto"}, "gamma='auto' needs a class divergence"),
-        ({"delta": "auto", "lam": 0.5}, "at most one"),
-    ],
-)
-def test_auto_rejects_what_it_cannot_express(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        ReweightedLoss(**kwargs)
 
 
 def test_default_delta_is_scale_free(batch):
