@@ -3,13 +3,14 @@
 Grid: symmetric noise 20/40/60/80% and asymmetric noise 40% (the
 ``FASHION_MNIST_ASYMMETRIC`` class mapping of :mod:`divweights_train.noise`) x the
 methods (CE, bootstrap, bi-tempered, NCE+RCE, mixup, Dynamic Mixup, CIW, CICW, CIW-M,
-CICW-M; optionally the oracle filter, GCE and SCE) x at least two seeds. Every
+CICW-M; optionally the oracle filter, CE on the clean labels, GCE and SCE) x at least two seeds. Every
 cell is one ``divweights-train`` run with the library defaults on a stratified
 training subset (10% of it held out as a noisy validation split), evaluated on
 the clean 10,000-image test set. The output is a Markdown table of the mean and
 standard deviation over seeds of the final clean test accuracy and of the
 test accuracy at the epoch of best noisy-validation accuracy, plus a JSON file
-with every run's summary.
+with every run's summary, and a figure (``figure.png``: accuracy against the noise rate,
+a line per method, error bars over seeds: the authors' comparison redrawn).
 
 Runs are resumable: a finished cell (``summary.json`` with ``completed``) is
 reused when the configuration saved beside it defines the same run, an
@@ -38,16 +39,45 @@ import numpy as np
 
 NOISES = ("symmetric:0.2", "symmetric:0.4", "symmetric:0.6", "symmetric:0.8", "asymmetric:0.4")
 #: The methods of the authors' figure (CE, bi-tempered, NCE+RCE, CICW, mixup, Dynamic Mixup, CICW-M) and ours.
-METHODS = ("ce", "bootstrap", "bi-tempered", "nce-rce", "mixup", "dynamic-mixup", "ciw", "cicw", "ciw-m",
-           "cicw-m")
-#: Optional rows: the perfect filter (``oracle``, needs the flip mask) as a ceiling; two more robust losses.
-EXTRA_METHODS = ("oracle", "gce", "sce")
-LABELS = {"ce": "CE", "bootstrap": "Bootstrap", "bi-tempered": "Bi-tempered", "nce-rce": "NCE+RCE", "mixup": "Mixup",
-          "dynamic-mixup": "Dynamic Mixup", "ciw": "CIW", "cicw": "CICW", "ciw-m": "CIW-M", "cicw-m": "CICW-M",
-          "oracle": "Oracle filter", "gce": "GCE", "sce": "SCE"}
+METHODS = ("ce", "bootstrap", "bi-tempered", "nce-rce", "mixup", "dynamic-mixup", "ciw", "cicw", "ciw-m", "cicw-m")
+#: Optional rows: the perfect filter (``oracle``, needs the flip mask) as a ceiling; CE on the clean labels
+#: (``clean``: one run per seed, shared by every noise column); two more robust losses.
+EXTRA_METHODS = ("oracle", "clean", "gce", "sce")
+LABELS = {
+    "ce": "CE",
+    "bootstrap": "Bootstrap",
+    "bi-tempered": "Bi-tempered",
+    "nce-rce": "NCE+RCE",
+    "mixup": "Mixup",
+    "dynamic-mixup": "Dynamic Mixup",
+    "ciw": "CIW",
+    "cicw": "CICW",
+    "ciw-m": "CIW-M",
+    "cicw-m": "CICW-M",
+    "oracle": "Oracle filter",
+    "clean": "CE, clean labels",
+    "gce": "GCE",
+    "sce": "SCE",
+}
 # Relative cost of a method's training step (mixup methods need a second forward pass).
-COST = {"ce": 1.0, "bootstrap": 1.05, "bi-tempered": 1.1, "nce-rce": 1.05, "mixup": 1.05, "dynamic-mixup": 1.5,
-        "ciw": 1.05, "cicw": 1.1, "ciw-m": 1.45, "cicw-m": 1.45, "oracle": 1.0, "gce": 1.05, "sce": 1.05}
+COST = {
+    "ce": 1.0,
+    "bootstrap": 1.05,
+    "bi-tempered": 1.1,
+    "nce-rce": 1.05,
+    "mixup": 1.05,
+    "dynamic-mixup": 1.5,
+    "ciw": 1.05,
+    "cicw": 1.1,
+    "ciw-m": 1.45,
+    "cicw-m": 1.45,
+    "oracle": 1.0,
+    "clean": 1.0,
+    "gce": 1.05,
+    "sce": 1.05,
+}
+#: Reference rows drawn as horizontal bands (their value does not depend on the noise column) or dashed lines.
+REFERENCES = ("oracle", "clean")
 
 
 def scale_tag(args) -> str:
@@ -61,10 +91,25 @@ def scale_tag(args) -> str:
 def _config(args, noise: str, method: str, seed: int):
     from divweights_train.config import TrainConfig
 
+    if method == "clean":  # CE on the clean labels: the same run for every noise column
+        noise, method = "none", "ce"
     out = Path(args.out) / scale_tag(args) / "runs" / noise.replace(":", "-") / method / f"s{seed}"
-    kw = dict(dataset="fashion-mnist", data_dir=args.data_dir, subset=args.subset, noise=noise, method=method,
-              seed=seed, model="cnn", width=args.width, threads=args.threads, quiet=True, plots=False,
-              save_weights=False, resume=True, out=str(out))
+    kw = {
+        "dataset": "fashion-mnist",
+        "data_dir": args.data_dir,
+        "subset": args.subset,
+        "noise": noise,
+        "method": method,
+        "seed": seed,
+        "model": "cnn",
+        "width": args.width,
+        "threads": args.threads,
+        "quiet": True,
+        "plots": False,
+        "save_weights": False,
+        "resume": True,
+        "out": str(out),
+    }
     if args.epochs is not None:
         kw["epochs"] = args.epochs
     return TrainConfig(**kw)
@@ -91,14 +136,15 @@ def finished_summary(config) -> dict | None:
     saved = TrainConfig.from_dict(json.loads(config_path.read_text())).resolved()  # options added since: defaults
     diff = config.resolved().identity_diff(saved)
     if diff:
-        raise ValueError(f"{folder} holds a different run (options differ: {', '.join(diff)}); "
-                         "use another --out or remove the folder")
+        raise ValueError(
+            f"{folder} holds a different run (options differ: {', '.join(diff)}); "
+            "use another --out or remove the folder"
+        )
     return summary
 
 
 def _run_cell(config):
     import torch
-
     from divweights_train.trainer_torch import train
 
     summary = finished_summary(config)
@@ -111,10 +157,9 @@ def _run_cell(config):
 def _calibrate(args) -> float:
     """Seconds per CE epoch of the benchmark's model on this machine (timed on a few steps)."""
     import torch
-
+    from divweights_train.config import TrainConfig
     from divweights_train.models_torch import build_model
     from divweights_train.trainer_torch import model_kwargs
-    from divweights_train.config import TrainConfig
 
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(dataset="fashion-mnist", model="cnn", width=args.width).resolved()
@@ -153,14 +198,15 @@ def markdown(results: dict, noises, methods, seeds, meta: dict) -> str:
     lines = [
         "# Fashion-MNIST under label noise",
         "",
-        f"Clean test accuracy (%), mean ± standard deviation over seeds {list(seeds)}; "
-        f"{meta['subset']} stratified training examples (10% held out as noisy validation), "
-        f"CNN width {meta['width']}, {meta['epochs']} epochs, library defaults per method.",
+        (
+            f"Clean test accuracy (%), mean ± standard deviation over seeds {list(seeds)}; "
+            f"{meta['subset']} stratified training examples (10% held out as noisy validation), "
+            f"CNN width {meta['width']}, {meta['epochs']} epochs, library defaults per method."
+        ),
         "",
     ]
     for key, title in (("final_test_acc", "Final epoch"), ("test_at_best_val", "At the best noisy-validation epoch")):
-        lines += [f"## {title}", "", "| method | " + " | ".join(noises) + " |",
-                  "|---|" + "---|" * len(noises)]
+        lines += [f"## {title}", "", "| method | " + " | ".join(noises) + " |", "|---|" + "---|" * len(noises)]
         for m in methods:
             cells = [_fmt([results.get((n, m, s), {}).get(key) for s in seeds]) for n in noises]
             lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
@@ -168,22 +214,122 @@ def markdown(results: dict, noises, methods, seeds, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def _noise_rate(noise: str) -> float:
+    return float(noise.split(":", 1)[1])
+
+
+def series(results: dict, noises, method: str, seeds, key: str) -> list[tuple[str, float, float]]:
+    """``(noise, mean %, sd %)`` of ``method`` for each noise column that has a result (sd 0 for one seed)."""
+    points = []
+    for n in noises:
+        v = np.asarray(
+            [
+                results[(n, method, s)][key]
+                for s in seeds
+                if (n, method, s) in results and results[(n, method, s)].get(key) is not None
+            ],
+            float,
+        )
+        if v.size:
+            points.append((n, 100 * v.mean(), 100 * v.std(ddof=1) if v.size > 1 else 0.0))
+    return points
+
+
+def figure(results: dict, noises, methods, seeds, meta: dict, path) -> None:
+    """The authors' comparison redrawn: clean test accuracy against the noise rate, a line per method.
+
+    Two rows (at the best noisy-validation epoch, the published protocol; and at the final epoch), two
+    columns (symmetric noise rates as lines; asymmetric noise as points). Error bars are the standard
+    deviation over ``seeds``; the reference rows (``oracle``, ``clean``) are dashed. Cells without a
+    result are left out (a partial grid draws what it has).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sym = [n for n in noises if n.startswith("symmetric")]
+    asym = [n for n in noises if not n.startswith("symmetric")]
+    cols = 1 + bool(asym)
+    fig, axes = plt.subplots(
+        2,
+        cols,
+        figsize=(7.5 + 2.5 * (cols - 1), 8),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [3, 1][:cols]},
+        sharey="row",
+    )
+    palette = list(plt.get_cmap("tab10").colors)
+    others = [m for m in methods if m not in REFERENCES]
+    colours = {m: palette[i % len(palette)] for i, m in enumerate(others)} | {"oracle": "0.45", "clean": "black"}
+    for row, (key, title) in enumerate(
+        (("test_at_best_val", "at the best noisy-validation epoch"), ("final_test_acc", "at the final epoch"))
+    ):
+        for j, m in enumerate(methods):
+            style = {
+                "color": colours[m],
+                "label": LABELS[m],
+                "capsize": 3,
+                "marker": "o",
+                "markersize": 4,
+                "linestyle": "--" if m in REFERENCES else "-",
+            }
+            pts = series(results, sym, m, seeds, key)
+            if pts:
+                axes[row, 0].errorbar(
+                    [100 * _noise_rate(n) for n, _, _ in pts],
+                    [mu for _, mu, _ in pts],
+                    yerr=[sd for _, _, sd in pts],
+                    **style,
+                )
+            for _, mu, sd in series(results, asym, m, seeds, key):
+                axes[row, 1].errorbar([j], [mu], yerr=[sd], **{**style, "linestyle": "none"})
+        axes[row, 0].set_title(f"symmetric noise, {title}", fontsize=10)
+        axes[row, 0].set_xlabel("noise rate (%)")
+        axes[row, 0].set_ylabel("clean test accuracy (%)")
+        axes[row, 0].grid(alpha=0.3)
+        if asym:
+            axes[row, 1].set_title(", ".join(asym), fontsize=10)
+            axes[row, 1].set_xticks([])
+            axes[row, 1].grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    fig.suptitle(
+        f"Fashion-MNIST, {meta['subset']} training examples, CNN width {meta['width']}, "
+        f"{meta['epochs']} epochs; mean ± sd over seeds {list(seeds)}",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default="runs/benchmarks/fashion_mnist", help="output folder (default runs/benchmarks/fashion_mnist)")
+    p.add_argument(
+        "--out", default="runs/benchmarks/fashion_mnist", help="output folder (default runs/benchmarks/fashion_mnist)"
+    )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--noises", default=",".join(NOISES), help="comma-separated noise specs")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help=f"comma-separated methods (default {','.join(METHODS)}; also: {','.join(EXTRA_METHODS)})")
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated methods (default {','.join(METHODS)}; also: {','.join(EXTRA_METHODS)})",
+    )
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds (at least two for a spread)")
     p.add_argument("--subset", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the library default)")
     p.add_argument("--width", type=int, default=16, help="CNN width (default 16)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    p.add_argument("--quick", action="store_true",
-                   help="reduced grid: 4000 examples, 12 epochs, width 8, seeds 0,1")
+    p.add_argument("--quick", action="store_true", help="reduced grid: 4000 examples, 12 epochs, width 8, seeds 0,1")
     p.add_argument("--estimate", action="store_true", help="print the estimated time of the grid and exit")
+    p.add_argument(
+        "--figure",
+        default=None,
+        help="also write the figure (accuracy against noise rate) to this PNG path; <out>/figure.png is always written",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.subset, args.epochs, args.width = 4000, 12, 8
@@ -197,11 +343,17 @@ def main(argv=None) -> int:
     epochs = next(iter(configs.values())).resolved().epochs
 
     per_epoch = _calibrate(args)
-    units = sum(COST[m] for (_, m, _) in configs)
+    # one run per folder: the clean reference's cell serves every noise column
+    cells: dict[str, list] = {}
+    for k in sorted(configs, key=lambda k: -COST[k[1]]):  # long runs first
+        cells.setdefault(configs[k].out, []).append(k)
+    units = sum(COST[keys[0][1]] for keys in cells.values())
     estimate = per_epoch * epochs * units / max(args.jobs, 1)
-    print(f"{len(configs)} runs x {epochs} epochs; ~{per_epoch:.1f} s per CE epoch here "
-          f"-> estimated {estimate / 60:.0f} min with {args.jobs} job(s) x {args.threads} thread(s) "
-          f"(contention on a shared machine makes it longer)")
+    print(
+        f"{len(cells)} runs x {epochs} epochs; ~{per_epoch:.1f} s per CE epoch here "
+        f"-> estimated {estimate / 60:.0f} min with {args.jobs} job(s) x {args.threads} thread(s) "
+        f"(contention on a shared machine makes it longer)"
+    )
     if args.estimate:
         return 0
 
@@ -209,31 +361,56 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     results = {}
-    order = sorted(configs, key=lambda k: -COST[k[1]])  # long runs first
+
+    def record(i, folder, summary):
+        for k in cells[folder]:
+            results[k] = summary
+        k = cells[folder][0]
+        print(
+            f"[{i}/{len(cells)}] {k[0]:14s} {k[1]:13s} seed {k[2]}: final "
+            f"{summary['final_test_acc']:.4f} best-val {summary['test_at_best_val']:.4f}",
+            flush=True,
+        )
+
     if args.jobs > 1:
         with cf.ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futs = {pool.submit(_run_cell, configs[k]): k for k in order}
+            futs = {pool.submit(_run_cell, configs[keys[0]]): folder for folder, keys in cells.items()}
             for i, fut in enumerate(cf.as_completed(futs), 1):
-                k = futs[fut]
-                results[k] = fut.result()
-                print(f"[{i}/{len(configs)}] {k[0]:14s} {k[1]:9s} seed {k[2]}: final "
-                      f"{results[k]['final_test_acc']:.4f} best-val {results[k]['test_at_best_val']:.4f}", flush=True)
+                record(i, futs[fut], fut.result())
     else:
-        for i, k in enumerate(order, 1):
-            results[k] = _run_cell(configs[k])
-            print(f"[{i}/{len(configs)}] {k[0]:14s} {k[1]:9s} seed {k[2]}: final "
-                  f"{results[k]['final_test_acc']:.4f} best-val {results[k]['test_at_best_val']:.4f}", flush=True)
+        for i, (folder, keys) in enumerate(cells.items(), 1):
+            record(i, folder, _run_cell(configs[keys[0]]))
     elapsed = time.perf_counter() - t0
-    meta = {"subset": args.subset, "epochs": epochs, "width": args.width, "seeds": seeds,
-            "elapsed_s": elapsed, "jobs": args.jobs, "threads": args.threads}
+    meta = {
+        "subset": args.subset,
+        "epochs": epochs,
+        "width": args.width,
+        "seeds": seeds,
+        "elapsed_s": elapsed,
+        "jobs": args.jobs,
+        "threads": args.threads,
+    }
     md = markdown(results, noises, methods, seeds, meta)
     print()
     print(md)
     print(f"elapsed {elapsed / 60:.1f} min")
     (out / "table.md").write_text(md + f"\nElapsed {elapsed / 60:.1f} min ({args.jobs} jobs).\n")
-    (out / "results.json").write_text(json.dumps(
-        {"meta": meta, "runs": [{"noise": n, "method": m, "seed": s, **results[(n, m, s)]}
-                                for (n, m, s) in sorted(results)]}, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "runs": [{"noise": n, "method": m, "seed": s, **results[(n, m, s)]} for (n, m, s) in sorted(results)],
+            },
+            indent=1,
+        )
+    )
+    paths = [out / "figure.png"] + ([Path(args.figure)] if args.figure else [])
+    try:
+        for path in paths:
+            figure(results, noises, methods, seeds, meta, path)
+            print(f"figure: {path}")
+    except ImportError:
+        print("figure skipped: matplotlib is not installed")
     return 0
 
 

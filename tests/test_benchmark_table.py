@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from divweights_train.config import TrainConfig  # noqa: E402
+from divweights_train.config import TrainConfig
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fashion_mnist_table.py"
 
@@ -63,10 +63,47 @@ def test_unfinished_cell_runs_again(table, tmp_path):
 
 
 def test_table_has_a_row_per_method_with_mean_and_spread(table):
-    results = {("symmetric:0.6", "ciw", 0): {"final_test_acc": 0.84, "test_at_best_val": 0.83},
-               ("symmetric:0.6", "ciw", 1): {"final_test_acc": 0.86, "test_at_best_val": 0.85},
-               ("symmetric:0.6", "oracle", 0): {"final_test_acc": 0.87, "test_at_best_val": 0.86}}
-    md = table.markdown(results, ["symmetric:0.6"], ["ciw", "oracle"], [0, 1],
-                        {"subset": 10000, "width": 16, "epochs": 30})
+    results = {
+        ("symmetric:0.6", "ciw", 0): {"final_test_acc": 0.84, "test_at_best_val": 0.83},
+        ("symmetric:0.6", "ciw", 1): {"final_test_acc": 0.86, "test_at_best_val": 0.85},
+        ("symmetric:0.6", "oracle", 0): {"final_test_acc": 0.87, "test_at_best_val": 0.86},
+    }
+    md = table.markdown(
+        results, ["symmetric:0.6"], ["ciw", "oracle"], [0, 1], {"subset": 10000, "width": 16, "epochs": 30}
+    )
     assert "| CIW | 85.0 ± 1.4 |" in md
     assert "| Oracle filter | 87.0 |" in md  # one seed: no spread
+
+
+def test_clean_reference_is_one_run_shared_by_every_noise_column(table, tmp_path):
+    a = table._config(_args(tmp_path), "symmetric:0.2", "clean", 1)
+    b = table._config(_args(tmp_path), "asymmetric:0.4", "clean", 1)
+    assert a.out == b.out
+    assert (a.noise, a.method, a.seed) == ("none", "ce", 1)
+
+
+def test_series_gives_mean_and_spread_per_noise_and_skips_missing_cells(table):
+    results = {
+        ("symmetric:0.2", "ciw", 0): {"final_test_acc": 0.80},
+        ("symmetric:0.2", "ciw", 1): {"final_test_acc": 0.90},
+        ("symmetric:0.4", "ciw", 0): {"final_test_acc": 0.70},
+    }
+    points = table.series(results, ["symmetric:0.2", "symmetric:0.4", "symmetric:0.6"], "ciw", [0, 1], "final_test_acc")
+    assert [n for n, _, _ in points] == ["symmetric:0.2", "symmetric:0.4"]
+    assert points[0][1] == pytest.approx(85.0) and points[0][2] == pytest.approx(7.0710678)
+    assert points[1][1:] == pytest.approx((70.0, 0.0))
+
+
+def test_figure_is_written_for_a_partial_grid(table, tmp_path):
+    pytest.importorskip("matplotlib")
+    noises = ["symmetric:0.2", "symmetric:0.4", "asymmetric:0.4"]
+    results = {
+        (n, m, s): {"final_test_acc": 0.8 + 0.01 * s, "test_at_best_val": 0.79}
+        for n in noises
+        for m in ("ce", "ciw", "oracle")
+        for s in (0, 1)
+        if not (m == "ciw" and n == "symmetric:0.4")
+    }
+    path = tmp_path / "fig" / "figure.png"
+    table.figure(results, noises, ["ce", "ciw", "oracle"], [0, 1], {"subset": 100, "width": 8, "epochs": 2}, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
