@@ -16,6 +16,12 @@ Runs are resumable: a finished cell (``summary.json`` with ``completed``) is
 reused when the configuration saved beside it defines the same run, an
 interrupted one continues from its checkpoint. Every grid scale (subset,
 width, epochs) has its own folder under ``--out``, e.g. ``n10000-w16-e30``.
+Finished cells of the full grid are also appended to a committed record
+(``benchmarks/results/fashion_mnist_table.jsonl``: configuration, summary,
+machine, commit), so that another session or machine continues the grid
+rather than re-running it; a record is reused only for the same run (a
+changed default re-runs its cells).  ``--no-train`` draws the table and the
+figure of what is finished.
 
 Examples
 --------
@@ -23,6 +29,11 @@ Estimate the time of the full grid, then run a reduced version on two cores::
 
     python benchmarks/fashion_mnist_table.py --estimate
     python benchmarks/fashion_mnist_table.py --quick --jobs 2
+
+The README's table and figure, from the committed record::
+
+    python benchmarks/fashion_mnist_table.py --no-train --seeds 0,1,2 \\
+        --methods ce,bi-tempered,nce-rce,mixup,dynamic-mixup,ciw,cicw,ciw-m,cicw-m,oracle,clean
 """
 
 from __future__ import annotations
@@ -152,6 +163,72 @@ def _run_cell(config):
         return summary
     torch.set_num_threads(config.threads or 1)
     return train(config, progress=False, log=lambda s: None).summary
+
+
+#: Finished cells, committed: a later session (or machine) continues the grid instead of re-running it.
+RECORD = Path(__file__).resolve().parent / "results" / "fashion_mnist_table.jsonl"
+#: The summary fields a record keeps.
+SUMMARY_KEYS = (
+    "final_test_acc",
+    "test_at_best_val",
+    "max_test_acc",
+    "best_val_acc",
+    "final_ess",
+    "final_auroc",
+    "time",
+)
+
+
+def read_record(path) -> list[dict]:
+    """The records of ``path`` (a JSON line per finished cell; no file: none)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def recorded_summary(records: list[dict], config) -> dict | None:
+    """The summary of the record that defines the same run as ``config`` (the latest one), or None.
+
+    Records of other runs (another scale, a changed default) are not reused: their configuration's
+    identity (:meth:`TrainConfig.run_identity`, defaults resolved) differs.
+    """
+    from divweights_train.config import TrainConfig
+
+    mine = config.resolved().run_identity()
+    for rec in reversed(records):
+        saved = TrainConfig.from_dict(rec["config"]).resolved().run_identity()
+        if saved == mine:
+            return rec["summary"]
+    return None
+
+
+def make_record(key, config, summary: dict) -> dict:
+    """The JSON record of a finished cell: the grid key, the configuration, the summary and where it ran."""
+    import platform
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except OSError:  # pragma: no cover - no git
+        commit = ""
+    noise, method, seed = key
+    return {
+        "noise": noise,
+        "method": method,
+        "seed": seed,
+        "summary": {k: summary[k] for k in SUMMARY_KEYS if k in summary},
+        "config": config.to_dict(),
+        "machine": platform.node(),
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def _calibrate(args) -> float:
@@ -330,9 +407,23 @@ def main(argv=None) -> int:
         default=None,
         help="also write the figure (accuracy against noise rate) to this PNG path; <out>/figure.png is always written",
     )
+    p.add_argument(
+        "--record",
+        default=str(RECORD),
+        help="JSON-lines file of finished cells, read to reuse them and appended to (default "
+        "benchmarks/results/fashion_mnist_table.jsonl, committed); 'none' for neither",
+    )
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="run nothing: the table and figure of the cells already finished (in --out or in --record), "
+        "recording the finished folders",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.subset, args.epochs, args.width = 4000, 12, 8
+        if args.record == str(RECORD):  # the committed record holds the full grid only
+            args.record = "none"
     noises = [n.strip() for n in args.noises.split(",") if n.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -342,15 +433,31 @@ def main(argv=None) -> int:
     configs = {(n, m, s): _config(args, n, m, s) for n in noises for m in methods for s in seeds}
     epochs = next(iter(configs.values())).resolved().epochs
 
-    per_epoch = _calibrate(args)
     # one run per folder: the clean reference's cell serves every noise column
     cells: dict[str, list] = {}
     for k in sorted(configs, key=lambda k: -COST[k[1]]):  # long runs first
         cells.setdefault(configs[k].out, []).append(k)
-    units = sum(COST[keys[0][1]] for keys in cells.values())
+    record_path = None if args.record == "none" else Path(args.record)
+    records = read_record(record_path) if record_path is not None else []
+    done = {}  # folder -> (summary, whether the record already holds it)
+    for folder, keys in cells.items():
+        summary = recorded_summary(records, configs[keys[0]])
+        if summary is not None:
+            done[folder] = (summary, True)
+        else:
+            summary = finished_summary(configs[keys[0]])
+            if summary is not None:
+                done[folder] = (summary, False)
+    todo = {folder: keys for folder, keys in cells.items() if folder not in done}
+    if done:
+        print(f"{len(done)} of {len(cells)} runs already finished (reused)")
+    if args.no_train:
+        todo = {}
+    units = sum(COST[keys[0][1]] for keys in todo.values())
+    per_epoch = _calibrate(args) if todo or args.estimate else 0.0
     estimate = per_epoch * epochs * units / max(args.jobs, 1)
     print(
-        f"{len(cells)} runs x {epochs} epochs; ~{per_epoch:.1f} s per CE epoch here "
+        f"{len(todo)} runs to go x {epochs} epochs; ~{per_epoch:.1f} s per CE epoch here "
         f"-> estimated {estimate / 60:.0f} min with {args.jobs} job(s) x {args.threads} thread(s) "
         f"(contention on a shared machine makes it longer)"
     )
@@ -362,24 +469,33 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     results = {}
 
-    def record(i, folder, summary):
+    def record(folder, summary, recorded: bool):
         for k in cells[folder]:
             results[k] = summary
+        if record_path is not None and not recorded:
+            record_path.parent.mkdir(parents=True, exist_ok=True)
+            with record_path.open("a") as f:
+                f.write(json.dumps(make_record(cells[folder][0], configs[cells[folder][0]], summary)) + "\n")
+
+    def report(i, folder, summary):
+        record(folder, summary, False)
         k = cells[folder][0]
         print(
-            f"[{i}/{len(cells)}] {k[0]:14s} {k[1]:13s} seed {k[2]}: final "
+            f"[{i}/{len(todo)}] {k[0]:14s} {k[1]:13s} seed {k[2]}: final "
             f"{summary['final_test_acc']:.4f} best-val {summary['test_at_best_val']:.4f}",
             flush=True,
         )
 
-    if args.jobs > 1:
+    for folder, (summary, recorded) in done.items():
+        record(folder, summary, recorded)
+    if args.jobs > 1 and todo:
         with cf.ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futs = {pool.submit(_run_cell, configs[keys[0]]): folder for folder, keys in cells.items()}
+            futs = {pool.submit(_run_cell, configs[keys[0]]): folder for folder, keys in todo.items()}
             for i, fut in enumerate(cf.as_completed(futs), 1):
-                record(i, futs[fut], fut.result())
+                report(i, futs[fut], fut.result())
     else:
-        for i, (folder, keys) in enumerate(cells.items(), 1):
-            record(i, folder, _run_cell(configs[keys[0]]))
+        for i, (folder, keys) in enumerate(todo.items(), 1):
+            report(i, folder, _run_cell(configs[keys[0]]))
     elapsed = time.perf_counter() - t0
     meta = {
         "subset": args.subset,

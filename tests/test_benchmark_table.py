@@ -107,3 +107,52 @@ def test_figure_is_written_for_a_partial_grid(table, tmp_path):
     path = tmp_path / "fig" / "figure.png"
     table.figure(results, noises, ["ce", "ciw", "oracle"], [0, 1], {"subset": 100, "width": 8, "epochs": 2}, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_recorded_cell_of_the_same_run_is_reused_and_another_run_is_not(table, tmp_path):
+    config = table._config(_args(tmp_path), "symmetric:0.6", "ciw", 0)
+    rec = table.make_record(("symmetric:0.6", "ciw", 0), config, {"final_test_acc": 0.81, "test_at_best_val": 0.8})
+    assert json.loads(json.dumps(rec))["summary"] == {"final_test_acc": 0.81, "test_at_best_val": 0.8}
+    assert table.recorded_summary([rec], config)["final_test_acc"] == 0.81
+    other = table._config(_args(tmp_path, width=8), "symmetric:0.6", "ciw", 0)
+    assert table.recorded_summary([rec], other) is None
+
+
+def test_no_train_draws_the_finished_cells_from_folders_and_the_record(table, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    args = _args(tmp_path / "out")
+    record = tmp_path / "record.jsonl"
+    recorded = table._config(args, "symmetric:0.2", "ce", 0)
+    record.write_text(
+        json.dumps(
+            table.make_record(("symmetric:0.2", "ce", 0), recorded, {"final_test_acc": 0.7, "test_at_best_val": 0.71})
+        )
+        + "\n"
+    )
+    in_folder = table._config(args, "symmetric:0.2", "ciw", 0)
+    _finish(in_folder, accuracy=0.8)
+    (Path(in_folder.out) / "summary.json").write_text(
+        json.dumps({"completed": True, "final_test_acc": 0.8, "test_at_best_val": 0.79})
+    )
+    monkeypatch.setattr(table, "_run_cell", lambda config: pytest.fail("--no-train must not train"))
+    rc = table.main(
+        [
+            "--out",
+            str(tmp_path / "out"),
+            "--noises",
+            "symmetric:0.2",
+            "--methods",
+            "ce,ciw,cicw",
+            "--seeds",
+            "0",
+            "--no-train",
+            "--record",
+            str(record),
+        ]
+    )
+    assert rc == 0
+    md = (tmp_path / "out" / "n10000-w16-e30" / "table.md").read_text()
+    assert "| CE | 70.0 |" in md and "| CIW | 80.0 |" in md and "| CICW | n/a |" in md
+    lines = record.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["method"] == "ciw"  # the folder's cell is now recorded
+    assert (tmp_path / "out" / "n10000-w16-e30" / "figure.png").is_file()
