@@ -74,20 +74,20 @@ BUDGETS = [
         lambda: ReweightedLoss(),
         60,
         id="default exact-radius KL",
-        marks=_core_bound("118 ops forward + backward (opcount tool); the exact-radius KL solver is 74 of them"),
+        marks=_core_bound("110 ops forward + backward (opcount tool); the exact-radius KL solver is 74 of them"),
     ),
     pytest.param(lambda: ReweightedLoss(lam=0.5), 15, id="KL lam"),
     pytest.param(
         lambda: ReweightedLoss(classes=dw.ReverseKL(), gamma=0.01),
         90,
         id="one-hot ReverseKL classes",
-        marks=_core_bound("142 ops: KL radius solver 74 + one-hot ReverseKL 14 + the adapter"),
+        marks=_core_bound("134 ops: KL radius solver 74 + one-hot ReverseKL 14 + the adapter"),
     ),
     pytest.param(
         lambda: ReweightedLoss(classes=dw.TotalVariation(), gamma=0.2),
         90,
         id="one-hot TV classes",
-        marks=_core_bound("141 ops: KL radius solver 74 + one-hot TV 13 + the adapter"),
+        marks=_core_bound("133 ops: KL radius solver 74 + one-hot TV 13 + the adapter"),
     ),
 ]
 
@@ -123,7 +123,7 @@ def _labels_stub(self, L, y, onehot, gamma, work):
 
 ADAPTER = [
     ("KL delta", lambda: ReweightedLoss(delta=0.5), 12),
-    ("KL auto (the default): tracking the noise rate", lambda: ReweightedLoss(), 44),
+    ("KL auto (the default): tracking the noise rate", lambda: ReweightedLoss(), 36),
     ("KL temperature with a schedule", lambda: ReweightedLoss(temperature=1.0, schedule=_schedule()), 25),
     ("one-hot classes", lambda: ReweightedLoss(delta=0.5, classes=dw.TotalVariation(), gamma=0.2), 22),
     ("label smoothing", lambda: ReweightedLoss(delta=0.5, label_smoothing=0.1), 21),

@@ -68,6 +68,15 @@ def test_batch_noise_rate_equals_the_core(rng):
     torch.testing.assert_close(_batch_noise_rate(logp, soft, None, False), dw.noise_rate(-logp, soft))
 
 
+def test_batch_noise_rate_of_an_all_ignored_batch_is_zero():
+    from divweights_torch.loss import _batch_noise_rate
+
+    logp = torch.log_softmax(torch.randn(8, 3, dtype=torch.float64), dim=1)
+    y = torch.full((8,), -100)
+    assert float(_batch_noise_rate(logp, y, y == -100, True)) == 0.0
+    assert float(dw.noise_rate(-logp, y.clamp_min(0), valid=y != -100)) == 0.0
+
+
 @pytest.mark.parametrize("sharpness", [1.0, 3.0])
 def test_batch_noise_rate_sharpness_equals_the_core(sharpness, rng):
     from divweights_torch.loss import _batch_noise_rate

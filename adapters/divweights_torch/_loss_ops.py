@@ -35,17 +35,17 @@ def _autocast_off(device_type: str):
 def _batch_noise_rate(logp, targets, invalid, integer: bool, sharpness: float = DEFAULT_NOISE_SHARPNESS):
     """:func:`divweights.noise_rate` of one batch in a few fused torch ops (tested equal to the core).
 
-    ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks ignored rows (integer targets)."""
-    n = logp.shape[0]
+    ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks ignored rows (integer targets).
+    The batch's class marginal enters only through differences between classes of one row, so it
+    is used unnormalised (no count); an all-ignored batch gives ``0``."""
     if invalid is None:
-        log_q = torch.logsumexp(logp, dim=0) - math.log(n)
-    else:
-        count = (~invalid).sum().clamp_min(1).to(logp.dtype)
-        log_q = torch.logsumexp(logp.masked_fill(invalid[:, None], -math.inf), dim=0) - count.log()
-        log_q = log_q.nan_to_num(0.0, 0.0, 0.0)  # a class no valid row predicts / an all-ignored batch
-    corrected = log_q - logp  # prior-corrected class losses
+        log_q = torch.logsumexp(logp, dim=0)
+    else:  # a class no valid row predicts, or an all-ignored batch: -inf -> 0
+        log_q = torch.logsumexp(logp.masked_fill(invalid[:, None], -math.inf), dim=0).nan_to_num(0.0, 0.0, 0.0)
+    corrected = log_q - logp  # prior-corrected class losses, up to a constant
     if integer:
-        label = corrected.gather(1, targets.masked_fill(invalid, 0)[:, None]).squeeze(1)
+        safe = targets if invalid is None else targets.masked_fill(invalid, 0)
+        label = corrected.gather(1, safe[:, None]).squeeze(1)
     else:
         y = targets.detach().to(logp.dtype)
         label = (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)
@@ -53,7 +53,8 @@ def _batch_noise_rate(logp, targets, invalid, integer: bool, sharpness: float = 
     share = -torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # a Python constant: no op at a = 1
     if invalid is None:
         return share.mean()
-    return share.masked_fill(invalid, 0.0).sum() / (~invalid).sum().clamp_min(1).to(share.dtype)
+    valid = (~invalid).to(share.dtype)
+    return torch.dot(share, valid) / valid.sum().clamp_min(1.0)
 
 
 def _target_probabilities(targets, safe, integer: bool, eps: float, n: int, k: int, dtype, device):

@@ -358,7 +358,7 @@ class ReweightedLoss(nn.Module):
             return previous
         m = self.noise_momentum
         batch = _batch_noise_rate(logp.detach(), targets, invalid, integer, self.noise_sharpness)
-        rate = previous * m + batch * (1.0 - m)
+        rate = torch.lerp(previous, batch, 1.0 - m)  # m * previous + (1 - m) * batch in one op
         self.noise_rate.copy_(rate)
         return rate
 
