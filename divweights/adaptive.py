@@ -161,13 +161,12 @@ def noise_rate(
         )
     with quiet(xp):
         mask = None if valid is None else xp.astype(valid, work.dtype)
-        # the model's predicted class marginal on the batch, q_j = mean_i p_ij, in log space
+        # the model's predicted class marginal on the batch, q_j = mean_i p_ij, in log space and up to
+        # the constant log |V| (only differences between the classes of one row count below)
         logp = -L if mask is None else xp.where(mask[..., None] > 0, -L, xp.full_like(L, -math.inf))
         top = xp.max(logp, axis=-2, keepdims=True)
         top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
-        count = float(L.shape[-2]) if mask is None else xp.maximum(xp.sum(mask, axis=-1), xp.ones_like(mask[..., 0]))
         log_q = xp.log(xp.sum(xp.exp(logp - top), axis=-2, keepdims=True)) + top
-        log_q = log_q - (math.log(count) if mask is None else xp.log(count)[..., None, None])
         log_q = xp.where(xp.isfinite(log_q), log_q, xp.zeros_like(log_q))
         # prior-corrected class losses: L_ij + log q_j (a constant predictor reads as clean)
         Lc = L + log_q
