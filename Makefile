@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/gpu_step.py
 	$(PY) benchmarks/fashion_mnist_table.py --estimate
 	$(PY) benchmarks/adaptive_radius.py --tiny
+	$(PY) benchmarks/adaptive_radius.py --cli --tiny
 
 bench-full: $(STAMP)
 	$(PY) benchmarks/bench_core.py
@@ -61,6 +62,7 @@ bench-full: $(STAMP)
 bench-accuracy: $(STAMP) dataset
 	$(PY) benchmarks/fashion_mnist_table.py --jobs 2
 	$(PY) benchmarks/adaptive_radius.py
+	$(PY) benchmarks/adaptive_radius.py --cli --datasets two-moons digits
 
 clean:
 	rm -rf $(VENV) docs/_build docs/auto_examples .pytest_cache .hypothesis

@@ -8,6 +8,8 @@ not exist (as it once named ``benchmarks/bench_adapters.py``).
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -164,3 +166,26 @@ def test_gpu_step_without_a_gpu_says_so_and_exits_cleanly(tmp_path):
     proc = run_script("gpu_step.py", [], tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA GPU" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_adaptive_radius_cli_mode_trains_through_the_training_program(tmp_path):
+    """``--cli`` runs the same cells through ``divweights-train`` (two-moons at 40%, 3 epochs: CE, fixed, auto)."""
+    for module in NEEDS["adaptive_radius.py"]:
+        pytest.importorskip(module)
+    out = tmp_path / "cli.jsonl"
+    proc = run_script("adaptive_radius.py", ["--cli", "--tiny", "--out", str(out)], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["method"] for r in rows} == {"ce", "fixed:0.5", "auto"}
+    assert all(r["cli"] and r["spec"] == "symmetric-uniform:0.4" and 0.0 <= r["accuracy"] <= 1.0 for r in rows)
+    assert "auto - best fixed" in proc.stdout
+
+
+def test_adaptive_radius_cli_noise_specs():
+    spec = importlib.util.spec_from_file_location("adaptive_radius", BENCH / "adaptive_radius.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.cli_noise("digits", "symmetric", 0.0) == "none"
+    assert module.cli_noise("two-moons", "symmetric", 0.4) == "symmetric-uniform:0.4"
+    assert module.cli_noise("digits", "asymmetric", 0.4) == "pairflip:0.4"
+    assert module.cli_noise("fashion-mnist", "asymmetric", 0.4) == "asymmetric:0.4"
