@@ -54,40 +54,16 @@ METHODS = ("ce", "bootstrap", "bi-tempered", "nce-rce", "mixup", "dynamic-mixup"
 #: Optional rows: the perfect filter (``oracle``, needs the flip mask) as a ceiling; CE on the clean labels
 #: (``clean``: one run per seed, shared by every noise column); two more robust losses.
 EXTRA_METHODS = ("oracle", "clean", "gce", "sce")
-LABELS = {
-    "ce": "CE",
-    "bootstrap": "Bootstrap",
-    "bi-tempered": "Bi-tempered",
-    "nce-rce": "NCE+RCE",
-    "mixup": "Mixup",
-    "dynamic-mixup": "Dynamic Mixup",
-    "ciw": "CIW",
-    "cicw": "CICW",
-    "ciw-m": "CIW-M",
-    "cicw-m": "CICW-M",
-    "oracle": "Oracle filter",
-    "clean": "CE, clean labels",
-    "gce": "GCE",
-    "sce": "SCE",
-}
-# Relative cost of a method's training step (mixup methods need a second forward pass).
-COST = {
-    "ce": 1.0,
-    "bootstrap": 1.05,
-    "bi-tempered": 1.1,
-    "nce-rce": 1.05,
-    "mixup": 1.05,
-    "dynamic-mixup": 1.5,
-    "ciw": 1.05,
-    "cicw": 1.1,
-    "ciw-m": 1.45,
-    "cicw-m": 1.45,
-    "oracle": 1.0,
-    "clean": 1.0,
-    "gce": 1.05,
-    "sce": 1.05,
-}
-#: Reference rows drawn as horizontal bands (their value does not depend on the noise column) or dashed lines.
+# name, label, relative cost of a training step (mixup methods need a second forward pass)
+_ROWS = (
+    ("ce", "CE", 1.0), ("bootstrap", "Bootstrap", 1.05), ("bi-tempered", "Bi-tempered", 1.1),
+    ("nce-rce", "NCE+RCE", 1.05), ("mixup", "Mixup", 1.05), ("dynamic-mixup", "Dynamic Mixup", 1.5),
+    ("ciw", "CIW", 1.05), ("cicw", "CICW", 1.1), ("ciw-m", "CIW-M", 1.45), ("cicw-m", "CICW-M", 1.45),
+    ("oracle", "Oracle filter", 1.0), ("clean", "CE, clean labels", 1.0), ("gce", "GCE", 1.05), ("sce", "SCE", 1.05),
+)  # fmt: skip
+LABELS = {name: label for name, label, _ in _ROWS}
+COST = {name: cost for name, _, cost in _ROWS}
+#: Reference rows, drawn dashed (CE on clean labels does not depend on the noise column).
 REFERENCES = ("oracle", "clean")
 
 
