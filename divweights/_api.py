@@ -6,7 +6,7 @@ import dataclasses
 import math
 import sys
 
-from ._array import check_scalar, is_concrete, is_eager_numpy, prepare, quiet, scalar
+from ._array import check_scalar, is_concrete, is_eager_numpy, prepare, quiet, scalar, where
 from ._inputs import detach, integer_targets, same_library
 from .divergences import _check_divergence
 from .strength import Strength
@@ -112,9 +112,9 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
             if bool(xp.any(nan)):
                 w = xp.where(nan, low, w)
         else:  # no host read: two selections (jit and compile safe)
-            l = xp.where(low == math.inf, 0.0, l)
+            l = where(xp, low == math.inf, 0.0, l)
             w = divergence.instance(l, strength.kind, s, work)
-            w = xp.where(xp.isnan(low), low, w)
+            w = where(xp, xp.isnan(low), low, w)
     return work.finish(w)
 
 

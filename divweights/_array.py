@@ -214,7 +214,7 @@ def logsumexp(xp, x, *, axis: int = -1, keepdims: bool = True):
     # finiteness and a selection are 6 operations on torch): x - m is then -inf, 0 or +inf
     # as it should be, never inf - inf, and the result is the same infinity
     big = float(xp.finfo(x.dtype).max)
-    m = xp.clip(m, min=-big, max=big)
+    m = clip(xp, m, min=-big, max=big)
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
     if not keepdims:
         out = xp.squeeze(out, axis=axis)
@@ -266,6 +266,29 @@ def is_eager_numpy(xp, x) -> bool:
     return array_api_compat.is_numpy_namespace(xp) and array_api_compat.is_numpy_array(x)
 
 
+def where(xp, cond, a, b):
+    """``xp.where(cond, a, b)``; under JAX a single ``select`` (``jnp.where`` nests a jit around it:
+    one or two jaxpr equations more per call, which issue 10's equation budget counts).  The JAX path
+    takes arrays of one dtype or Python scalars (converted to that dtype); anything else goes to
+    ``xp.where``."""
+    if not array_api_compat.is_jax_namespace(xp) or not hasattr(cond, "shape"):
+        return xp.where(cond, a, b)
+    arrays = [v for v in (a, b) if hasattr(v, "dtype")]
+    if not arrays or any(v.dtype != arrays[0].dtype for v in arrays):
+        return xp.where(cond, a, b)
+    import jax
+
+    a, b = (v if hasattr(v, "dtype") else xp.asarray(v, dtype=arrays[0].dtype) for v in (a, b))
+    shape = jax.numpy.broadcast_shapes(cond.shape, a.shape, b.shape)
+
+    def full(v):
+        if v.shape == shape:
+            return v
+        return jax.lax.broadcast_in_dim(v, shape, tuple(range(len(shape) - v.ndim, len(shape))))
+
+    return jax.lax.select(full(cond), full(a), full(b))
+
+
 def clip(xp, x, min=None, max=None):
     """``xp.clip(x, min=min, max=max)``; NumPy arrays call ``np.clip`` directly (the
     array-API wrapper costs several microseconds a call, which small batches feel)."""
@@ -273,4 +296,13 @@ def clip(xp, x, min=None, max=None):
         import numpy as np
 
         return np.clip(x, min, max)
+    if array_api_compat.is_jax_namespace(xp):
+        # jnp.clip traces to a nested jit with two dtype conversions (5 jaxpr equations); maximum and
+        # minimum with the bounds in x's dtype are 2, in the same order (a bound above the other gives max)
+        for bound, op in ((min, xp.maximum), (max, xp.minimum)):
+            if bound is not None:
+                if hasattr(bound, "dtype") and bound.dtype != x.dtype:
+                    bound = xp.astype(bound, x.dtype)
+                x = op(x, bound)
+        return x
     return xp.clip(x, min=min, max=max)

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 
-from ._array import clip
+from ._array import clip, where
 
 __all__ = ["grid_size", "sketch_index", "solve_eager", "solve_increasing", "zero_strength"]
 
@@ -149,7 +149,7 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
     if not safeguarded:
         for _ in range(steps):
             f, df = fun(x, True)
-            x = xp.clip(x - f / xp.clip(df, min=tiny), a, b)
+            x = clip(xp, x - f / clip(xp, df, min=tiny), a, b)
         return x
     eps = 8.0 * float(xp.finfo(lo.dtype).eps)
     step_old = b - a
@@ -164,7 +164,7 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
             best_x, best_f = xp.where(better, x, best_x), xp.where(better, af, best_f)
         a = xp.where(f <= 0, x, a)
         b = xp.where(f >= 0, x, b)
-        newton = x - f / xp.clip(df, min=tiny)
+        newton = x - f / clip(xp, df, min=tiny)
         step = xp.abs(newton - x)
         # a step must halve the previous one, unless it is at rounding level (converged)
         small = (step <= 0.5 * step_old) | (step <= eps * (1.0 + xp.abs(x)))
@@ -178,7 +178,7 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
 
 def zero_strength(xp, strength, prior, w):
     """``prior`` on the rows where the radius ``strength`` is ``<= 0``, ``w`` elsewhere."""
-    return xp.where(strength <= 0, prior, w)
+    return where(xp, strength <= 0, prior, w)
 
 
 # -- eager NumPy, long rows ---------------------------------------------------------

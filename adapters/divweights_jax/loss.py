@@ -486,7 +486,9 @@ def reweighted_loss(
         w = jnp.where(valid, w, 0.0)
     w = jax.lax.stop_gradient(w.astype(dtype))
 
-    loss = jnp.sum(w * per_example)
+    # one dot_general (sum(w * l) is a multiply, a reduction and, backward, a broadcast); HIGHEST keeps
+    # float32 accumulation on TPUs, whose default matmul precision is bfloat16
+    loss = jnp.dot(w, per_example, precision=jax.lax.Precision.HIGHEST)
     aux = {"weights": w, "class_weights": v, "losses": for_weights}
     if rate is not None:
         aux["noise_rate"] = jax.lax.stop_gradient(rate)

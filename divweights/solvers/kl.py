@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from .._array import clip, is_eager_numpy, logsumexp, normalised_exp
+from .._array import clip, is_eager_numpy, logsumexp, normalised_exp, where
 from .._root import SKETCH_GRID, SKETCH_SIZE, sketch_index, solve_eager, solve_increasing, zero_strength
 
 __all__ = ["kl_constrained", "kl_penalty"]
@@ -122,11 +122,11 @@ def kl_constrained(losses, delta, work, logq=None):
         logq = xp.where(support, logq, xp.full_like(logq, -math.inf))
         logq = logq - logsumexp(xp, logq)
         far = top = TAIL - math.log(tiny)  # log((1 - q(M)) / q(M)) <= -log(min q) <= -log(tiny)
-    scale = xp.clip(xp.max(xp.where(support, losses, m), axis=-1, keepdims=True) - m, min=tiny)
+    scale = clip(xp, xp.max(where(xp, support, losses, m), axis=-1, keepdims=True) - m, min=tiny)
     # in [-1, 0] on the support, -C off it: beta * C >= EXP_FLOOR on the whole bracket, so the
     # excluded examples weigh exp(-beta * C) = 0 and contribute 0 * finite to the moments
     if logq is None:
-        nlp = xp.clip((m - losses) / scale, min=-_excluded(xp, losses.dtype))
+        nlp = clip(xp, (m - losses) / scale, min=-_excluded(xp, losses.dtype))
     else:
         nlp = xp.where(support, (m - losses) / scale, -_excluded(xp, losses.dtype))
     # KL(beta) <= beta * E_q[-nlp] <= beta, so beta >= delta; at beta = far / gap,
@@ -134,10 +134,10 @@ def kl_constrained(losses, delta, work, logq=None):
     neg_gap = xp.max(nlp - xp.astype(nlp >= 0, nlp.dtype), axis=-1, keepdims=True)
     # a relative gap below the dtype's eps is rounding: flooring it keeps beta = e^hi finite (two losses
     # of 4e-37 and 7e-37 among losses of order 1 gave beta = inf in float32, and inf * 0 = NaN weights)
-    hi = math.log(far) - xp.log(xp.clip(-neg_gap, min=float(work.finfo.eps)))
+    hi = math.log(far) - xp.log(clip(xp, -neg_gap, min=float(work.finfo.eps)))
     # beta >= sqrt(tiny) e^{-h} stays a normal number (XLA flushes subnormals to zero, and
     # 0 * -inf is NaN for the excluded examples); the weights are uniform to rounding there
-    lo = xp.log(xp.clip(delta, min=math.sqrt(tiny), max=top))
+    lo = xp.log(clip(xp, delta, min=math.sqrt(tiny), max=top))
     make_fun = _make_fun(xp, delta, logq is not None)
     if logq is None:
         count = xp.sum(xp.astype(support, nlp.dtype), axis=-1, keepdims=True)
