@@ -263,6 +263,9 @@ def uniform_on_minimisers(xp, x):
 def is_eager_numpy(xp, x) -> bool:
     """True for NumPy arrays: eager host code, where iterating until converged
     costs no device synchronisation and nothing is traced."""
+    np = sys.modules.get("numpy")
+    if np is not None and type(x) is np.ndarray:  # the common case in one check
+        return array_api_compat.is_numpy_namespace(xp)
     return array_api_compat.is_numpy_namespace(xp) and array_api_compat.is_numpy_array(x)
 
 

@@ -19,6 +19,9 @@ def detach(x):
 
     The weights are constants of the training objective (Danskin's theorem),
     so the public functions compute them from detached inputs."""
+    np = sys.modules.get("numpy")
+    if np is not None and type(x) is np.ndarray:  # the NumPy case in one check (the general ones cost microseconds)
+        return x
     if array_api_compat.is_torch_array(x):
         return x.detach()
     if array_api_compat.is_jax_array(x):
