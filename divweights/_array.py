@@ -279,17 +279,16 @@ def where(xp, cond, a, b):
     arrays = [v for v in (a, b) if hasattr(v, "dtype")]
     if not arrays or any(v.dtype != arrays[0].dtype for v in arrays):
         return xp.where(cond, a, b)
-    import jax
-
+    lax = sys.modules["jax"].lax  # loaded: xp is JAX's namespace (the core imports no framework)
     a, b = (v if hasattr(v, "dtype") else xp.asarray(v, dtype=arrays[0].dtype) for v in (a, b))
-    shape = jax.numpy.broadcast_shapes(cond.shape, a.shape, b.shape)
+    shape = xp.broadcast_shapes(cond.shape, a.shape, b.shape)
 
     def full(v):
         if v.shape == shape:
             return v
-        return jax.lax.broadcast_in_dim(v, shape, tuple(range(len(shape) - v.ndim, len(shape))))
+        return lax.broadcast_in_dim(v, shape, tuple(range(len(shape) - v.ndim, len(shape))))
 
-    return jax.lax.select(full(cond), full(a), full(b))
+    return lax.select(full(cond), full(a), full(b))
 
 
 def clip(xp, x, min=None, max=None):
