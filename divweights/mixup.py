@@ -30,7 +30,8 @@ chance; see ``docs/derivations/mixup.rst``.
 The modes are :data:`MIXUP_MODES`.  This module holds the formulas, safe at
 zero weights: the partner distribution (:func:`partner_probabilities`), the
 ratio (:func:`mixup_ratio`, :func:`weighted_beta_parameters`) and the CIW-M label smoothing
-(:func:`smoothing_factors`, :func:`smooth_targets`).  Drawing the partners
+(:func:`smoothing_factors`, :func:`smooth_targets`), with the least share of a label that keeps a
+wrong prediction from sustaining itself (:func:`stable_label_share`).  Drawing the partners
 and the Beta ratios needs a random generator and lives in the adapters
 (``divweights_torch.weighted_mixup``, ``divweights_jax.weighted_mixup``).
 
@@ -65,6 +66,7 @@ __all__ = [
     "partner_probabilities",
     "smooth_targets",
     "smoothing_factors",
+    "stable_label_share",
     "weighted_beta_parameters",
 ]
 
@@ -239,22 +241,70 @@ def partner_probabilities(weights, power: float = 1.0):
     return work.finish(probs)
 
 
-def smoothing_factors(weights):
-    r"""CIW-M smoothing factors :math:`s_i = w_i / \max_j w_j` over the last axis (``1`` where all are zero).
+def stable_label_share(rate: float, num_classes: int) -> float:
+    r"""The least share of each label that moving mass to the prediction must keep to stay stable.
+
+    .. math::
+
+        \kappa^\star(\pi, K) = \frac{1}{2 - \pi K / (K - 1)}
+
+    Under symmetric label noise at rate :math:`\pi` over :math:`K` classes,
+    a rule that moves a share :math:`1 - \kappa` of every label to the
+    model's favourite class (CIW-M's smoothing, bootstrapping, one-hot class
+    weights) lets a *wrong* favourite sustain itself when
+    :math:`\kappa < \kappa^\star`: the labels of the true class then keep
+    less mass than the prediction collects.  :math:`\kappa^\star` is
+    :math:`1/2` on clean labels and grows to :math:`1` where the labels carry
+    no information (derivation: ``docs/derivations/mixup.rst``).
+
+    Parameters
+    ----------
+    rate : float
+        Noise rate :math:`\pi` in ``[0, 1]``; rates at or above
+        :math:`(K-1)/K` give ``1`` (keep every label).
+    num_classes : int
+        :math:`K \ge 2`.
+
+    Returns
+    -------
+    share : float
+        In ``[1/2, 1]``.
+
+    Examples
+    --------
+    >>> from divweights.mixup import stable_label_share
+    >>> [round(stable_label_share(r, k), 4) for r, k in [(0.0, 10), (0.4, 2), (0.8, 10)]]
+    [0.5, 0.8333, 0.9]
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
+        raise ValueError(f"rate must be a number in [0, 1]; got {rate!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+    informative = 2.0 - float(rate) * num_classes / (num_classes - 1)
+    return 1.0 if informative <= 1.0 else 1.0 / informative
+
+
+def smoothing_factors(weights, floor: float = 0.0):
+    r"""CIW-M smoothing factors :math:`s_i = \max(w_i / \max_j w_j, f)` over the last axis (``1`` where all are zero).
 
     :math:`s_i = 1` keeps the label of the heaviest example; an example of
-    weight zero gets :math:`s_i = 0`, its label replaced by the prediction
-    (see :func:`smooth_targets`).
+    weight zero gets :math:`s_i = f`, the rest of its label replaced by the
+    prediction (see :func:`smooth_targets`).  The floor :math:`f` (default
+    ``0``, the published rule) keeps that share of every label; with
+    :func:`stable_label_share` of the noise rate it keeps a wrong prediction
+    from sustaining itself.
 
     Parameters
     ----------
     weights : array, shape (..., n)
         Nonnegative finite instance weights.
+    floor : float, default 0.0
+        :math:`f` in ``[0, 1]``.
 
     Returns
     -------
     s : array, shape (..., n)
-        In :math:`[0, 1]`; namespace and dtype of ``weights``.
+        In :math:`[f, 1]`; namespace and dtype of ``weights``.
 
     Examples
     --------
@@ -262,18 +312,29 @@ def smoothing_factors(weights):
     >>> from divweights.mixup import smoothing_factors
     >>> smoothing_factors(np.array([0.2, 0.5, 0.3]))
     array([0.4, 1. , 0.6])
+    >>> smoothing_factors(np.array([0.2, 0.5, 0.3]), floor=0.5)
+    array([0.5, 1. , 0.6])
     >>> smoothing_factors(np.zeros(2))
     array([1., 1.])
     """
+    floor = _check_floor(floor)
     w, work = prepare(detach(weights), "weights")
     xp = work.xp
     check_values(xp, w, "weights", hot=True)
     top = xp.max(w, axis=-1, keepdims=True)
     s = xp.where(top > 0, w / xp.where(top > 0, top, xp.ones_like(top)), xp.ones_like(w))
+    if floor > 0.0:
+        s = xp.maximum(s, xp.full_like(s, floor))
     return work.finish(s)
 
 
-def smooth_targets(targets, weights, predictions):
+def _check_floor(floor) -> float:
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 <= float(floor) <= 1.0:
+        raise ValueError(f"floor must be a number in [0, 1]; got {floor!r}")
+    return float(floor)
+
+
+def smooth_targets(targets, weights, predictions, floor: float = 0.0):
     r"""CIW-M label smoothing: pull each label towards the predicted class by its relative weight.
 
     .. math::
@@ -294,6 +355,8 @@ def smooth_targets(targets, weights, predictions):
         Nonnegative finite instance weights.
     predictions : array, shape (..., n, k)
         Logits or probabilities; only the argmax is used (the first one on ties).
+    floor : float, default 0.0
+        Least share of each label kept (:func:`smoothing_factors`).
 
     Returns
     -------
@@ -334,7 +397,7 @@ def smooth_targets(targets, weights, predictions):
         raise ValueError(f"weights must have shape targets.shape[:-1] = {tuple(y.shape[:-1])}; got {tuple(w.shape)}")
     if tuple(pred.shape) != tuple(y.shape):
         raise ValueError(f"predictions must have the shape of targets {tuple(y.shape)}; got {tuple(pred.shape)}")
-    s = smoothing_factors(xp.astype(w, work.dtype))[..., None]
+    s = smoothing_factors(xp.astype(w, work.dtype), floor=floor)[..., None]
     k = y.shape[-1]
     best = xp.argmax(pred, axis=-1)
     classes = xp.arange(k, dtype=best.dtype, device=work.device)

@@ -84,6 +84,7 @@ def weighted_mixup(
     predictions=None,
     checked=False,
     weight_ratio="beta",
+    smoothing_floor=0.0,
 ):
     r"""Mix a batch with partners and ratios chosen from instance weights.
 
@@ -150,6 +151,12 @@ def weighted_mixup(
         :math:`r_i = \rho_i`, :math:`\approx 1/2` for near-uniform weights
         (every input a midpoint of two examples: CICW-M fell to chance with
         it on two-moons).  Ignored by the other modes.
+    smoothing_floor : float, default 0.0
+        ``"label_smoothing"`` only: the least share of each label kept,
+        :math:`s_i = \max(w_i / \max_j w_j, f)`
+        (:func:`divweights.mixup.smoothing_factors`); ``0`` is the published
+        rule, :func:`divweights.mixup.stable_label_share` of the noise rate
+        keeps a wrong prediction from sustaining itself.
 
     Returns
     -------
@@ -223,8 +230,8 @@ def weighted_mixup(
         if predictions.shape != y.shape:
             raise ValueError(f"predictions must have shape {y.shape}; got {predictions.shape}")
         # the CIW-M rule lives in the core (divweights.mixup), shared with the torch adapter
-        info["smoothing"] = core.smoothing_factors(weights)
-        y = core.smooth_targets(y, weights, predictions)
+        info["smoothing"] = core.smoothing_factors(weights, floor=smoothing_floor)
+        y = core.smooth_targets(y, weights, predictions, floor=smoothing_floor)
         info["smoothed_targets"] = y
 
     key_partner, key_ratio = jax.random.split(key)

@@ -180,6 +180,7 @@ def weighted_mixup(
     predictions: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     weight_ratio: str = "beta",
+    smoothing_floor: float = 0.0,
 ):
     r"""Mix a batch with partners and ratios chosen from instance weights.
 
@@ -215,6 +216,12 @@ def weighted_mixup(
         with the smoothing factors :math:`s` of
         :func:`divweights.mixup.smoothing_factors` (see
         :func:`divweights.mixup.smooth_targets`).
+    smoothing_floor : float, default 0.0
+        ``"label_smoothing"`` only: the least share of each label kept,
+        :math:`s_i = \max(w_i / \max_j w_j, f)`
+        (:func:`divweights.mixup.smoothing_factors`); ``0`` is the published
+        rule, :func:`divweights.mixup.stable_label_share` of the noise rate
+        keeps a wrong prediction from sustaining itself.
     generator : torch.Generator, optional
         Source of randomness (on the inputs' device); default: torch's global
         one.  ``torch.compile`` cannot trace a generator: compile with
@@ -305,17 +312,21 @@ def weighted_mixup(
         k = targets.shape[1] if targets.is_floating_point() else num_classes
         if tuple(predictions.shape) != (n, k):
             raise ValueError(f"predictions must have shape (N, C) = {(n, k)}; got {tuple(predictions.shape)}")
+    args = (inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio)
+    args += (smoothing_floor,)
     if _is_compiling():
-        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio)
+        return _mix(*args)
     try:
-        return _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio)
+        return _mix(*args)
     except (IndexError, RuntimeError) as exc:
         if num_classes is not None:
             _raise_for_labels(num_classes, targets, None, exc)
         raise
 
 
-def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio):
+def _mix(
+    inputs, targets, weights, mode, num_classes, power, alpha, predictions, generator, weight_ratio, smoothing_floor
+):
     n = inputs.shape[0]
     device = inputs.device
     # -- targets as probabilities --------------------------------------------
@@ -332,8 +343,8 @@ def _mix(inputs, targets, weights, mode, num_classes, power, alpha, predictions,
     # -- label smoothing toward the prediction (CIW-M) ----------------------------
     if mode == "label_smoothing":
         w = weights.to(y.dtype)
-        info["smoothing"] = core.smoothing_factors(w)
-        y = core.smooth_targets(y, w, predictions.detach().to(y.dtype))
+        info["smoothing"] = core.smoothing_factors(w, floor=smoothing_floor)
+        y = core.smooth_targets(y, w, predictions.detach().to(y.dtype), floor=smoothing_floor)
         info["smoothed_targets"] = y
 
     # -- partners -----------------------------------------------------------------

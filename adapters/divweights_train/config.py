@@ -153,9 +153,7 @@ def method_spec(method: str) -> MethodSpec:
     try:
         return _METHOD_SPECS[method]
     except KeyError:
-        raise ValueError(
-            f"unknown method {method!r}; choose one of {', '.join(METHODS)}"
-        ) from None
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}") from None
 
 
 #: Defaults of the reweighting hyperparameters per method, used where the
@@ -249,6 +247,37 @@ def expected_flip_rate(noise: str, dataset: str) -> float:
         mapping = ASYMMETRIC_MAPPINGS.get(dataset, {})
         return round(spec.rate * len(mapping) / k, 12)
     return float(spec.rate)
+
+
+def smoothing_floor(noise: str, dataset: str, mixup_rule: str | None = None, num_classes: int | None = None) -> float:
+    """CIW-M's least kept share of each label (``smoothing_floor`` of the adapters' ``weighted_mixup``).
+
+    :func:`divweights.mixup.stable_label_share` of the noise spec's flip rate: a wrong prediction cannot
+    sustain itself.  Noise that sends a class to one other class (``asymmetric``, ``pairflip``) is the
+    two-class case; ``--mixup-rule published`` keeps the published rule (no floor).
+
+    Examples
+    --------
+    >>> smoothing_floor("symmetric:0.8", "fashion-mnist")
+    0.9
+    >>> round(smoothing_floor("asymmetric:0.4", "fashion-mnist"), 4), smoothing_floor("none", "digits")
+    (0.8333, 0.5)
+    >>> smoothing_floor("symmetric:0.8", "fashion-mnist", "published")
+    0.0
+    """
+    from divweights.mixup import stable_label_share
+
+    from .noise import parse_noise_spec
+
+    if mixup_rule == "published":
+        return 0.0
+    spec = parse_noise_spec(noise)
+    if spec.kind == "none":
+        return stable_label_share(0.0, 2)
+    if spec.kind in ("asymmetric", "pairflip"):
+        return stable_label_share(min(float(spec.rate), 1.0), 2)
+    k = num_classes or _NUM_CLASSES.get(dataset, 10)
+    return round(stable_label_share(min(expected_flip_rate(noise, dataset), 1.0), k), 12)
 
 
 def auto_delta(noise: str, dataset: str) -> float:
@@ -400,9 +429,7 @@ class TrainConfig(_Checks, _Defaults, _Schedule):
         if kwargs.get("lr_milestones") is not None:
             kwargs["lr_milestones"] = tuple(int(m) for m in kwargs["lr_milestones"])
         if kwargs.get("lr_milestone_steps") is not None:
-            kwargs["lr_milestone_steps"] = tuple(
-                int(m) for m in kwargs["lr_milestone_steps"]
-            )
+            kwargs["lr_milestone_steps"] = tuple(int(m) for m in kwargs["lr_milestone_steps"])
         return cls(**kwargs)
 
     def run_identity(self) -> dict[str, Any]:
@@ -426,6 +453,4 @@ class TrainConfig(_Checks, _Defaults, _Schedule):
         ['width']
         """
         mine, theirs = self.run_identity(), other.run_identity()
-        return sorted(
-            k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)
-        )
+        return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))

@@ -49,6 +49,8 @@ class StepSpec:
         loss (weights recomputed on it); otherwise plain (soft-target)
         cross-entropy. Plain mixup always uses the method's loss (uniform).
     mixup_alpha, mixup_power : float
+    smoothing_floor : float
+        CIW-M's least kept share of each label (:func:`~divweights_train.config.smoothing_floor`).
     crop_pad : int
         Crop padding (0: no crop); only for image data.
     flip : bool
@@ -88,6 +90,7 @@ class StepSpec:
     recompute_on_mixed: bool = True
     mixup_alpha: float = 1.0
     mixup_power: float = 1.0
+    smoothing_floor: float = 0.0
     crop_pad: int = 0
     flip: bool = False
     mean: tuple = ()

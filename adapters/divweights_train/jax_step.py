@@ -305,6 +305,7 @@ def train_step(
                 power=spec.mixup_power,
                 alpha=spec.mixup_alpha,
                 predictions=logits0,
+                smoothing_floor=spec.smoothing_floor,
             )
 
     uniform_mixed = spec.mixup is not None and spec.mixup != "plain" and not spec.recompute_on_mixed and not dynamic

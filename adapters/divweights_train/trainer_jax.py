@@ -30,7 +30,7 @@ import numpy as np
 
 from . import runloop
 from .checkpoint import JAX_CHECKPOINT_NAME as CHECKPOINT_NAME
-from .config import TrainConfig, parse_divergence
+from .config import TrainConfig, parse_divergence, smoothing_floor
 from .errors import CheckpointError, UsageError
 from .jax_step import (
     STREAMS,
@@ -131,6 +131,11 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         recompute_on_mixed=bool(spec.recompute_on_mixed),
         mixup_alpha=float(cfg.mixup_alpha),
         mixup_power=float(cfg.mixup_power),
+        smoothing_floor=(
+            smoothing_floor(cfg.noise, cfg.dataset, cfg.mixup_rule, model.num_classes)
+            if spec.mixup == "label_smoothing"
+            else 0.0
+        ),
         crop_pad=pad,
         flip=flip,
         mean=tuple(tr.mean) if aug else (),

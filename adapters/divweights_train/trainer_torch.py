@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import runloop
-from .config import BASELINE_LOSSES, TrainConfig
+from .config import BASELINE_LOSSES, TrainConfig, smoothing_floor
 from .errors import UsageError
 from .prepare import PreparedData, derive_seed
 from .progress import RunProgress
@@ -302,6 +302,10 @@ class TorchBackend(runloop.Backend):
             alpha=cfg.mixup_alpha,
             predictions=logits0,
             generator=gen_mix,
+            # CIW-M: every label keeps the share that stops a wrong prediction from feeding itself
+            smoothing_floor=smoothing_floor(cfg.noise, cfg.dataset, cfg.mixup_rule, k)
+            if mode == "label_smoothing"
+            else 0.0,
         )[:2]
 
     def _forward(self, x, y, idx, gen_mix, step: int):
