@@ -152,11 +152,9 @@ def weighted_mixup(
         (every input a midpoint of two examples: CICW-M fell to chance with
         it on two-moons).  Ignored by the other modes.
     smoothing_floor : float, default 0.0
-        ``"label_smoothing"`` only: the least share of each label kept,
-        :math:`s_i = \max(w_i / \max_j w_j, f)`
-        (:func:`divweights.mixup.smoothing_factors`); ``0`` is the published
-        rule, :func:`divweights.mixup.stable_label_share` of the noise rate
-        keeps a wrong prediction from sustaining itself.
+        Least kept share :math:`f` of each label in ``"label_smoothing"``
+        (:math:`s_i = \max(w_i / \max_j w_j, f)`, see
+        :func:`divweights.mixup.stable_label_share`); ``0``: the published rule.
 
     Returns
     -------
