@@ -312,7 +312,11 @@ def figure(results: dict, noises, methods, seeds, meta: dict, path) -> None:
         gridspec_kw={"width_ratios": [3, 1][:cols]},
         sharey="row",
     )
-    palette = list(plt.get_cmap("tab10").colors)
+    tab = plt.get_cmap("tab10").colors
+    palette = [c for i, c in enumerate(tab) if i != 7] + [
+        "#000080",
+        "#808000",
+    ]  # no grey: the references are grey/black
     others = [m for m in methods if m not in REFERENCES]
     colours = {m: palette[i % len(palette)] for i, m in enumerate(others)} | {"oracle": "0.45", "clean": "black"}
     for row, (key, title) in enumerate(
