@@ -97,7 +97,7 @@ def plot_accuracy_curves(
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=2, loc="lower right")  # an explicit place: "best" is slow on long runs
     if title:
         ax.set_title(title)
     return _save(plt, fig, path)
@@ -164,7 +164,7 @@ def plot_weight_histograms(
         ax.set_title(label)
         ax.set_xlabel("n * w_i (1 = uniform)")
         ax.set_ylabel("examples")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")  # "best" searches every bar: slow, and it warns
     if title:
         fig.suptitle(title)
     return _save(plt, fig, path)
