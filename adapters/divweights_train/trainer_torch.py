@@ -303,9 +303,9 @@ class TorchBackend(runloop.Backend):
             predictions=logits0,
             generator=gen_mix,
             # CIW-M: every label keeps the share that stops a wrong prediction from feeding itself
-            smoothing_floor=smoothing_floor(cfg.noise, cfg.dataset, cfg.mixup_rule, k)
-            if mode == "label_smoothing"
-            else 0.0,
+            smoothing_floor=(
+                smoothing_floor(cfg.noise, cfg.dataset, cfg.mixup_rule, k) if mode == "label_smoothing" else 0.0
+            ),
         )[:2]
 
     def _forward(self, x, y, idx, gen_mix, step: int):
