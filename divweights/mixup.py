@@ -31,7 +31,8 @@ The modes are :data:`MIXUP_MODES`.  This module holds the formulas, safe at
 zero weights: the partner distribution (:func:`partner_probabilities`), the
 ratio (:func:`mixup_ratio`, :func:`weighted_beta_parameters`) and the CIW-M label smoothing
 (:func:`smoothing_factors`, :func:`smooth_targets`), with the least share of a label that keeps a
-wrong prediction from sustaining itself (:func:`stable_label_share`).  Drawing the partners
+wrong prediction from sustaining itself (:func:`stable_label_share`), and the CICW-M guard that keeps
+the class weights of a batch from moving their mass into one class (:func:`balance_class_shift`).  Drawing the partners
 and the Beta ratios needs a random generator and lives in the adapters
 (``divweights_torch.weighted_mixup``, ``divweights_jax.weighted_mixup``).
 
@@ -62,6 +63,7 @@ from ._inputs import check_values, detach, same_library
 __all__ = [
     "MIXUP_MODES",
     "WEIGHT_RATIOS",
+    "balance_class_shift",
     "mixup_ratio",
     "partner_probabilities",
     "smooth_targets",
@@ -403,3 +405,87 @@ def smooth_targets(targets, weights, predictions, floor: float = 0.0):
     classes = xp.arange(k, dtype=best.dtype, device=work.device)
     onehot = xp.astype(best[..., None] == classes, work.dtype)
     return work.finish(s * y + (1 - s) * onehot)
+
+
+def balance_class_shift(class_weights, targets):
+    r"""Shrink a batch's class-weight shift towards the labels by how much of it is a net flow between classes.
+
+    With the shifts :math:`d_i = v_i - y_i` of the class weights :math:`v_i` from the
+    labels :math:`y_i` (rows on the simplex, so each :math:`d_i` sums to zero), the batch's
+    net flow is :math:`\sum_i d_i` and its gross flow :math:`\sum_i \lVert d_i\rVert_1`:
+
+    .. math::
+
+        v'_i = y_i + s\,(v_i - y_i), \qquad
+        s = 1 - \frac{\lVert \sum_i d_i \rVert_1}{\sum_i \lVert d_i \rVert_1} \in [0, 1]
+
+    (:math:`s = 1` when nothing moves).  Shifts that exchange mass between classes
+    in both directions (some examples of class a moved to b, some of b to a: label
+    noise) are kept; a shift that moves the batch's mass into one class, which feeds
+    itself in CICW-M (the mixed targets carry it to every partner, the model follows,
+    the class weights move further: an entropy-minimising collapse to one class), is
+    shrunk towards the labels.  Each :math:`v'_i` is a convex combination of
+    :math:`y_i` and :math:`v_i`, so it stays on the simplex and, for any divergence
+    convex in its first argument, within the class radius:
+    :math:`D(v'_i \Vert y_i) \le s\,D(v_i \Vert y_i)`.
+
+    Parameters
+    ----------
+    class_weights : array, shape (..., n, k)
+        Class weights :math:`v` of a batch of ``n`` examples (from
+        :func:`~divweights.class_weights`); rows on the simplex.
+    targets : array, shape (..., n, k)
+        The labels :math:`y` they were computed from (one-hot or soft).  Rows
+        that must not count (ignored examples) should hold ``v_i = y_i``.
+
+    Returns
+    -------
+    balanced : array, shape (..., n, k)
+        :math:`v'`; namespace and dtype of ``class_weights`` (NaN rows of the
+        input make the whole batch NaN, as a NaN loss would).
+
+    Raises
+    ------
+    TypeError
+        Integer inputs, or arrays from different libraries.
+    ValueError
+        Shapes that differ or have fewer than two axes.
+
+    Examples
+    --------
+    A shift from class 0 to class 1 in one example and an equal one back in another
+    is kept; 0.6 moved into class 1 against 0.2 moved back (net flow 0.8 of a gross
+    flow 1.6) is halved; every shift into one class is undone:
+
+    >>> import numpy as np
+    >>> from divweights.mixup import balance_class_shift
+    >>> y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> balance_class_shift(np.array([[0.5, 0.5], [0.5, 0.5]]), y)
+    array([[0.5, 0.5],
+           [0.5, 0.5]])
+    >>> balance_class_shift(np.array([[0.4, 0.6], [0.2, 0.8]]), y)
+    array([[0.7, 0.3],
+           [0.1, 0.9]])
+    >>> balance_class_shift(np.array([[0.5, 0.5], [0.0, 1.0]]), np.array([[1.0, 0.0], [1.0, 0.0]]))
+    array([[1., 0.],
+           [1., 0.]])
+    """
+    for name, a in (("class_weights", class_weights), ("targets", targets)):
+        if not hasattr(a, "dtype"):
+            raise TypeError(f"{name} must be an array; got {type(a).__name__}")
+    v, work = prepare(detach(class_weights), "class_weights", min_ndim=2)
+    xp = work.xp
+    y = detach(same_library(xp, targets, "targets", class_weights, "class_weights"))
+    for name, a in (("class_weights", class_weights), ("targets", y)):
+        if not xp.isdtype(a.dtype, "real floating"):
+            raise TypeError(f"{name} must be floating class distributions of shape (..., n, k); got dtype {a.dtype}")
+    if tuple(y.shape) != tuple(v.shape):
+        raise ValueError(f"targets must have the shape of class_weights {tuple(v.shape)}; got {tuple(y.shape)}")
+    y = xp.astype(y, work.dtype)
+    d = v - y
+    net = xp.sum(xp.abs(xp.sum(d, axis=-2, keepdims=True)), axis=-1, keepdims=True)
+    gross = xp.sum(xp.sum(xp.abs(d), axis=-1, keepdims=True), axis=-2, keepdims=True)
+    moved = ~(gross <= 0)  # NaN counts as moved: a NaN batch gives NaN, not the labels
+    s = 1 - net / xp.where(moved, gross, xp.ones_like(gross))
+    s = xp.where(moved, xp.clip(s, 0.0, 1.0), xp.ones_like(s))  # rounding can leave [0, 1]; NaN stays NaN
+    return work.finish(y + s * d)

@@ -102,7 +102,9 @@ def _cicw_m_step(mode="sample_weight", **kwargs):
 
 def test_cicw_m_step_with_a_schedule_compiles_to_one_graph_equal_to_eager():
     graphs = _check_compiled_equals_eager(
-        _cicw_m_step(temperature=0.5, classes=dw.TotalVariation(), gamma=0.2, schedule=_schedule())
+        _cicw_m_step(
+            temperature=0.5, classes=dw.TotalVariation(), gamma=0.2, balance_classes=True, schedule=_schedule()
+        )
     )
     assert graphs == 1
 
@@ -124,6 +126,7 @@ INSTANCE = [
 CLASSES = [
     ({"classes": dw.TotalVariation(), "gamma": 0.2}, "tv"),
     ({"classes": dw.ReverseKL(), "gamma": 0.01}, "reverse-kl"),
+    ({"classes": dw.ReverseKL(), "gamma": 0.3, "balance_classes": True}, "reverse-kl-balanced"),
     ({"classes": dw.SquaredL2(), "gamma": 0.05}, "l2"),
     ({"classes": dw.KL(), "gamma": 0.05, "label_smoothing": 0.1}, "kl-smoothed"),
     ({"lam": 0.5, "weight": torch.linspace(0.5, 2.0, K), "reduction": "mean", "label_smoothing": 0.1}, "weighted-mean"),

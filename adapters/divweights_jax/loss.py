@@ -21,6 +21,7 @@ from jax.experimental import checkify
 
 import divweights
 import divweights.adaptive
+import divweights.mixup
 from divweights import KL, Divergence
 from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, DEFAULT_NOISE_SHARPNESS
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
@@ -206,6 +207,7 @@ def reweighted_loss(
     temperature=None,
     classes=None,
     gamma=0.0,
+    balance_classes=False,
     label_smoothing=0.0,
     mask=None,
     axis_name=None,
@@ -254,6 +256,13 @@ def reweighted_loss(
         ``None`` disables class reweighting.
     gamma : float or 0-d array, default 0.0
         Radius of the class constraint (ignored when ``classes`` is None).
+    balance_classes : bool, default False
+        Shrink the batch's class-weight shift towards the labels by how much
+        of it is a net flow of mass into some classes
+        (:func:`divweights.mixup.balance_class_shift`; masked rows move
+        nothing; with ``axis_name``, per device).  Needs ``classes``.  The
+        training program turns it on for CICW-M, where such a shift feeds
+        itself through the mixed targets and collapses training to one class.
     label_smoothing : float or 0-d array, default 0.0
         ``y <- (1 - s) y + s / k`` before anything else.  When nonzero (or
         traced) the class problem sees the smoothed probabilities.
@@ -382,6 +391,10 @@ def reweighted_loss(
         _check_auto(instance, lam, temperature, classes, auto_delta, auto_gamma, noise_rate, noise_momentum)
     strength = None if auto_delta else _instance_strength(instance, lam, delta, temperature)
     _check_label_smoothing(label_smoothing)
+    if not isinstance(balance_classes, bool):
+        raise TypeError(f"balance_classes must be a bool; got {type(balance_classes).__name__}")
+    if balance_classes and classes is None:
+        raise ValueError("balance_classes=True needs class reweighting: classes=... and gamma > 0 (or 'auto')")
     if not auto_gamma:
         _check_real_or_0d("gamma", gamma)
 
@@ -442,6 +455,8 @@ def reweighted_loss(
             v = jax.lax.stop_gradient(
                 divweights.class_weights(jax.lax.stop_gradient(L), class_targets, classes, gamma=gamma)
             ).astype(dtype)
+            if balance_classes:  # masked rows move nothing
+                v = divweights.mixup.balance_class_shift(v if valid is None else jnp.where(valid[:, None], v, y), y)
             per_example = _dot_rows(v, L)
         if integer:  # an out-of-range label is a zero row of y: make it loud (NaN), as on the gather path
             per_example = jnp.where((targets < 0) | (targets >= k), jnp.nan, per_example)

@@ -108,6 +108,15 @@ def _check_classes(classes, gamma: float) -> None:
         )
 
 
+def _check_balance(balance_classes, classes, gamma) -> bool:
+    """``balance_classes`` is a bool, and asks for class weights that exist."""
+    if not isinstance(balance_classes, bool):
+        raise TypeError(f"balance_classes must be a bool; got {type(balance_classes).__name__}")
+    if balance_classes and (classes is None or (not isinstance(gamma, str) and gamma == 0)):
+        raise ValueError("balance_classes=True needs class reweighting: classes=... and gamma > 0 (or 'auto')")
+    return balance_classes
+
+
 def _check_inputs(logits, targets, weight) -> None:
     """Shape and dtype checks of one call: plain Python on metadata, no tensor values."""
     if not isinstance(logits, torch.Tensor):

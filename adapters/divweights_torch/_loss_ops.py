@@ -57,6 +57,20 @@ def _batch_noise_rate(logp, targets, invalid, integer: bool, sharpness: float = 
     return torch.dot(share, valid) / valid.sum().clamp_min(1.0)
 
 
+def _balance_class_shift(v, y, invalid):
+    """:func:`divweights.mixup.balance_class_shift` of one batch in a few fused torch ops (tested equal to the core).
+
+    Ignored rows (``invalid``) take their targets first, so they move nothing and do not count."""
+    if invalid is not None:
+        v = torch.where(invalid[:, None], y, v)
+    d = v - y
+    net = d.sum(dim=0).abs().sum()
+    gross = d.abs().sum()
+    s = (1.0 - net / gross).clamp(0.0, 1.0)  # NaN stays NaN: a NaN batch gives NaN
+    s = torch.where(gross <= 0, torch.ones_like(s), s)  # nothing moved (0 / 0): the labels
+    return torch.addcmul(y, s, d)
+
+
 def _target_probabilities(targets, safe, integer: bool, eps: float, n: int, k: int, dtype, device):
     """The targets as probabilities ``(N, C)``, label-smoothed by ``eps``.
 

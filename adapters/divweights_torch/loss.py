@@ -35,6 +35,7 @@ from divweights.defaults import DEFAULT_DELTA  # the shared default; its module 
 from ._loss_args import (
     _REDUCTIONS,
     _auto_delta,
+    _check_balance,
     _check_classes,
     _check_inputs,
     _is_kl,
@@ -45,6 +46,7 @@ from ._loss_args import (
 )
 from ._loss_ops import (
     _autocast_off,
+    _balance_class_shift,
     _batch_noise_rate,
     _is_compiling,
     _last_class_weights,
@@ -104,6 +106,15 @@ class ReweightedLoss(nn.Module):
         ``"auto"`` (``TotalVariation()`` or ``ReverseKL()`` classes) uses
         ``divweights.noise_radius(classes, rate, problem="class")`` of the
         tracked noise rate.
+    balance_classes : bool, default False
+        Shrink the batch's class-weight shift towards the labels by how much of
+        it is a net flow of mass into some classes
+        (:func:`divweights.mixup.balance_class_shift`): shifts that exchange
+        mass between classes (label noise) are kept, a shift of the whole batch
+        into one class is undone.  Needs class reweighting.  The training
+        program turns it on for CICW-M, where such a shift feeds itself through
+        the mixed targets and collapses training to one class
+        (``docs/derivations/mixup.rst``).
     weight : torch.Tensor, optional
         Per-class weights of shape ``(C,)``, with :class:`torch.nn.CrossEntropyLoss`'s
         semantics for the per-example loss, ``l_i = sum_j weight_j y_ij L_ij``.
@@ -229,6 +240,7 @@ class ReweightedLoss(nn.Module):
         temperature: float | None = None,
         classes: Divergence | None = None,
         gamma: float | str = 0.0,
+        balance_classes: bool = False,
         weight: torch.Tensor | None = None,
         ignore_index: int = -100,
         label_smoothing: float = 0.0,
@@ -249,6 +261,7 @@ class ReweightedLoss(nn.Module):
         _check_classes(classes, gamma)
         self.classes = classes
         self.gamma = gamma
+        self.balance_classes = _check_balance(balance_classes, classes, gamma)
 
         if weight is not None:
             if not isinstance(weight, torch.Tensor) or weight.ndim != 1 or not weight.is_floating_point():
@@ -334,6 +347,8 @@ class ReweightedLoss(nn.Module):
             parts.append(f"{self.strength.kind}={self.strength.value!r}")
         if self.classes is not None:
             parts.append(f"classes={self.classes!r}, gamma={'auto' if self.adaptive_classes else self.gamma!r}")
+            if self.balance_classes:
+                parts.append("balance_classes=True")
         parts.append(f"reduction={self.reduction!r}")
         if self.schedule is not None:
             parts.append(f"schedule={self.schedule!r}")
@@ -429,6 +444,8 @@ class ReweightedLoss(nn.Module):
                     else:
                         g = torch.full((), self.gamma, dtype=dtype, device=device)
                     v = self.classes.class_problem(L.detach(), y, integer and eps == 0, g, work)
+                    if self.balance_classes:  # ignored rows move nothing
+                        v = _balance_class_shift(v, y, invalid)
                     if active is not None:  # no class reweighting during the burn-in
                         v = torch.where(active, v, y)
                 else:

@@ -192,6 +192,10 @@ OPTION_GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
            "published (partners and ratio from w**power, CIW-M smoothing (w-w_min)/(w_max-w_min) "
            "with margins 0.01, plain Beta(alpha, alpha) mixup during the burn-in and none for CIW-M) "
            "(default divweights; published with --protocol paper; ciw-m and cicw-m only)"),
+        _on_off("--balance-classes",
+                "shrink each batch's class-weight shift towards the labels by its net flow into some classes "
+                "(divweights.mixup.balance_class_shift), so that CICW-M cannot collapse to one class "
+                "(default on for class reweighting with mixup under the divweights mixup rule)"),
         _on_off("--mixup-recompute",
                 "recompute the weights on the mixed batch (second forward pass) (default per method)"),
         _o("--burnin-steps", help="steps of uniform weights before reweighting starts{valid}"),

@@ -191,6 +191,10 @@ class _Checks:
                 "mixup_rule",
                 f"must be one of {', '.join(MIXUP_RULES)}; got {self.mixup_rule!r}",
             )
+        if self.balance_classes not in (None, True, False):
+            raise OptionError(
+                "balance_classes", f"must be true, false or null (automatic); got {self.balance_classes!r}"
+            )
         if self.exact_noise is False:
             from .noise import parse_noise_spec
 

@@ -132,11 +132,21 @@ class _Defaults:
         * strengths, class divergence and gamma, mixup alpha:
           :data:`METHOD_DEFAULTS` (mixup alpha 1 otherwise).
         * ``mixup_recompute``: the method's (True for CIW-M and CICW-M).
+        * ``balance_classes``: on for class reweighting with weighted mixup
+          (CICW-M) under the divweights mixup rule, off otherwise
+          (:func:`balance_classes_default`).
         * burn-in and annealing lengths in epochs (the step counts are
           derived from them by :func:`schedule_steps` once the dataset size
           is known).
         """
-        from .config import _DEFAULT_ANNEAL_EPOCHS, _DEFAULT_BURNIN_EPOCHS, METHOD_DEFAULTS, auto_delta, method_spec
+        from .config import (
+            _DEFAULT_ANNEAL_EPOCHS,
+            _DEFAULT_BURNIN_EPOCHS,
+            METHOD_DEFAULTS,
+            auto_delta,
+            balance_classes_default,
+            method_spec,
+        )
 
         changes: dict[str, Any] = {}
         cifar = self.dataset in ("cifar10", "cifar100")
@@ -182,4 +192,7 @@ class _Defaults:
             changes["burnin_epochs"] = 0.0 if adaptive else float(defaults.get("burnin_epochs", _DEFAULT_BURNIN_EPOCHS))
         if self.anneal_epochs is None:
             changes["anneal_epochs"] = 0.0 if adaptive else float(defaults.get("anneal_epochs", _DEFAULT_ANNEAL_EPOCHS))
-        return dataclasses.replace(self, **changes)
+        cfg = dataclasses.replace(self, **changes)
+        if cfg.balance_classes is None:  # reads the resolved class radius and mixup rule
+            cfg = dataclasses.replace(cfg, balance_classes=balance_classes_default(cfg))
+        return cfg

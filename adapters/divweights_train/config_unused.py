@@ -26,7 +26,7 @@ def _methods_with(attr: str) -> str:
 
 
 _INSTANCE_OPTIONS = ("instance_divergence", "delta", "temperature", "lam")
-_CLASS_OPTIONS = ("class_divergence", "class_gamma")
+_CLASS_OPTIONS = ("class_divergence", "class_gamma", "balance_classes")
 _BURNIN_OPTIONS = ("burnin_steps", "burnin_epochs")
 _ANNEAL_OPTIONS = ("anneal_steps", "anneal_epochs", "anneal_start_factor")
 _MIXUP_OPTIONS = ("mixup_alpha", "mixup_power", "mixup_recompute")
@@ -53,6 +53,9 @@ def _unused_reason(cfg: TrainConfig, name: str, value: Any, opt: Callable[[str],
         return f"with {opt('class_gamma')} 0, which switches class reweighting off"
     if name == "class_gamma" and _class_divergence_key(cfg.class_divergence) == "none":
         return f"with {opt('class_divergence')} none, which switches class reweighting off"
+    class_off = cfg.class_gamma == 0 or _class_divergence_key(cfg.class_divergence) == "none"
+    if name == "balance_classes" and value and class_off:
+        return "without class reweighting (its radius is 0 or its divergence none): no class weights to balance"
     warms_up = spec.loss == "dynamic-mixup"
     if name in _ANNEAL_OPTIONS and warms_up:
         return f"with {method}: its burn-in is a plain-mixup warm-up; it has no strength to anneal"

@@ -42,6 +42,9 @@ class StepSpec:
         Class divergence name, None for no class reweighting.
     gamma : float
         Class radius.
+    balance_classes : bool
+        Balance the class-weight shift of each batch
+        (:func:`divweights.mixup.balance_class_shift`; ``--balance-classes``).
     mixup : str or None
         Weighted mixup mode, None for no mixup.
     recompute_on_mixed : bool
@@ -86,6 +89,7 @@ class StepSpec:
     strength_form: str | None = None
     classes: str | None = None
     gamma: float = 0.0
+    balance_classes: bool = False
     mixup: str | None = None
     recompute_on_mixed: bool = True
     mixup_alpha: float = 1.0
@@ -222,5 +226,6 @@ def _method_loss(spec: StepSpec, logits, targets, strength, active, noise_rate=N
         kwargs["gamma"] = (
             noise_radius(kwargs["classes"], noise_rate, problem="class") if spec.adaptive_classes else spec.gamma
         )
+        kwargs["balance_classes"] = spec.balance_classes
     loss, aux = reweighted_loss(logits, targets, **kwargs)
     return jnp.where(active, loss, plain), jnp.where(active, aux["weights"], aux_plain["weights"])

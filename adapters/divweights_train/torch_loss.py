@@ -57,6 +57,7 @@ def build_loss(
     if spec.classes and (cfg.class_gamma == "auto" or cfg.class_gamma > 0):
         kwargs["classes"] = parse_divergence(cfg.class_divergence)
         kwargs["gamma"] = cfg.class_gamma if cfg.class_gamma == "auto" else float(cfg.class_gamma)
+        kwargs["balance_classes"] = bool(kwargs["classes"] is not None and cfg.balance_classes)
     if spec.instance or spec.classes:
         kwargs["schedule"] = dwt.AnnealSchedule(
             burnin_steps,

@@ -127,6 +127,7 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
         strength_form=form,
         classes=classes,
         gamma=gamma,
+        balance_classes=bool(classes is not None and cfg.balance_classes),
         mixup=spec.mixup,
         recompute_on_mixed=bool(spec.recompute_on_mixed),
         mixup_alpha=float(cfg.mixup_alpha),
