@@ -30,6 +30,10 @@ Estimate the time of the full grid, then run a reduced version on two cores::
     python benchmarks/fashion_mnist_table.py --estimate
     python benchmarks/fashion_mnist_table.py --quick --jobs 2
 
+An ablation: every cell with one option changed (own folders and records)::
+
+    python benchmarks/fashion_mnist_table.py --seeds 0,1,2 --methods cicw-m --set balance-classes=false
+
 The README's table and figure, from the committed record::
 
     python benchmarks/fashion_mnist_table.py --no-train --seeds 0,1,2 \\
@@ -68,11 +72,45 @@ REFERENCES = ("oracle", "clean")
 
 
 def scale_tag(args) -> str:
-    """Folder name of a grid's scale: runs of different sizes never share a folder."""
+    """Folder name of a grid's scale: runs of different sizes (or ablations, ``--set``) never share a folder."""
     from divweights_train.config import TrainConfig
 
     epochs = args.epochs if args.epochs is not None else TrainConfig(dataset="fashion-mnist").resolved().epochs
-    return f"n{args.subset}-w{args.width}-e{epochs}"
+    tag = f"n{args.subset}-w{args.width}-e{epochs}"
+    for name, value in sorted(getattr(args, "overrides", {}).items()):
+        tag += f"-{name}={json.dumps(value)}"
+    return tag
+
+
+#: Options a ``--set`` ablation may not change: they define the grid's cells and scale.
+_CELL_OPTIONS = ("dataset", "noise", "method", "seed", "subset", "width", "epochs", "out", "model", "data_dir")
+
+
+def parse_overrides(items) -> dict:
+    """``["balance-classes=false", ...]`` -> ``{"balance_classes": False}`` (values as JSON, else text).
+
+    Raises ``ValueError`` naming an item without ``=``, an unknown option, or one that defines the grid.
+    """
+    import dataclasses
+
+    from divweights_train.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError(f"--set takes OPTION=VALUE; got {item!r}")
+        if name not in fields:
+            raise ValueError(f"--set {item!r}: no option {name!r} (the options of divweights_train.TrainConfig)")
+        if name in _CELL_OPTIONS:
+            raise ValueError(f"--set {item!r}: {name} defines the grid; use the script's own option")
+        try:
+            out[name] = json.loads(text)
+        except json.JSONDecodeError:
+            out[name] = text
+    return out
 
 
 def _config(args, noise: str, method: str, seed: int):
@@ -99,6 +137,7 @@ def _config(args, noise: str, method: str, seed: int):
     }
     if args.epochs is not None:
         kw["epochs"] = args.epochs
+    kw.update(getattr(args, "overrides", {}))
     return TrainConfig(**kw)
 
 
@@ -399,7 +438,19 @@ def main(argv=None) -> int:
         help="run nothing: the table and figure of the cells already finished (in --out or in --record), "
         "recording the finished folders",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a divweights-train option for every cell, for an ablation (repeatable; e.g. --set "
+        "balance-classes=false); its cells get their own folders and records",
+    )
     args = p.parse_args(argv)
+    try:
+        args.overrides = parse_overrides(args.set)
+    except ValueError as exc:
+        p.error(str(exc))
     if args.quick:
         args.subset, args.epochs, args.width = 4000, 12, 8
         if args.record == str(RECORD):  # the committed record holds the full grid only

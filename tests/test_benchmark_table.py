@@ -156,3 +156,27 @@ def test_no_train_draws_the_finished_cells_from_folders_and_the_record(table, tm
     lines = record.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["method"] == "ciw"  # the folder's cell is now recorded
     assert (tmp_path / "out" / "n10000-w16-e30" / "figure.png").is_file()
+
+
+def test_an_ablation_sets_one_option_in_its_own_folder_and_reuses_its_own_records(table, tmp_path):
+    args = _args(tmp_path)
+    args.overrides = table.parse_overrides(["balance-classes=false"])
+    ablated = table._config(args, "symmetric:0.8", "cicw-m", 0)
+    default = table._config(_args(tmp_path), "symmetric:0.8", "cicw-m", 0)
+    assert ablated.resolved().balance_classes is False and default.resolved().balance_classes is True
+    assert Path(ablated.out).parents[3] != Path(default.out).parents[3]
+    assert "balance_classes=false" in table.scale_tag(args)
+    # a record written before the option existed ran without the balance: it is the ablation's cell
+    old = table.make_record(("symmetric:0.8", "cicw-m", 0), default, {"final_test_acc": 0.73})
+    del old["config"]["balance_classes"]
+    assert table.recorded_summary([old], ablated) == {"final_test_acc": 0.73}
+    assert table.recorded_summary([old], default) is None
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [("balance-classes", "OPTION=VALUE"), ("no-such=1", "no option 'no_such'"), ("method=ce", "defines the grid")],
+)
+def test_an_ablation_option_is_checked(table, item, match):
+    with pytest.raises(ValueError, match=match):
+        table.parse_overrides([item])
