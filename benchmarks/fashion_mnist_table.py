@@ -306,6 +306,27 @@ def markdown(results: dict, noises, methods, seeds, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def rst(results: dict, noises, methods, seeds, meta: dict, command: str) -> str:
+    """The table as reStructuredText list-tables (the docs' results page), with the command that made it."""
+    head = [
+        f".. Written by ``{command}``; do not edit by hand.",
+        "",
+        (
+            f"Clean test accuracy (%), mean ± standard deviation over seeds {', '.join(map(str, seeds))}; "
+            f"{meta['subset']:,} stratified training examples (10% held out as the noisy validation split), "
+            f"the width-{meta['width']} CNN, {meta['epochs']} epochs, the library defaults per method."
+        ),
+    ]
+    lines = head
+    for key, title in (("final_test_acc", "final epoch"), ("test_at_best_val", "at the best noisy-validation epoch")):
+        lines += ["", f".. list-table:: Clean test accuracy (%), {title}", "   :header-rows: 1", ""]
+        lines += ["   * - method"] + [f"     - {n.replace(':', ' ')}" for n in noises]
+        for m in methods:
+            lines.append(f"   * - {LABELS[m]}")
+            lines += [f"     - {_fmt([results.get((n, m, s), {}).get(key) for s in seeds])}" for n in noises]
+    return "\n".join(lines) + "\n"
+
+
 def _noise_rate(noise: str) -> float:
     return float(noise.split(":", 1)[1])
 
@@ -426,6 +447,7 @@ def main(argv=None) -> int:
         default=None,
         help="also write the figure (accuracy against noise rate) to this PNG path; <out>/figure.png is always written",
     )
+    p.add_argument("--rst", default=None, help="also write the table as reStructuredText to this path (the docs)")
     p.add_argument(
         "--record",
         default=str(RECORD),
@@ -551,6 +573,10 @@ def main(argv=None) -> int:
             indent=1,
         )
     )
+    if args.rst:
+        command = "python benchmarks/fashion_mnist_table.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(args.rst).write_text(rst(results, noises, methods, seeds, meta, command))
+        print(f"table: {args.rst}")
     paths = [out / "figure.png"] + ([Path(args.figure)] if args.figure else [])
     try:
         for path in paths:

@@ -180,3 +180,15 @@ def test_an_ablation_sets_one_option_in_its_own_folder_and_reuses_its_own_record
 def test_an_ablation_option_is_checked(table, item, match):
     with pytest.raises(ValueError, match=match):
         table.parse_overrides([item])
+
+
+def test_the_docs_table_is_valid_rst_with_every_cell(table):
+    docutils = pytest.importorskip("docutils.core")
+    results = {
+        ("symmetric:0.2", m, s): {"final_test_acc": 0.8, "test_at_best_val": 0.7} for m in ("ce", "ciw") for s in (0, 1)
+    }
+    meta = {"subset": 10000, "width": 16, "epochs": 30}
+    text = table.rst(results, ["symmetric:0.2", "asymmetric:0.4"], ["ce", "ciw"], [0, 1], meta, "python x.py --rst y")
+    html = docutils.publish_string(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
+    assert b"80.0 \xc2\xb1 0.0" in html and b"70.0 \xc2\xb1 0.0" in html and b"n/a" in html
+    assert text.startswith(".. Written by ``python x.py --rst y``")
