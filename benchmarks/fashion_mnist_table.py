@@ -78,7 +78,7 @@ def scale_tag(args) -> str:
     epochs = args.epochs if args.epochs is not None else TrainConfig(dataset="fashion-mnist").resolved().epochs
     tag = f"n{args.subset}-w{args.width}-e{epochs}"
     for name, value in sorted(getattr(args, "overrides", {}).items()):
-        tag += f"-{name}={json.dumps(value)}"
+        tag += f"-{name}={value if isinstance(value, str) else json.dumps(value)}"
     return tag
 
 
