@@ -265,7 +265,7 @@ def balance_classes_default(cfg: TrainConfig) -> bool:
     --------
     >>> balance_classes_default(TrainConfig(dataset="two-moons", method="cicw-m").resolved())
     True
-    >>> balance_classes_default(TrainConfig(dataset="two-moons", method="cicw", mixup_rule="published").resolved())
+    >>> balance_classes_default(TrainConfig(dataset="two-moons", method="cicw-m", mixup_rule="published").resolved())
     False
     """
     spec = method_spec(cfg.method)

@@ -132,7 +132,7 @@ class _Defaults:
         * strengths, class divergence and gamma, mixup alpha:
           :data:`METHOD_DEFAULTS` (mixup alpha 1 otherwise).
         * ``mixup_recompute``: the method's (True for CIW-M and CICW-M).
-        * ``balance_classes``: on for class reweighting with weighted mixup
+        * ``balance_classes``: on for class reweighting with mixup
           (CICW-M) under the divweights mixup rule, off otherwise
           (:func:`balance_classes_default`).
         * burn-in and annealing lengths in epochs (the step counts are
