@@ -413,3 +413,11 @@ def test_quick_demo_runs_every_method_and_writes_table_plots_and_verdict(
         assert (out / name).is_file(), name
     printed = capsys.readouterr().out
     assert "| CE clean |" in printed and "Expected time: about" in printed
+
+
+def test_the_configuration_lines_name_cicw_m_s_class_balance(fake_demo, tmp_path, capsys):
+    assert demo.main(["--quick", "--jobs", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cicw_m = next(line for line in lines if "method=cicw-m" in line)
+    assert cicw_m.endswith("gamma=0.3, class balance")
+    assert not any("class balance" in line for line in lines if "method=ciw " in line)

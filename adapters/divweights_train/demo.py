@@ -358,6 +358,7 @@ def main(argv=None) -> int:
             else ""
         )
         extra = f" class {r.class_divergence} gamma={r.class_gamma}" if r.method in ("cicw", "cicw-m") else ""
+        extra += ", class balance" if r.balance_classes else ""
         print(f"  {label:9s} method={r.method} noise={r.noise} {strength}{extra}")
     cores = default_jobs(10**6)
     print(f"{jobs} run(s) at a time x {args.threads} thread(s) each ({cores} CPU core(s) usable here).")
