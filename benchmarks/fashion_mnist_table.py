@@ -409,8 +409,14 @@ def figure(results: dict, noises, methods, seeds, meta: dict, path) -> None:
             axes[row, 1].set_title(", ".join(asym), fontsize=10)
             axes[row, 1].set_xticks([])
             axes[row, 1].grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    legend = {}  # label -> handle, from every panel: an asymmetric-only grid draws no symmetric line
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(
+            list(legend.values()), list(legend), loc="lower center", ncol=min(len(legend), 6), fontsize=8, frameon=False
+        )
     fig.suptitle(
         f"Fashion-MNIST, {meta['subset']} training examples, CNN width {meta['width']}, "
         f"{meta['epochs']} epochs; mean ± sd over seeds {list(seeds)}",

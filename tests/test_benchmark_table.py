@@ -192,3 +192,13 @@ def test_the_docs_table_is_valid_rst_with_every_cell(table):
     html = docutils.publish_string(text, writer="html", settings_overrides={"report_level": 2, "halt_level": 2})
     assert b"80.0 \xc2\xb1 0.0" in html and b"70.0 \xc2\xb1 0.0" in html and b"n/a" in html
     assert text.startswith(".. Written by ``python x.py --rst y``")
+
+
+@pytest.mark.parametrize("noises", [["asymmetric:0.4"], ["symmetric:0.4"]])
+def test_a_figure_of_one_kind_of_noise_is_drawn_with_its_legend(table, tmp_path, noises):
+    results = {
+        (noises[0], m, s): {"final_test_acc": 0.8, "test_at_best_val": 0.7} for m in ("ce", "cicw-m") for s in (0, 1)
+    }
+    path = tmp_path / "figure.png"
+    table.figure(results, noises, ["ce", "cicw-m"], [0, 1], {"subset": 100, "width": 8, "epochs": 2}, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
