@@ -32,7 +32,8 @@ zero weights: the partner distribution (:func:`partner_probabilities`), the
 ratio (:func:`mixup_ratio`, :func:`weighted_beta_parameters`) and the CIW-M label smoothing
 (:func:`smoothing_factors`, :func:`smooth_targets`), with the least share of a label that keeps a
 wrong prediction from sustaining itself (:func:`stable_label_share`), and the CICW-M guard that keeps
-the class weights of a batch from moving their mass into one class (:func:`balance_class_shift`).  Drawing the partners
+the class weights of a batch from moving their mass into one class (:func:`balance_class_shift`).
+Drawing the partners
 and the Beta ratios needs a random generator and lives in the adapters
 (``divweights_torch.weighted_mixup``, ``divweights_jax.weighted_mixup``).
 

@@ -171,6 +171,11 @@ def test_an_ablation_sets_one_option_in_its_own_folder_and_reuses_its_own_record
     del old["config"]["balance_classes"]
     assert table.recorded_summary([old], ablated) == {"final_test_acc": 0.73}
     assert table.recorded_summary([old], default) is None
+    # ... while the old records of every other method (which the option does not change) are still reused
+    ce = table._config(_args(tmp_path), "symmetric:0.8", "ce", 0)
+    old_ce = table.make_record(("symmetric:0.8", "ce", 0), ce, {"final_test_acc": 0.38})
+    del old_ce["config"]["balance_classes"]
+    assert table.recorded_summary([old_ce], ce) == {"final_test_acc": 0.38}
 
 
 @pytest.mark.parametrize(
