@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import sys
 
 from ._array import check_scalar, is_concrete, is_eager_numpy, prepare, quiet, scalar, where
 from ._inputs import detach, integer_targets, same_library
 from .divergences import _check_divergence
+from .solvers.total_variation import move_labels_numpy
 from .strength import Strength
 
 __all__ = ["class_weights", "instance_weights", "reweighted_class_losses"]
@@ -122,29 +124,40 @@ def _default_int(xp, device):
     return xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
 
 
-def _targets_as_probabilities(targets, L, work, class_losses):
-    """Return ``(y, onehot)`` with ``y`` of ``L``'s shape and dtype."""
+def _checked_targets(targets, L, work, class_losses):
+    """Return ``(targets, integer)``: the targets detached, in ``L``'s library, integer labels
+    range-checked (when their values can be read) and widened when their type cannot hold
+    every class index."""
     xp = work.xp
     k = L.shape[-1]
     targets = detach(same_library(xp, targets, "targets", class_losses, "class_losses"))
-    if integer_targets(xp, targets, L):
-        numpy = is_eager_numpy(xp, targets)
-        if (numpy or is_concrete(targets)) and math.prod(targets.shape) != 0:
-            lo, hi = (targets.min(), targets.max()) if numpy else (xp.min(targets), xp.max(targets))
-            # inside a jit trace even a constant's reduction is staged: check it is concrete
-            if (numpy or is_concrete(lo)) and (int(lo) < 0 or int(hi) >= k):
-                raise ValueError(
-                    f"integer targets must lie in [0, {k}) for {k} classes; got values in [{int(lo)}, {int(hi)}]"
-                )
-        if xp.iinfo(targets.dtype).max < k - 1:
-            # a narrow type (uint8 labels, 300 classes) cannot hold every class index:
-            # compare in the namespace's default integer type instead of wrapping
-            targets = xp.astype(targets, _default_int(xp, work.device))
-        if numpy:
-            return (targets[..., None] == sys.modules["numpy"].arange(k)).astype(work.dtype), True
+    if not integer_targets(xp, targets, L):
+        return targets, False
+    numpy = is_eager_numpy(xp, targets)
+    if (numpy or is_concrete(targets)) and math.prod(targets.shape) != 0:
+        lo, hi = (targets.min(), targets.max()) if numpy else (xp.min(targets), xp.max(targets))
+        # inside a jit trace even a constant's reduction is staged: check it is concrete
+        if (numpy or is_concrete(lo)) and (int(lo) < 0 or int(hi) >= k):
+            raise ValueError(
+                f"integer targets must lie in [0, {k}) for {k} classes; got values in [{int(lo)}, {int(hi)}]"
+            )
+    if xp.iinfo(targets.dtype).max < k - 1:
+        # a narrow type (uint8 labels, 300 classes) cannot hold every class index:
+        # compare in the namespace's default integer type instead of wrapping
+        targets = xp.astype(targets, _default_int(xp, work.device))
+    return targets, True
+
+
+def _as_probabilities(targets, integer: bool, L, work):
+    """Checked targets (:func:`_checked_targets`) as rows of ``L``'s shape and dtype: one-hot
+    rows for labels, probability rows (value-checked when readable, renormalised) otherwise."""
+    xp = work.xp
+    k = L.shape[-1]
+    if integer:
+        if is_eager_numpy(xp, targets):
+            return (targets[..., None] == sys.modules["numpy"].arange(k)).astype(work.dtype)
         classes = xp.arange(k, dtype=targets.dtype, device=work.device)
-        y = xp.astype(targets[..., None] == classes, work.dtype)
-        return y, True
+        return xp.astype(targets[..., None] == classes, work.dtype)
     y = xp.astype(targets, work.dtype)
     if is_concrete(y) and math.prod(y.shape) != 0:
         bad = xp.any(y < 0) | ~xp.all(xp.isfinite(y))
@@ -157,8 +170,7 @@ def _targets_as_probabilities(targets, L, work, class_losses):
                 raise ValueError("probability targets must be finite and nonnegative")
             if bool(off):
                 raise ValueError("probability targets must sum to 1 along the last axis")
-    y = y / xp.sum(y, axis=-1, keepdims=True)
-    return y, False
+    return y / xp.sum(y, axis=-1, keepdims=True)
 
 
 def class_weights(class_losses, targets, divergence, /, *, gamma):
@@ -226,13 +238,28 @@ def class_weights(class_losses, targets, divergence, /, *, gamma):
     xp = work.xp
     if L.shape[-1] == 0:
         raise ValueError("class_losses must have at least one class along the last axis")
-    check_scalar("gamma", detach(gamma), positive=False)
-    g = scalar(work, detach(gamma))
-    y, onehot = _targets_as_probabilities(targets, L, work, class_losses)
+    gamma = detach(gamma)
+    check_scalar("gamma", gamma, positive=False)
+    targets, integer = _checked_targets(targets, L, work, class_losses)
+    if integer and is_eager_numpy(xp, L) and _host_number(gamma):
+        # NumPy labels, a radius known on the host and no NaN row: closed forms skip the one-hot
+        # targets and the array-API layer (small batches feel every call)
+        keep = divergence._label_keep(float(gamma), work) if not math.isnan(L.sum()) else None
+        if keep is not None:
+            return work.finish(move_labels_numpy(L, targets, keep))
+    g = scalar(work, gamma)
     with quiet(xp):
-        v = divergence.class_problem(L, y, onehot, g, work)
+        v = divergence.class_problem(L, _as_probabilities(targets, integer, L, work), integer, g, work)
         v = _nan_rows(xp, L, v)
     return work.finish(v)
+
+
+def _host_number(x) -> bool:
+    """A Python real number or a NumPy scalar / 0-d array (readable without a device sync)."""
+    if isinstance(x, numbers.Real):
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(x, (np.ndarray, np.generic))
 
 
 def reweighted_class_losses(class_losses, targets, divergence, /, *, gamma):

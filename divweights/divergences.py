@@ -30,9 +30,9 @@ import array_api_compat
 from ._array import quiet
 from .solvers.alpha import alpha_constrained, alpha_penalty, alpha_temperature
 from .solvers.kl import kl_constrained, kl_penalty
-from .solvers.reverse_kl import reverse_kl_class, reverse_kl_class_onehot
+from .solvers.reverse_kl import reverse_kl_class, reverse_kl_class_onehot, reverse_kl_label_keep_float
 from .solvers.squared_l2 import squared_l2_class
-from .solvers.total_variation import tv_class_onehot, tv_constrained, tv_penalty
+from .solvers.total_variation import tv_class_onehot, tv_constrained, tv_label_keep_float, tv_penalty
 
 __all__ = [
     "KL",
@@ -117,6 +117,13 @@ class Divergence:
         return getattr(self, f"_instance_{form}")(l, strength, work)
 
     # -- class problem ----------------------------------------------------
+    def _label_keep(self, gamma: float, work) -> float | None:
+        """Mass a one-hot label keeps under the class radius ``gamma`` (a Python number) when
+        the class weights have a closed form that moves the rest to the lowest-loss classes
+        (:func:`~divweights.solvers.total_variation.move_onehot`); ``None`` when they do not.
+        NumPy's small-batch path of :func:`~divweights.class_weights` takes it."""
+        return None
+
     def class_problem(self, L, y, onehot: bool, gamma, work):
         raise NotImplementedError(
             f"class weights are not available for {self!r}; supported: TotalVariation(), "
@@ -258,6 +265,9 @@ class Alpha(Divergence):
             return ReverseKL().class_problem(L, y, onehot, gamma, work)
         return super().class_problem(L, y, onehot, gamma, work)
 
+    def _label_keep(self, gamma, work):
+        return reverse_kl_label_keep_float(gamma, work) if self.alpha == 0.0 else None
+
 
 class ReverseKL(Alpha):
     r"""Reverse KL, :math:`\mathrm{ReverseKL}(p\|q) = \mathrm{KL}(q\|p)` (``Alpha(0)``).
@@ -356,6 +366,9 @@ class TotalVariation(Divergence):
 
     def _instance_delta(self, l, delta, work):
         return tv_constrained(l, delta, work)
+
+    def _label_keep(self, gamma, work):
+        return tv_label_keep_float(gamma)
 
     def class_problem(self, L, y, onehot, gamma, work):
         if onehot:  # hard bootstrapping in closed form (the general prior path gives the same weights)

@@ -36,7 +36,7 @@ from .._array import clip, logsumexp
 from .._root import solve_increasing, zero_strength
 from .total_variation import move_onehot
 
-__all__ = ["reverse_kl_class", "reverse_kl_class_onehot"]
+__all__ = ["reverse_kl_class", "reverse_kl_class_onehot", "reverse_kl_label_keep", "reverse_kl_label_keep_float"]
 
 
 def _floor(work) -> float:
@@ -44,12 +44,21 @@ def _floor(work) -> float:
     return float(work.xp.finfo(work.out_dtype).smallest_normal)
 
 
+def reverse_kl_label_keep(xp, gamma, work):
+    """Mass the label keeps under a reverse-KL radius ``gamma``: ``exp(-gamma)``, at least the
+    smallest normal number of the output dtype (it underflows for large ``gamma``)."""
+    return clip(xp, xp.exp(-gamma), min=_floor(work))
+
+
+def reverse_kl_label_keep_float(gamma: float, work) -> float:
+    """:func:`reverse_kl_label_keep` for a Python number (NumPy's small-batch path)."""
+    return max(math.exp(-gamma), _floor(work))
+
+
 def reverse_kl_class_onehot(L, onehot, gamma, work):
     """Closed form for one-hot targets: ``v_y = exp(-gamma)``, the rest on the argmin."""
     xp = work.xp
-    # exp(-gamma) underflows for large gamma: keep the smallest positive mass
-    keep = clip(xp, xp.exp(-gamma), min=_floor(work))
-    return move_onehot(xp, L, onehot, keep)
+    return move_onehot(xp, L, onehot, reverse_kl_label_keep(xp, gamma, work))
 
 
 def _stay_fun(xp, gamma_s):
