@@ -59,6 +59,11 @@ SKETCH_SIZE = 2048
 SKETCH_GRID = 48
 #: eager NumPy: most full-row Newton/bisection steps
 EAGER_MAX_STEPS = 100
+#: eager NumPy: a Newton step this small (relative) ends the iteration, or sqrt(eps) when that is
+#: larger (float32).  The returned point is one step past the last evaluation, whose error is about
+#: the square of that step: 1e-10 relative in float64, where sqrt(eps) (1.5e-8) cost a third full-row
+#: evaluation to reach rounding level
+STEP_ENOUGH = 1e-5
 
 
 def grid_size(numel: int) -> int:
@@ -226,7 +231,7 @@ def solve_eager(xp, make_fun, arrays, lo, hi, sketch=None, grid: int = SKETCH_GR
     top, bottom = hi, lo  # the root lies outside when f keeps its sign at an end
     # The returned point is one Newton step past the last evaluation, whose error
     # is about the square of that step: stop once it is at float precision.
-    enough = math.sqrt(eps)
+    enough = max(math.sqrt(eps), STEP_ENOUGH)
     step_old = hi - lo
     for _ in range(EAGER_MAX_STEPS):
         f, df = fun(x, True)
@@ -261,7 +266,7 @@ def _rtsafe_one(fun, x, lo, hi, eps: float, tiny: float) -> float:
     dtype = x.dtype
     x, lo, hi = float(x.reshape(-1)[0]), float(lo.reshape(-1)[0]), float(hi.reshape(-1)[0])
     top, bottom = hi, lo
-    enough = math.sqrt(eps)
+    enough = max(math.sqrt(eps), STEP_ENOUGH)
     step_old = hi - lo
     for _ in range(EAGER_MAX_STEPS):
         f, df = fun(x if shape == () else _as(x, shape, dtype), True)
