@@ -208,7 +208,10 @@ def scalar(work: Work, value):
 
 
 def logsumexp(xp, x, *, axis: int = -1, keepdims: bool = True):
-    """Stable ``log(sum(exp(x)))``; all ``-inf`` gives ``-inf``."""
+    """Stable ``log(sum(exp(x)))``; all ``-inf`` gives ``-inf``.  Torch takes its fused
+    ``logsumexp`` (one kernel, with the same infinities)."""
+    if array_api_compat.is_torch_namespace(xp):
+        return sys.modules["torch"].logsumexp(x, dim=axis, keepdim=keepdims)
     m = xp.max(x, axis=axis, keepdims=True)
     # an infinite maximum becomes the largest finite number (one clip, where a test of
     # finiteness and a selection are 6 operations on torch): x - m is then -inf, 0 or +inf
@@ -235,13 +238,16 @@ def softmax_or(xp, logits, fallback_logits, *, axis: int = -1):
 def normalised_exp(xp, t):
     """``exp(t) / sum(exp(t))`` along the last axis.  ``t`` is consumed: NumPy
     reuses its memory (no second array of the row's size), other libraries
-    allocate as usual."""
+    allocate as usual; torch takes its fused ``softmax`` (which also subtracts
+    the row maximum: the same weights, to rounding)."""
     if is_eager_numpy(xp, t):
         import numpy as np
 
         np.exp(t, out=t)
         t /= np.sum(t, axis=-1, keepdims=True)
         return t
+    if array_api_compat.is_torch_namespace(xp):  # one fused kernel, where exp, sum and divide are three
+        return sys.modules["torch"].softmax(t, dim=-1)
     e = xp.exp(t)
     return e / xp.sum(e, axis=-1, keepdims=True)
 

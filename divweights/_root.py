@@ -82,14 +82,16 @@ def _device(x):
     return array_api_compat.device(x)
 
 
-def _grid_start(xp, fun, lo, hi, g: int, numel: int, past_ends: bool = False):
+def _grid_start(xp, fun, lo, hi, g: int, numel: int, ndim: int, past_ends: bool = False):
     """Root ``x0`` of the piecewise-linear interpolant of ``f`` on ``g`` grid
     points, and a bracket of the root: ``[x0 - h, x0 + h]`` (``h``: grid step)
-    within ``[lo, hi]`` (``past_ends``: not cut to ``[lo, hi]``)."""
+    within ``[lo, hi]`` (``past_ends``: not cut to ``[lo, hi]``).  ``ndim``: the
+    rows' number of dimensions (``lo`` and ``hi`` broadcast against ``(..., 1)``;
+    either may be a Python number or a 0-d array)."""
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     big = float(xp.finfo(lo.dtype).max)
     h = (hi - lo) / (g - 1)
-    k = xp.reshape(xp.arange(g, dtype=h.dtype, device=_device(h)), (g,) + (1,) * h.ndim)
+    k = xp.reshape(xp.arange(g, dtype=h.dtype, device=_device(h)), (g,) + (1,) * ndim)
     x = lo + h * k
     per_chunk = max(1, GRID_BUDGET // max(numel, 1))
     if per_chunk >= g:
@@ -122,7 +124,7 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
         minimiser and the maximiser of ``arrays[0]``).
     arrays : tuple of arrays of shape ``(..., n)``
         Row data.
-    lo, hi : arrays of shape ``(..., 1)``
+    lo, hi : arrays broadcasting against ``(..., 1)``, or Python numbers
         Bracket, ``lo <= hi``.  Without a root in it, the result is the end
         where ``|f|`` is smallest.
     steps : int
@@ -148,7 +150,7 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
         return solve_eager(xp, make_fun, arrays, lo, hi)
     fun = make_fun(*arrays)
     g = grid_size(numel)
-    x, a, b = _grid_start(xp, fun, lo, hi, g, numel, past_ends=past_ends and not safeguarded)
+    x, a, b = _grid_start(xp, fun, lo, hi, g, numel, arrays[0].ndim, past_ends=past_ends and not safeguarded)
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     steps += _extra_steps(g)
     if not safeguarded:
@@ -221,7 +223,7 @@ def solve_eager(xp, make_fun, arrays, lo, hi, sketch=None, grid: int = SKETCH_GR
     tiny = float(xp.finfo(dtype).smallest_normal)
     if sketch is None:
         sketch = _sketch(xp, arrays)
-    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, grid, math.prod(sketch[0].shape))
+    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, grid, math.prod(sketch[0].shape), sketch[0].ndim)
     import numpy as np  # eager NumPy rows: plain NumPy calls (fewer Python layers per step)
 
     x = np.minimum(np.maximum(x, lo), hi)
@@ -264,7 +266,7 @@ def _rtsafe_one(fun, x, lo, hi, eps: float, tiny: float) -> float:
     a microsecond; the row's own evaluations are unchanged)."""
     shape = x.shape
     dtype = x.dtype
-    x, lo, hi = float(x.reshape(-1)[0]), float(lo.reshape(-1)[0]), float(hi.reshape(-1)[0])
+    x, lo, hi = (v if isinstance(v, float) else float(v.reshape(-1)[0]) for v in (x, lo, hi))
     top, bottom = hi, lo
     enough = max(math.sqrt(eps), STEP_ENOUGH)
     step_old = hi - lo

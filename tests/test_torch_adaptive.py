@@ -61,8 +61,8 @@ def test_batch_noise_rate_equals_the_core(rng):
     logp = torch.log_softmax(torch.as_tensor(rng.normal(size=(64, 7)) * 3), dim=1)
     y = torch.as_tensor(rng.integers(0, 7, 64))
     invalid = torch.arange(64) % 5 == 0
-    got = _batch_noise_rate(logp, y, invalid, True)
-    want = dw.noise_rate(-logp, y.masked_fill(invalid, 0), valid=~invalid)
+    got = _batch_noise_rate(logp, y.masked_fill(invalid, -100), invalid, True)
+    want = dw.noise_rate(-logp, y, valid=~invalid)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
     soft = torch.softmax(torch.as_tensor(rng.normal(size=(64, 7))), dim=1)
     torch.testing.assert_close(_batch_noise_rate(logp, soft, None, False), dw.noise_rate(-logp, soft))

@@ -372,7 +372,7 @@ class ReweightedLoss(nn.Module):
         if not update:
             return previous
         m = self.noise_momentum
-        batch = _batch_noise_rate(logp.detach(), targets, invalid, integer, self.noise_sharpness)
+        batch = _batch_noise_rate(logp.detach(), targets, invalid, integer, self.noise_sharpness, self.ignore_index)
         rate = torch.lerp(previous, batch, 1.0 - m)  # m * previous + (1 - m) * batch in one op
         self.noise_rate.copy_(rate)
         return rate

@@ -32,7 +32,16 @@ from __future__ import annotations
 import math
 
 from .._array import clip, is_eager_numpy, logsumexp, normalised_exp, where
-from .._root import SKETCH_GRID, SKETCH_SIZE, sketch_index, solve_eager, solve_increasing, zero_strength
+from .._root import (
+    GRID_POINTS,
+    SKETCH_GRID,
+    SKETCH_SIZE,
+    grid_size,
+    sketch_index,
+    solve_eager,
+    solve_increasing,
+    zero_strength,
+)
 
 __all__ = ["kl_constrained", "kl_penalty"]
 
@@ -129,12 +138,19 @@ def kl_constrained(losses, delta, work, logq=None):
         nlp = clip(xp, (m - losses) / scale, min=-_excluded(xp, losses.dtype))
     else:
         nlp = xp.where(support, (m - losses) / scale, -_excluded(xp, losses.dtype))
-    # KL(beta) <= beta * E_q[-nlp] <= beta, so beta >= delta; at beta = far / gap,
-    # with gap the smallest positive -nlp (1 if none), the non-minimisers are negligible
-    neg_gap = xp.max(nlp - xp.astype(nlp >= 0, nlp.dtype), axis=-1, keepdims=True)
-    # a relative gap below the dtype's eps is rounding: flooring it keeps beta = e^hi finite (two losses
-    # of 4e-37 and 7e-37 among losses of order 1 gave beta = inf in float32, and inf * 0 = NaN weights)
-    hi = math.log(far) - xp.log(clip(xp, -neg_gap, min=float(work.finfo.eps)))
+    # KL(beta) <= beta * E_q[-nlp] <= beta, so beta >= delta; at beta = far / gap, with gap the
+    # smallest positive -nlp, the non-minimisers are negligible.  A relative gap below the dtype's
+    # eps is rounding, so gap >= eps (flooring it keeps beta finite: two losses of 4e-37 and 7e-37
+    # among losses of order 1 gave beta = inf in float32, and inf * 0 = NaN weights).
+    eps = float(work.finfo.eps)
+    if grid_size(math.prod(nlp.shape)) >= GRID_POINTS:
+        # short rows (a training batch): the upper end far / eps holds for every row and is a
+        # constant; the rows' own gap gives a narrower bracket for 7 more operations per call,
+        # which the full grid does not need
+        hi = math.log(far / eps)
+    else:  # long rows have a coarser grid: the rows' own gap
+        neg_gap = xp.max(nlp - xp.astype(nlp >= 0, nlp.dtype), axis=-1, keepdims=True)
+        hi = math.log(far) - xp.log(clip(xp, -neg_gap, min=eps))
     # beta >= sqrt(tiny) e^{-h} stays a normal number (XLA flushes subnormals to zero, and
     # 0 * -inf is NaN for the excluded examples); the weights are uniform to rounding there
     lo = xp.log(clip(xp, delta, min=math.sqrt(tiny), max=top))
