@@ -5,7 +5,7 @@ only ``forward_loss`` differs between the methods, with the library's defaults
 (:mod:`divweights_train.config`):
 
 * ``CE``: ``F.cross_entropy(model(x), y)``;
-* ``CIW``: ``ReweightedLoss()`` (KL, exact radius ``DEFAULT_DELTA``);
+* ``CIW``: ``ReweightedLoss()`` (KL, exact radius from the tracked noise rate: ``delta="auto"``, the default);
 * ``CICW``: ``ReweightedLoss(classes=ReverseKL(), gamma=0.3)``;
 * ``CICW-M``: a no-grad forward pass gives the weights of the clean batch,
   ``weighted_mixup(mode="sample_weight")`` mixes the batch, and
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from divweights_torch import DEFAULT_DELTA, ReweightedLoss, weighted_mixup
+from divweights_torch import ReweightedLoss, weighted_mixup
 
 from divweights import ReverseKL
 
@@ -62,7 +62,7 @@ METHODS = (
         "ce",
         "A/A control: the same CE step, timed separately (the noise floor)",
     ),
-    Method("CIW", "ciw", f"ReweightedLoss(): KL, exact radius delta={DEFAULT_DELTA}"),
+    Method("CIW", "ciw", "ReweightedLoss(): KL, exact radius from the tracked noise rate (delta='auto', the default)"),
     Method("CICW", "cicw", "ReweightedLoss(classes=ReverseKL(), gamma=0.3)"),
     Method(
         "CICW-M",
