@@ -170,6 +170,8 @@ def kl_constrained(losses, delta, work, logq=None):
     return normalised_exp(xp, t if logq is None else t + logq)
 
 
+#: eager NumPy: a root within this of the sketch's upper bracket end (in log beta) may lie past it
+REACHES_END = 1e-3
 #: eager NumPy: rows up to this long start from a grid on the rows themselves
 SHORT_ROWS = 256
 #: grid points on short rows (a finer start saves full-row steps, which cost more than grid points
@@ -261,7 +263,10 @@ def _kl_uniform_numpy(losses, delta, work, top):
     # bind, or barely) take the pass over the rows that gives their own end.
     hi = upper(sketch)
     v = solve_eager(xp, make_fun, (nlp,), lo, hi, sketch=(sketch,), grid=grid)
-    if sketch is not nlp and bool(np.any(v >= hi)):
+    # "reaches": a root past the end comes back at the end or, after bisection steps, within
+    # rounding of it (a test for v >= hi missed those rows, and a radius that cannot bind left
+    # 3e-6 of the mass off the minimisers); a root just inside only costs a pass for the gap
+    if sketch is not nlp and bool(np.any(v >= hi - REACHES_END)):
         hi_rows = upper(nlp)
         if bool(np.any(hi_rows > hi)):
             v = solve_eager(xp, make_fun, (nlp,), lo, hi_rows, sketch=(sketch,), grid=grid)
