@@ -241,9 +241,8 @@ def _kl_uniform_numpy(losses, delta, work, top):
             f = m1 - np.log(s0 / count) - delta
             if not slope:
                 return f, None
-            if wide:
-                e *= rows
-                s2 = np.einsum("...i,...i->...", e, rows)[..., None]
+            if wide:  # one pass over three operands, where an in-place product and a dot were two
+                s2 = np.einsum("...i,...i,...i->...", e, rows, rows)[..., None]
             else:
                 e *= rows
                 s2 = np.add.reduce(e, axis=-1, keepdims=True)
