@@ -101,7 +101,7 @@ def _grid_start(xp, fun, lo, hi, g: int, numel: int, ndim: int, past_ends: bool 
     points, and a bracket of the root: ``[x0 - h, x0 + h]`` (``h``: grid step)
     within ``[lo, hi]`` (``past_ends``: not cut to ``[lo, hi]``).  ``ndim``: the
     rows' number of dimensions (``lo`` and ``hi`` broadcast against ``(..., 1)``;
-    either may be a Python number or a 0-d array)."""
+    ``lo`` is an array, possibly 0-d, ``hi`` may also be a Python number)."""
     tiny = float(xp.finfo(lo.dtype).smallest_normal)
     big = float(xp.finfo(lo.dtype).max)
     h = (hi - lo) / (g - 1)
@@ -138,7 +138,7 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
         minimiser and the maximiser of ``arrays[0]``).
     arrays : tuple of arrays of shape ``(..., n)``
         Row data.
-    lo, hi : arrays broadcasting against ``(..., 1)``, or Python numbers
+    lo, hi : arrays broadcasting against ``(..., 1)`` (``hi`` may be a Python number)
         Bracket, ``lo <= hi``.  Without a root in it, the result is the end
         where ``|f|`` is smallest.
     steps : int
