@@ -207,10 +207,17 @@ def scalar(work: Work, value):
     return xp.minimum(v, work.const(float(work.finfo.max)))
 
 
+def _is_torch(xp) -> bool:
+    """Whether ``xp`` is torch's array namespace, by its module name: array-api-compat's
+    ``is_torch_namespace`` is ``lru_cache``-wrapped, and ``torch.compile`` warns each time it
+    traces such a function (the helpers below run inside users' compiled steps)."""
+    return getattr(xp, "__name__", None) in ("array_api_compat.torch", "torch")
+
+
 def logsumexp(xp, x, *, axis: int = -1, keepdims: bool = True):
     """Stable ``log(sum(exp(x)))``; all ``-inf`` gives ``-inf``.  Torch takes its fused
     ``logsumexp`` (one kernel, with the same infinities)."""
-    if array_api_compat.is_torch_namespace(xp):
+    if _is_torch(xp):
         return sys.modules["torch"].logsumexp(x, dim=axis, keepdim=keepdims)
     m = xp.max(x, axis=axis, keepdims=True)
     # an infinite maximum becomes the largest finite number (one clip, where a test of
@@ -246,7 +253,7 @@ def normalised_exp(xp, t):
         np.exp(t, out=t)
         t /= np.sum(t, axis=-1, keepdims=True)
         return t
-    if array_api_compat.is_torch_namespace(xp):  # one fused kernel, where exp, sum and divide are three
+    if _is_torch(xp):  # one fused kernel, where exp, sum and divide are three
         return sys.modules["torch"].softmax(t, dim=-1)
     e = xp.exp(t)
     return e / xp.sum(e, axis=-1, keepdims=True)
