@@ -58,3 +58,54 @@ def test_other_namespaces_use_their_own_functions():
     x = np.array([[1.0, -1.0], [2.0, np.nan]])
     np.testing.assert_array_equal(clip(np, x, min=0.0, max=1.5), np.clip(x, 0.0, 1.5))
     np.testing.assert_array_equal(where(np, x > 0, x, 0.0), np.where(x > 0, x, 0.0))
+
+
+# -- torch's fused logsumexp and softmax -----------------------------------------------------------
+
+ROWS = [
+    [0.0, -1.0, -3.0],
+    [-np.inf, -np.inf, -np.inf],  # all -inf: -inf (and NaN weights, as exp / sum gives)
+    [np.inf, 1.0, -np.inf],
+    [-1e30, -2e30, -1e30],
+    [1e38, 1e38, -1e38],
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=str)
+def test_torch_logsumexp_equals_the_array_api_formula(row):
+    torch = pytest.importorskip("torch")
+    import array_api_compat.numpy as xp_np
+    import array_api_compat.torch as xp_torch
+
+    from divweights._array import logsumexp
+
+    x = np.array([row, row[::-1]], dtype=np.float64)
+    with np.errstate(divide="ignore"):  # log(0) = -inf on purpose (the solvers run under quiet())
+        expected = logsumexp(xp_np, x)  # the generic formula (max, clip, exp, sum, log)
+    for keepdims in (True, False):
+        got = logsumexp(xp_torch, torch.asarray(x), keepdims=keepdims).numpy()
+        np.testing.assert_allclose(got, expected if keepdims else expected[:, 0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("row", ROWS[:1] + ROWS[3:], ids=str)
+def test_torch_normalised_exp_equals_exp_over_sum(row):
+    torch = pytest.importorskip("torch")
+    import array_api_compat.torch as xp_torch
+
+    from divweights._array import normalised_exp
+
+    t = np.array(row, dtype=np.float64) - np.max(row)  # the solvers pass t <= 0 with a 0
+    e = np.exp(t)
+    np.testing.assert_allclose(normalised_exp(xp_torch, torch.asarray(t)).numpy(), e / e.sum(), rtol=1e-15)
+
+
+def test_torch_helpers_are_one_kernel_each():
+    torch = pytest.importorskip("torch")
+    import array_api_compat.torch as xp_torch
+    from torch_helpers import op_counts
+
+    from divweights._array import logsumexp, normalised_exp
+
+    x = torch.randn(4, 6)
+    assert op_counts(lambda: logsumexp(xp_torch, x)) == {"logsumexp.default": 1}
+    assert op_counts(lambda: normalised_exp(xp_torch, x)) == {"_softmax.default": 1}
