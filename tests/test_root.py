@@ -409,3 +409,17 @@ def test_zoom_stages_refine_coarse_grids_to_the_full_grid_step():
     for g in (16, 17, 26, 48, 127):
         step = (1.0 / (g - 1)) * (2.0 / (g - 1)) ** _root._zoom_stages(g)
         assert step <= 1.0 / (_root.ZOOM_BELOW - 1)
+
+
+@pytest.mark.parametrize("gap", [1e-3, 1e-9])
+def test_short_rows_bind_through_a_near_tie_within_the_constant_bracket(gap):
+    """Short rows take the constant upper end far / eps instead of reading their smallest gap.
+    A radius that binds only through a near-tie of the minimum (log(n/2) < delta < log(n)) puts
+    the root at beta ~ 1 / gap: it must still lie inside, and torch must agree with NumPy."""
+    n = 128
+    l = np.random.default_rng(4).uniform(0.5, 1.0, size=n)
+    l[0], l[1] = 0.0, gap
+    delta = 0.5 * (math.log(n / 2) + math.log(n))
+    w = dw.instance_weights(torch.asarray(l), dw.KL(), delta=delta).numpy()
+    assert _kl_to_uniform(w) == pytest.approx(delta, rel=1e-9)
+    np.testing.assert_allclose(w, dw.instance_weights(l, dw.KL(), delta=delta), rtol=1e-9, atol=1e-300)
