@@ -98,8 +98,8 @@ def test_loss_op_budget(make, budget):
 
 
 @_core_bound(
-    "394 ops: weights of the clean batch (KL radius 65, one-hot ReverseKL 14), the weighted mixup (with its "
-    "Beta draws), and the loss of the mixed batch (soft-target ReverseKL class solver 130, KL radius 65)"
+    "389 ops: weights of the clean batch (KL radius 65, one-hot ReverseKL 14), the weighted mixup (with its "
+    "Beta draws), and the loss of the mixed batch (soft-target ReverseKL class solver 125, KL radius 65)"
 )
 def test_cicw_m_step_op_budget():
     assert _cicw_m_ops() <= 200

@@ -62,12 +62,11 @@ def reverse_kl_class_onehot(L, onehot, gamma, work):
 
 
 def _stay_fun(xp, gamma_s):
-    """``make_fun(d, log_y)``: ``f(t) = gamma - h(t)`` for the mass-stays case."""
+    """``make_fun(d, log_y, log_d, y0)``: ``f(t) = gamma - h(t)`` for the mass-stays case (``d``
+    only gives a sketch of the rows its extremes; the function reads ``log d`` on the support,
+    ``log y`` and ``y``, computed once by the caller)."""
 
-    def make_fun(d, log_y):
-        y0 = xp.exp(log_y)
-        log_d = xp.where(log_y > -math.inf, xp.log(d), -math.inf)  # d >= 0: log(0) = -inf, no NaN
-
+    def make_fun(d, log_y, log_d, y0):
         def fun(t, slope):
             log_x = xp.logaddexp(log_d, t)  # t off the support: finite, so y0 * log_x is 0 there
             a = log_y - log_x
@@ -94,6 +93,7 @@ def reverse_kl_class(L, y, gamma, work):
     d = L - xp.min(L, axis=-1, keepdims=True)
     log_y = xp.log(y)  # y >= 0: -inf off the support (the callers silence NumPy's warning)
     y0 = y  # a distribution: zero off the support
+    log_d = xp.where(supp, xp.log(d), -math.inf)  # d >= 0: log(0) = -inf, no NaN
 
     d_in = xp.min(xp.where(supp, d, inf), axis=-1, keepdims=True)
     d_out = xp.min(xp.where(supp, inf, d), axis=-1, keepdims=True)
@@ -126,8 +126,9 @@ def reverse_kl_class(L, y, gamma, work):
     k = 60.0 + gamma_s / xp.clip(1.0 - y_min_set, min=1e-3)
     t_lo = xp.minimum(xp.log(pos_d) - k, t_hi)
     # past either end the weights only move further toward the end's limit: the Newton step may pass them
-    t = solve_increasing(xp, _stay_fun(xp, gamma_s), (d, log_y), t_lo, t_hi, steps=work.polish, past_ends=True)
-    a = log_y - xp.logaddexp(xp.where(supp, xp.log(d), -math.inf), t)
+    rows = (d, log_y, log_d, y0)
+    t = solve_increasing(xp, _stay_fun(xp, gamma_s), rows, t_lo, t_hi, steps=work.polish, past_ends=True)
+    a = log_y - xp.logaddexp(log_d, t)
     v_stay = xp.exp(a - logsumexp(xp, a))
     v_stay = xp.where(supp, xp.clip(v_stay, min=_floor(work)), v_stay)
     v_stay = v_stay / xp.sum(v_stay, axis=-1, keepdims=True)
