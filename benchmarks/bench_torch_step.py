@@ -96,7 +96,7 @@ def run(args) -> list[dict]:
 
     def dropped(key, exc):
         row = next(r for r in rows if (r["mode"], r["method"].name) == key)
-        row["reason"] = describe_failure(exc, key[0] == "compiled")
+        row["reason"] = describe_failure(exc, key[0] != "eager")
 
     times = timing.time_rounds(runners, args, on_error=dropped)
     by_mode = {mode: {name: ts for (m, name), ts in times.items() if m == mode} for mode in modes}
