@@ -327,7 +327,9 @@ def test_numpy_exact_kl_one_row_agrees_with_a_batch_of_rows(n, dtype):
 
 
 def _full_row_evaluations(monkeypatch):
-    """A list that grows by one for every full-row evaluation of NumPy's exact KL radius."""
+    """A list with one entry per evaluation of NumPy's exact KL residual: ``True`` for a full-row
+    evaluation, ``False`` for a grid on the sketch (or on short rows themselves); ``sum`` counts the
+    full-row ones."""
     from divweights.solvers import kl
 
     counted = []
