@@ -96,17 +96,20 @@ def _device(x):
     return array_api_compat.device(x)
 
 
-def _grid_start(xp, fun, lo, hi, g: int, numel: int, ndim: int, past_ends: bool = False):
+def _grid_start(xp, fun, lo, hi, g: int, numel: int, rows, past_ends: bool = False):
     """Root ``x0`` of the piecewise-linear interpolant of ``f`` on ``g`` grid
     points, and a bracket of the root: ``[x0 - h, x0 + h]`` (``h``: grid step)
-    within ``[lo, hi]`` (``past_ends``: not cut to ``[lo, hi]``).  ``ndim``: the
-    rows' number of dimensions (``lo`` and ``hi`` broadcast against ``(..., 1)``;
-    ``lo`` is an array, possibly 0-d, ``hi`` may also be a Python number)."""
-    tiny = float(xp.finfo(lo.dtype).smallest_normal)
-    big = float(xp.finfo(lo.dtype).max)
+    within ``[lo, hi]`` (``past_ends``: ``(x0, h)``, the bracket not cut to ``[lo, hi]``).  ``rows``: the
+    first of the row arrays (its dtype, device and number of dimensions; ``lo`` and
+    ``hi`` broadcast against ``(..., 1)``, and either may be a Python number)."""
+    tiny = float(xp.finfo(rows.dtype).smallest_normal)
+    big = float(xp.finfo(rows.dtype).max)
     h = (hi - lo) / (g - 1)
-    k = xp.reshape(xp.arange(g, dtype=h.dtype, device=_device(h)), (g,) + (1,) * ndim)
-    x = lo + h * k
+    shape = (g,) + (1,) * rows.ndim
+    if isinstance(h, float):  # a constant bracket: the grid is a constant too
+        x = xp.reshape(xp.linspace(lo, hi, g, dtype=rows.dtype, device=_device(rows)), shape)
+    else:
+        x = lo + h * xp.reshape(xp.arange(g, dtype=h.dtype, device=_device(h)), shape)
     per_chunk = max(1, GRID_BUDGET // max(numel, 1))
     if per_chunk >= g:
         f, _ = fun(x, False)
@@ -117,8 +120,10 @@ def _grid_start(xp, fun, lo, hi, g: int, numel: int, ndim: int, past_ends: bool 
     x0 = lo + h * xp.sum(neg / (neg - pos), axis=0)
     # x0 and the root lie in the same grid cell, so the root is within h of x0
     if past_ends:
-        return x0, x0 - h, x0 + h
-    return x0, xp.maximum(x0 - h, lo), xp.minimum(x0 + h, hi)
+        return x0, h
+    a = clip(xp, x0 - h, min=lo) if isinstance(lo, float) else xp.maximum(x0 - h, lo)
+    b = clip(xp, x0 + h, max=hi) if isinstance(hi, float) else xp.minimum(x0 + h, hi)
+    return x0, a, b
 
 
 def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: bool = False, past_ends: bool = False):
@@ -138,8 +143,8 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
         minimiser and the maximiser of ``arrays[0]``).
     arrays : tuple of arrays of shape ``(..., n)``
         Row data.
-    lo, hi : arrays broadcasting against ``(..., 1)`` (``hi`` may be a Python number)
-        Bracket, ``lo <= hi``.  Without a root in it, the result is the end
+    lo, hi : arrays broadcasting against ``(..., 1)``, or Python numbers
+        Bracket, ``lo <= hi``.  When both are numbers, so is the grid (fewer operations).  Without a root in it, the result is the end
         where ``|f|`` is smallest.
     steps : int
         Newton steps after the grid (``Work.polish``).
@@ -161,20 +166,36 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
     from ._array import is_eager_numpy
 
     if n > SKETCH_ABOVE and is_eager_numpy(xp, arrays[0]):
+        if not hasattr(lo, "dtype"):
+            lo = xp.asarray(lo, dtype=arrays[0].dtype)
         return solve_eager(xp, make_fun, arrays, lo, hi)
     fun = make_fun(*arrays)
     g = grid_size(numel)
-    ends = past_ends and not safeguarded
-    x, a, b = _grid_start(xp, fun, lo, hi, g, numel, arrays[0].ndim, past_ends=ends)
+    tiny = float(xp.finfo(arrays[0].dtype).smallest_normal)
+    if past_ends and not safeguarded:
+        x, h = _grid_start(xp, fun, lo, hi, g, numel, arrays[0], past_ends=True)
+        for _ in range(_zoom_stages(g)):  # long rows: the root is in [x - h, x + h]; grid it again
+            x, h = _grid_start(xp, fun, x - h, x + h, g, numel, arrays[0], past_ends=True)
+        a = b = None
+        for i in range(steps):
+            f, df = fun(x, True)
+            step = f / clip(xp, df, min=tiny)
+            if i == 0:  # x is the interpolated root: stay within one grid step of it
+                if steps > 1:
+                    a, b = x - h, x + h
+                x = x - clip(xp, step, min=-h, max=h)
+            else:
+                x = clip(xp, x - step, a, b)
+        return x
+    x, a, b = _grid_start(xp, fun, lo, hi, g, numel, arrays[0])
     for _ in range(_zoom_stages(g)):  # long rows: the root is in [a, b]; grid it again
-        x, a, b = _grid_start(xp, fun, a, b, g, numel, arrays[0].ndim, past_ends=ends)
-    tiny = float(xp.finfo(lo.dtype).smallest_normal)
+        x, a, b = _grid_start(xp, fun, a, b, g, numel, arrays[0])
     if not safeguarded:
         for _ in range(steps):
             f, df = fun(x, True)
             x = clip(xp, x - f / clip(xp, df, min=tiny), a, b)
         return x
-    eps = 8.0 * float(xp.finfo(lo.dtype).eps)
+    eps = 8.0 * float(xp.finfo(arrays[0].dtype).eps)
     step_old = b - a
     best_x = best_f = ok = None
     for _ in range(steps):
@@ -239,7 +260,7 @@ def solve_eager(xp, make_fun, arrays, lo, hi, sketch=None, grid: int = SKETCH_GR
     tiny = float(xp.finfo(dtype).smallest_normal)
     if sketch is None:
         sketch = _sketch(xp, arrays)
-    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, grid, math.prod(sketch[0].shape), sketch[0].ndim)
+    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, grid, math.prod(sketch[0].shape), sketch[0])
     import numpy as np  # eager NumPy rows: plain NumPy calls (fewer Python layers per step)
 
     x = np.minimum(np.maximum(x, lo), hi)
