@@ -2,7 +2,8 @@
 
 A whole run -- burn-in, annealing, after -- must compile into at most two
 graphs with ``fullgraph=True`` and give the eager results.  The default run
-keeps one representative test (a CICW-M step with a schedule); the matrix over
+keeps two representatives (a CICW-M step with a schedule and the default radius, and a fixed
+radius without a schedule); the matrix over
 divergences, strength forms, class divergences and mixup modes is marked
 ``slow``.
 """
@@ -101,12 +102,17 @@ def _cicw_m_step(mode="sample_weight", **kwargs):
 
 
 def test_cicw_m_step_with_a_schedule_compiles_to_one_graph_equal_to_eager():
+    # the default instance radius (delta="auto": the exact-radius KL solver with a radius in a tensor)
     graphs = _check_compiled_equals_eager(
-        _cicw_m_step(
-            temperature=0.5, classes=dw.TotalVariation(), gamma=0.2, balance_classes=True, schedule=_schedule()
-        )
+        _cicw_m_step(classes=dw.TotalVariation(), gamma=0.2, balance_classes=True, schedule=_schedule())
     )
     assert graphs == 1
+
+
+def test_a_fixed_radius_without_schedule_compiles_to_one_graph_equal_to_eager():
+    """A radius given as a number reaches the core's KL solver as a Python constant (bracket and grid
+    built as constants): one graph for the run, no recompilation."""
+    assert _check_compiled_equals_eager(_loss_step(delta=0.5), ignored=True) == 1
 
 
 INSTANCE = [

@@ -121,8 +121,8 @@ def _fused_fun(xp, nlp, logq, count, delta):
     log-normaliser, 20% of a radius of 1e-6 in float32).  With a prior (normalised, so that its
     log-normaliser is near 0): ``KL = E_w[t] - logsumexp(t + log q) + log(count)``."""
     torch = sys.modules["torch"]
-    if logq is not None:
-        c = xp.log(count) - delta
+    # (assigned on both branches: torch.compile cannot trace a closure over an unassigned cell)
+    c = None if logq is None else xp.log(count) - delta
 
     def fun(v, slope):
         t = xp.exp(v) * nlp  # nlp >= -C: t is finite, and -inf * 0 never happens
