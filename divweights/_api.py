@@ -58,6 +58,10 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
     lam, delta, temperature : float or 0-d array
         Exactly one.  ``lam > 0`` and ``temperature > 0`` (``inf`` means
         uniform weights); ``delta >= 0``.  Values may be traced (``jax.jit``).
+        A Python-number ``delta`` for KL reaches the solver as a number: a constant
+        of a compiled or jitted function, which builds its bracket and grid without
+        array operations (a new number is a new constant: pass an array for a radius
+        that changes between calls of one compiled function).
 
     Returns
     -------
@@ -100,7 +104,16 @@ def instance_weights(losses, divergence, /, *, lam=None, delta=None, temperature
     xp = work.xp
     if l.shape[-1] == 0:
         raise ValueError("losses must hold at least one example along the last axis (empty batch)")
-    s = scalar(work, detach(strength.value))
+    value = strength.value
+    if (
+        strength.kind == "delta"
+        and isinstance(value, numbers.Real)
+        and divergence._number_radius()
+        and not is_eager_numpy(xp, l)
+    ):  # a Python number stays one: a constant of a jitted or compiled function, no array on the device
+        s = min(float(value), float(work.finfo.max))
+    else:
+        s = scalar(work, detach(value))
     # one reduction finds both special rows: all +inf (min = inf) and NaN (min = NaN)
     low = xp.min(l, axis=-1, keepdims=True)
     with quiet(xp):

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 
-from ._array import clip, where
+from ._array import _is_torch, clip, where
 
 __all__ = ["grid_size", "sketch_index", "solve_eager", "solve_increasing", "zero_strength"]
 
@@ -106,8 +106,10 @@ def _grid_start(xp, fun, lo, hi, g: int, numel: int, rows, past_ends: bool = Fal
     big = float(xp.finfo(rows.dtype).max)
     h = (hi - lo) / (g - 1)
     shape = (g,) + (1,) * rows.ndim
-    if isinstance(h, float):  # a constant bracket: the grid is a constant too
+    if isinstance(h, float) and _is_torch(xp):  # a constant bracket: one kernel lays out the grid
         x = xp.reshape(xp.linspace(lo, hi, g, dtype=rows.dtype, device=_device(rows)), shape)
+    elif isinstance(h, float):  # (jnp.linspace traces to more equations than this)
+        x = lo + h * xp.reshape(xp.arange(g, dtype=rows.dtype, device=_device(rows)), shape)
     else:
         x = lo + h * xp.reshape(xp.arange(g, dtype=h.dtype, device=_device(h)), shape)
     per_chunk = max(1, GRID_BUDGET // max(numel, 1))

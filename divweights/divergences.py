@@ -116,6 +116,12 @@ class Divergence:
             raise ValueError(f"{self!r} does not support {form}= for instance weights")
         return getattr(self, f"_instance_{form}")(l, strength, work)
 
+    def _number_radius(self) -> bool:
+        """Whether :meth:`instance` takes ``delta`` as a Python number (a constant: the solver
+        then lays out its bracket and grid as constants, fewer operations per call and one
+        compiled graph per value); otherwise callers pass a 0-d array."""
+        return False
+
     # -- class problem ----------------------------------------------------
     def _label_keep(self, gamma: float, work) -> float | None:
         """Mass a one-hot label keeps under the class radius ``gamma`` (a Python number) when
@@ -171,6 +177,9 @@ class KL(Divergence):
 
     def _instance_delta(self, l, delta, work):
         return kl_constrained(l, delta, work)
+
+    def _number_radius(self) -> bool:
+        return True
 
     def class_problem(self, L, y, onehot, gamma, work):
         if onehot:
@@ -252,6 +261,9 @@ class Alpha(Divergence):
         if self.is_kl:
             return kl_constrained(l, delta, work)
         return alpha_constrained(l, self.alpha, delta, work)
+
+    def _number_radius(self) -> bool:
+        return self.is_kl
 
     def _instance_temperature(self, l, temperature, work):
         if self.is_kl:

@@ -79,10 +79,11 @@ def test_counter_sees_inside_sub_jaxprs():
 
 
 def test_default_loss_within_four_times_cross_entropy():
-    """Issue 10's JAX budget: 139 equations today (606 before the root-finder redesign, 174 before the
+    """Issue 10's JAX budget: 129 equations today (606 before the root-finder redesign, 174 before the
     core's clip / where took one primitive each under JAX and the loss one dot, 150 before short rows took
     a constant upper bracket end, 140 before the Newton step was clipped to one grid step rather than to
-    a bracket), budget 4 x 38 = 152."""
+    a bracket, 139 before the default radius 0.5 reached the solver as a Python number: constant bracket
+    and grid), budget 4 x 38 = 152."""
     ce = forward_backward_equations(reference_cross_entropy)
     default = forward_backward_equations(lambda z, y: reweighted_loss(z, y)[0])
     assert default <= 4 * ce, f"default loss: {default} equations, budget 4 x {ce} = {4 * ce}"

@@ -122,3 +122,32 @@ def test_a_python_number_radius_meets_the_constraint_like_numpy():
     np.testing.assert_allclose(w, ref, rtol=1e-8, atol=1e-14)
     kl = np.sum(w * np.log(w * losses.shape[-1]), axis=-1)
     np.testing.assert_allclose(kl, 0.3, rtol=1e-7)
+
+
+def test_instance_weights_passes_a_number_radius_through_on_torch():
+    """The public function hands a Python-number radius to the KL solver as a number: the weights
+    are those of the same radius as an array, with fewer operations (``tests/test_op_counts_core.py``)."""
+    g = torch.Generator().manual_seed(5)
+    losses = torch.rand(3, 200, generator=g, dtype=torch.float64) * 4
+    losses[0, :7] = math.inf
+    for delta in (0.0, 0.02, 0.7):
+        torch.testing.assert_close(
+            dw.instance_weights(losses, dw.KL(), delta=delta),
+            dw.instance_weights(losses, dw.KL(), delta=torch.tensor(delta, dtype=torch.float64)),
+            rtol=1e-9,
+            atol=1e-15,
+        )
+
+
+def test_a_number_radius_under_jax_jit_gives_the_numpy_weights():
+    jax = pytest.importorskip("jax")
+    rng = np.random.default_rng(6)
+    losses = rng.exponential(size=(2, 300))
+    for divergence in (dw.KL(), dw.Alpha(1.0)):  # Alpha(1) is KL: the same solver
+        fn = jax.jit(lambda x, d=divergence: dw.instance_weights(x, d, delta=0.4))
+        np.testing.assert_allclose(
+            np.asarray(fn(jax.numpy.asarray(losses))),
+            np.asarray(dw.instance_weights(losses, divergence, delta=0.4)),
+            rtol=1e-8,
+            atol=1e-14,
+        )

@@ -146,7 +146,8 @@ def test_the_exact_radius_costs_the_same_whatever_the_data(batch):
 #: with the NaN rows, 2 of them host reads of the label range on the CPU); one-hot class weights
 #: meet the goal of at most 50 set in issue #10
 PUBLIC_BUDGET = {
-    "instance_weights(KL(), delta=0.5)": 64,
+    # 72 before a Python-number radius reached the solver as a number (constant bracket and grid)
+    "instance_weights(KL(), delta=0.5)": 54,
     "instance_weights(KL(), lam=0.5)": 12,
     "class_weights(ReverseKL(), gamma=0.01), labels": 25,
     "class_weights(TotalVariation(), gamma=0.2), labels": 24,

@@ -408,7 +408,7 @@ class ReweightedLoss(nn.Module):
             return torch.softmax((key.amin() - key) * scale, dim=0)
         if isinstance(value, torch.Tensor):
             value = value if kind == "delta" else value.clamp_max(finfo.max)  # lam * f may overflow
-        elif kind == "delta" and _is_kl(self.instance):
+        elif kind == "delta" and self.instance._number_radius():
             # a radius that is a constant of the run: the core's KL solver then builds its bracket
             # and grid as constants (7 operations fewer per call, one graph for the whole run)
             value = min(float(value), finfo.max)
