@@ -146,8 +146,9 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
     arrays : tuple of arrays of shape ``(..., n)``
         Row data.
     lo, hi : arrays broadcasting against ``(..., 1)``, or Python numbers
-        Bracket, ``lo <= hi``.  When both are numbers, so is the grid (fewer operations).  Without a root in it, the result is the end
-        where ``|f|`` is smallest.
+        Bracket, ``lo <= hi``.  Without a root in it, the result is the end
+        where ``|f|`` is smallest.  When both are numbers, the grid is laid out
+        as a constant (fewer operations).
     steps : int
         Newton steps after the grid (``Work.polish``).
     safeguarded : bool

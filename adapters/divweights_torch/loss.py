@@ -409,8 +409,8 @@ class ReweightedLoss(nn.Module):
         if isinstance(value, torch.Tensor):
             value = value if kind == "delta" else value.clamp_max(finfo.max)  # lam * f may overflow
         elif kind == "delta" and self.instance._number_radius():
-            # a radius that is a constant of the run: the core's KL solver then builds its bracket
-            # and grid as constants (7 operations fewer per call, one graph for the whole run)
+            # a radius that is a constant of the run: the core's KL solver then builds its bracket,
+            # grid and zero-radius test as constants (10 operations fewer per call; one graph)
             value = min(float(value), finfo.max)
         else:
             value = torch.full((), min(value, finfo.max), dtype=dtype, device=key.device)
