@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import divweights as dw
 from divweights._array import Work
@@ -151,3 +153,53 @@ def test_a_number_radius_under_jax_jit_gives_the_numpy_weights():
             rtol=1e-8,
             atol=1e-14,
         )
+
+
+@st.composite
+def _structured_rows(draw):
+    """Loss rows that stress the exact-radius finder: ties, a near-tie with the minimum, many scales,
+    sorted rows, excluded (infinite) examples."""
+    n = draw(st.sampled_from([2, 3, 10, 49, 128, 500]))  # (1 / 49) * 49 < 1 in float64
+    kind = draw(st.sampled_from(["exponential", "ties", "near-tie", "sorted", "wide"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "ties":
+        losses = rng.integers(0, 3, size=n).astype(float)
+    elif kind == "near-tie":
+        losses = np.full(n, 5.0)
+        losses[rng.integers(n)] = 5.0 - 1e-9
+    elif kind == "sorted":
+        losses = np.sort(rng.exponential(size=n))
+    elif kind == "wide":
+        losses = rng.normal(size=n) * 1e3
+    else:
+        losses = rng.exponential(size=n)
+    losses = losses * 10.0 ** draw(st.floats(-20, 20))
+    if draw(st.booleans()) and n > 2:
+        losses[rng.choice(n, size=max(1, n // 10), replace=False)] = math.inf
+    return losses
+
+
+@given(losses=_structured_rows(), delta=st.sampled_from([0.0, 1e-6, 1e-3, 0.05, 0.5, 2.0, 10.0]))
+@settings(max_examples=60, deadline=None)
+def test_torch_number_and_array_radii_equal_numpy_on_structured_rows(losses, delta):
+    ref = np.asarray(dw.instance_weights(losses, dw.KL(), delta=delta))
+    x = torch.asarray(losses)
+    for radius in (delta, torch.tensor(delta, dtype=torch.float64)):
+        w = dw.instance_weights(x, dw.KL(), delta=radius).numpy()
+        assert np.all(np.isfinite(w))
+        np.testing.assert_allclose(w, ref, rtol=1e-6, atol=1e-12)
+        if delta == 0.0:  # exactly uniform on the finite losses, not to a tolerance
+            kept = w[np.isfinite(losses)]
+            assert kept.min() == kept.max()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [49, 103])  # (1 / n) * n < 1 in float64: a residual that rounds below 0
+def test_a_zero_radius_gives_exactly_uniform_weights(dtype, n):
+    """Where rounding makes the residual slightly negative at tiny beta, only the explicit zero-radius
+    case keeps the weights exactly uniform (the finder alone would stop at a beta of about 1e-8)."""
+    dt = getattr(torch, dtype)
+    losses = torch.rand(n, generator=torch.Generator().manual_seed(n), dtype=dt) * 3
+    for radius in (0.0, torch.tensor(0.0, dtype=dt)):
+        w = dw.instance_weights(losses, dw.KL(), delta=radius)
+        assert float(w.min()) == float(w.max())
