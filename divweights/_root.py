@@ -96,22 +96,19 @@ def _device(x):
     return array_api_compat.device(x)
 
 
-def _grid_start(xp, fun, lo, hi, g: int, numel: int, rows, past_ends: bool = False):
-    """Root ``x0`` of the piecewise-linear interpolant of ``f`` on ``g`` grid
-    points, and a bracket of the root: ``[x0 - h, x0 + h]`` (``h``: grid step)
-    within ``[lo, hi]`` (``past_ends``: ``(x0, h)``, the bracket not cut to ``[lo, hi]``).  ``rows``: the
-    first of the row arrays (its dtype, device and number of dimensions; ``lo`` and
-    ``hi`` broadcast against ``(..., 1)``, and either may be a Python number)."""
+def _grid_start(xp, fun, lo, hi, g: int, numel: int, rows):
+    """``(x0, h)``: the root ``x0`` of the piecewise-linear interpolant of ``f`` on ``g`` grid
+    points of ``[lo, hi]`` and the grid step ``h``; the root of ``f`` lies in ``[x0 - h, x0 + h]``.
+    ``rows``: the first of the row arrays (its dtype, device and number of dimensions; ``lo``
+    and ``hi`` broadcast against ``(..., 1)``, and either may be a Python number)."""
     tiny = float(xp.finfo(rows.dtype).smallest_normal)
     big = float(xp.finfo(rows.dtype).max)
     h = (hi - lo) / (g - 1)
     shape = (g,) + (1,) * rows.ndim
     if isinstance(h, float) and _is_torch(xp):  # a constant bracket: one kernel lays out the grid
         x = xp.reshape(xp.linspace(lo, hi, g, dtype=rows.dtype, device=_device(rows)), shape)
-    elif isinstance(h, float):  # (jnp.linspace traces to more equations than this)
+    else:  # (jnp.linspace traces to more equations than this)
         x = lo + h * xp.reshape(xp.arange(g, dtype=rows.dtype, device=_device(rows)), shape)
-    else:
-        x = lo + h * xp.reshape(xp.arange(g, dtype=h.dtype, device=_device(h)), shape)
     per_chunk = max(1, GRID_BUDGET // max(numel, 1))
     if per_chunk >= g:
         f, _ = fun(x, False)
@@ -119,13 +116,15 @@ def _grid_start(xp, fun, lo, hi, g: int, numel: int, rows, past_ends: bool = Fal
         f = xp.concat([fun(x[i : i + per_chunk, ...], False)[0] for i in range(0, g, per_chunk)], axis=0)
     neg = clip(xp, f[:-1, ...], min=-big, max=0.0)  # f_j where negative, else 0 (and never -inf)
     pos = clip(xp, f[1:, ...], min=tiny, max=big)  # f_{j+1} where positive, else tiny (never 0 / 0)
-    x0 = lo + h * xp.sum(neg / (neg - pos), axis=0)
     # x0 and the root lie in the same grid cell, so the root is within h of x0
-    if past_ends:
-        return x0, h
+    return lo + h * xp.sum(neg / (neg - pos), axis=0), h
+
+
+def _inside(xp, x0, h, lo, hi):
+    """The root's bracket ``[x0 - h, x0 + h]`` cut to ``[lo, hi]`` (either may be a Python number)."""
     a = clip(xp, x0 - h, min=lo) if isinstance(lo, float) else xp.maximum(x0 - h, lo)
     b = clip(xp, x0 + h, max=hi) if isinstance(hi, float) else xp.minimum(x0 + h, hi)
-    return x0, a, b
+    return a, b
 
 
 def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: bool = False, past_ends: bool = False):
@@ -176,9 +175,9 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
     g = grid_size(numel)
     tiny = float(xp.finfo(arrays[0].dtype).smallest_normal)
     if past_ends and not safeguarded:
-        x, h = _grid_start(xp, fun, lo, hi, g, numel, arrays[0], past_ends=True)
+        x, h = _grid_start(xp, fun, lo, hi, g, numel, arrays[0])
         for _ in range(_zoom_stages(g)):  # long rows: the root is in [x - h, x + h]; grid it again
-            x, h = _grid_start(xp, fun, x - h, x + h, g, numel, arrays[0], past_ends=True)
+            x, h = _grid_start(xp, fun, x - h, x + h, g, numel, arrays[0])
         a = b = None
         for i in range(steps):
             f, df = fun(x, True)
@@ -190,9 +189,11 @@ def solve_increasing(xp, make_fun, arrays, lo, hi, *, steps: int, safeguarded: b
             else:
                 x = clip(xp, x - step, a, b)
         return x
-    x, a, b = _grid_start(xp, fun, lo, hi, g, numel, arrays[0])
+    x, h = _grid_start(xp, fun, lo, hi, g, numel, arrays[0])
+    a, b = _inside(xp, x, h, lo, hi)
     for _ in range(_zoom_stages(g)):  # long rows: the root is in [a, b]; grid it again
-        x, a, b = _grid_start(xp, fun, a, b, g, numel, arrays[0])
+        x, h = _grid_start(xp, fun, a, b, g, numel, arrays[0])
+        a, b = _inside(xp, x, h, a, b)
     if not safeguarded:
         for _ in range(steps):
             f, df = fun(x, True)
@@ -263,7 +264,7 @@ def solve_eager(xp, make_fun, arrays, lo, hi, sketch=None, grid: int = SKETCH_GR
     tiny = float(xp.finfo(dtype).smallest_normal)
     if sketch is None:
         sketch = _sketch(xp, arrays)
-    x, _, _ = _grid_start(xp, make_fun(*sketch), lo, hi, grid, math.prod(sketch[0].shape), sketch[0])
+    x, _ = _grid_start(xp, make_fun(*sketch), lo, hi, grid, math.prod(sketch[0].shape), sketch[0])
     import numpy as np  # eager NumPy rows: plain NumPy calls (fewer Python layers per step)
 
     x = np.minimum(np.maximum(x, lo), hi)

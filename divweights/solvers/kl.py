@@ -127,7 +127,7 @@ def _fused_fun(xp, nlp, logq, count, delta):
     def fun(v, slope):
         t = xp.exp(v) * nlp  # nlp >= -C: t is finite, and -inf * 0 never happens
         if logq is None:
-            w = torch.softmax(t, dim=-1)
+            w = normalised_exp(xp, t)  # torch's softmax (only NumPy inputs are consumed)
             f = xp.sum(torch.xlogy(w, w * count), axis=-1, keepdims=True) - delta  # xlogy(0, 0) = 0
             if not slope:
                 return f, None
@@ -135,9 +135,9 @@ def _fused_fun(xp, nlp, logq, count, delta):
             m1 = xp.sum(pt, axis=-1, keepdims=True)
         else:
             s = t + logq
-            pt = torch.softmax(s, dim=-1) * t  # excluded examples: 0 * finite
+            pt = normalised_exp(xp, s) * t  # excluded examples: 0 * finite
             m1 = xp.sum(pt, axis=-1, keepdims=True)
-            f = (m1 + c) - torch.logsumexp(s, dim=-1, keepdim=True)
+            f = (m1 + c) - logsumexp(xp, s)
             if not slope:
                 return f, None
         return f, xp.sum(pt * t, axis=-1, keepdims=True) - m1 * m1
