@@ -7,7 +7,8 @@ with 10 classes, with the same methods and library defaults as
 ``bench_torch_step.py``:
 
 * ``CE``: hand-written mean cross-entropy (no divweights);
-* ``CIW``: ``reweighted_loss(logits, y)`` (KL, exact radius ``DEFAULT_DELTA``);
+* ``CIW``: ``reweighted_loss(logits, y, delta=DEFAULT_DELTA)`` (KL, a fixed exact radius; the default
+  ``delta="auto"`` adds the batch's noise-rate estimate);
 * ``CICW``: plus ``classes=ReverseKL(), gamma=0.3``;
 * ``CICW-M``: a forward pass for the weights of the clean batch, weighted
   mixup (``sample_weight``), then ``delta=0.1`` + ReverseKL 0.3 on the mixed batch.
@@ -30,9 +31,7 @@ from __future__ import annotations
 import os
 
 # One XLA CPU thread, like the torch benchmark's one torch thread (set before jax is imported).
-os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import sys
 import time
@@ -59,9 +58,9 @@ METHODS = {
     ),
     "CIW": (
         "ciw",
-        f"reweighted_loss(logits, y): KL, exact radius delta={DEFAULT_DELTA}",
+        f"reweighted_loss(logits, y, delta={DEFAULT_DELTA}): KL, a fixed exact radius",
     ),
-    "CICW": ("cicw", "reweighted_loss(..., classes=ReverseKL(), gamma=0.3)"),
+    "CICW": ("cicw", f"reweighted_loss(..., delta={DEFAULT_DELTA}, classes=ReverseKL(), gamma=0.3)"),
     "CICW-M": (
         "cicw-m",
         "clean-batch weights, weighted_mixup(sample_weight), KL delta=0.1 + ReverseKL 0.3",
@@ -74,13 +73,11 @@ def make_step(model, kind: str):
 
     def loss_of(logits, y):
         if kind == "ce":
-            return -jnp.mean(
-                jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)
-            )
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
         if kind == "ciw":
-            return reweighted_loss(logits, y)[0]
+            return reweighted_loss(logits, y, delta=DEFAULT_DELTA)[0]
         if kind == "cicw":
-            return reweighted_loss(logits, y, classes=ReverseKL(), gamma=0.3)[0]
+            return reweighted_loss(logits, y, delta=DEFAULT_DELTA, classes=ReverseKL(), gamma=0.3)[0]
         return reweighted_loss(logits, y, delta=0.1, classes=ReverseKL(), gamma=0.3)[0]
 
     @jax.jit
@@ -96,9 +93,7 @@ def make_step(model, kind: str):
                 classes=ReverseKL(),
                 gamma=0.3,
             )
-            x, y, _ = weighted_mixup(
-                k_mix, x, y, aux["weights"], mode="sample_weight", num_classes=CLASSES
-            )
+            x, y, _ = weighted_mixup(k_mix, x, y, aux["weights"], mode="sample_weight", num_classes=CLASSES)
 
         def objective(p):
             logits, new_state = model.apply(p, state_in, x, train=True, key=k_drop)
@@ -149,10 +144,7 @@ def run(args):
             raise RuntimeError(f"{name}: non-finite loss {float(runner.loss)}")
         runners[name] = runner.step
     times = timing.time_rounds(runners, args)
-    return {
-        name: {**timing.summarise(times, name), "compile_s": compile_s[name]}
-        for name in times
-    }
+    return {name: {**timing.summarise(times, name), "compile_s": compile_s[name]} for name in times}
 
 
 def table(results, args) -> str:
@@ -161,9 +153,7 @@ def table(results, args) -> str:
         f"JAX {jax.__version__} on {device.platform.upper()}, cnn width {args.width}, batch {args.batch} x 1 x 28 x 28, "
         f"{args.rounds} interleaved rounds x {args.steps} steps, {args.clock} clock"
     )
-    lines = timing.table_head(
-        title, ["step", *timing.STEP_COLUMNS, "first call incl. compile (s)"]
-    )
+    lines = timing.table_head(title, ["step", *timing.STEP_COLUMNS, "first call incl. compile (s)"])
     for name, r in results.items():
         goal = GOALS.get(name)
         goal_s = timing.goal_cell(goal)
@@ -178,9 +168,7 @@ def table(results, args) -> str:
 def parse_args(argv=None):
     quick = ("7 rounds x 5 steps (make bench)", {"rounds": 7, "steps": 5})
     warmup_what = "after the compiling call"
-    return timing.step_parser(
-        __doc__, steps=10, quick=quick, warmup_what=warmup_what, width="CNN"
-    ).parse_args(argv)
+    return timing.step_parser(__doc__, steps=10, quick=quick, warmup_what=warmup_what, width="CNN").parse_args(argv)
 
 
 def main(argv=None) -> int:

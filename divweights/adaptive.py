@@ -32,7 +32,7 @@ import math
 import numbers
 from typing import Any
 
-from ._array import prepare, quiet
+from ._array import clip, prepare, quiet
 from ._inputs import integer_targets
 from .divergences import Divergence
 
@@ -171,10 +171,10 @@ def noise_rate(
         # prior-corrected class losses: L_ij + log q_j (a constant predictor reads as clean)
         Lc = L + log_q
         gap = _row_losses(Lc, targets, work) - xp.min(Lc, axis=-1)
-        # 1 - ratio ** a, accurate near 0; a NaN loss stays NaN, an infinite gap counts as 1
-        pos = xp.where(gap > 0, gap, xp.zeros_like(gap))
-        per_row = -xp.expm1(-pos if a == 1.0 else -a * pos)
-        per_row = xp.where(xp.isnan(gap), gap, per_row)
+        # 1 - ratio ** a = -expm1(-a gap), accurate near 0; a NaN loss stays NaN (clip propagates it), an
+        # infinite gap counts as 1
+        neg_gap = -clip(xp, gap, min=0.0)
+        per_row = -xp.expm1(neg_gap if a == 1.0 else a * neg_gap)
         if mask is None:
             rate = xp.mean(per_row, axis=-1)
         else:
@@ -251,6 +251,17 @@ def _adaptive_ok(divergence: Divergence, problem: str) -> bool:
     if isinstance(divergence, ReverseKL) or (isinstance(divergence, Alpha) and divergence.alpha <= 0.0):
         return False
     return isinstance(divergence, (KL, Alpha, ChiSquared, TotalVariation))
+
+
+def _default_is_auto(instance, lam, delta, temperature) -> bool:
+    """Whether an adapter's instance radius is adaptive: ``delta="auto"``, or no strength given for KL
+    (``KL()`` or ``Alpha(1)``), the default of both the torch and the JAX loss."""
+    from .divergences import KL, Alpha
+
+    if isinstance(delta, str) and delta == "auto":
+        return True
+    is_kl = type(instance) is KL or (isinstance(instance, Alpha) and instance.is_kl)
+    return delta is None and lam is None and temperature is None and is_kl
 
 
 def _closed_form(divergence: Divergence, problem: str) -> str | None:
@@ -339,4 +350,3 @@ def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instan
     if as_float:
         return float(radius)
     return radius
-

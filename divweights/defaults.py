@@ -1,9 +1,11 @@
 """Recommended default strengths, shared by every adapter.
 
-``DEFAULT_DELTA`` is the KL radius used by :class:`divweights_torch.ReweightedLoss`
-and :func:`divweights_jax.reweighted_loss` when no strength is given; the rule
-("the default applies to ``KL()`` only") lives in one place,
-:meth:`divweights.Strength.parse <divweights.strength.Strength.parse>`.  An exact
+``DEFAULT_DELTA`` is the fixed KL radius that :class:`divweights_torch.ReweightedLoss`
+and :func:`divweights_jax.reweighted_loss` used when no strength was given, before
+the adaptive radius (``delta="auto"``, :mod:`divweights.adaptive`) became their
+default; it stays available by name (``delta=DEFAULT_DELTA``) and remains the
+default of :meth:`divweights.Strength.parse <divweights.strength.Strength.parse>`
+(``KL()`` only) for the core's own callers.  An exact
 KL radius is scale-free: the weights have a perplexity (effective sample size)
 of ``n * exp(-delta)`` whatever the scale of the losses, so the same value
 works from the first step to the last.

@@ -56,11 +56,17 @@ def test_loss_is_weighted_sum_of_cross_entropies(batch):
     assert aux["class_weights"] is None
 
 
-def test_default_strength_is_default_delta(batch):
+def test_default_strength_is_the_adaptive_radius(batch):
+    """No strength given for KL: ``delta="auto"`` (this batch's estimate without a carried state), as the
+    torch loss; the previous fixed default stays available by name."""
     logits, labels = batch
-    default, _ = jax.jit(lambda z: reweighted_loss(z, labels))(logits)
-    explicit, _ = jax.jit(lambda z: reweighted_loss(z, labels, instance=KL(), delta=DEFAULT_DELTA))(logits)
+    default, aux = jax.jit(lambda z: reweighted_loss(z, labels))(logits)
+    explicit, _ = jax.jit(lambda z: reweighted_loss(z, labels, instance=KL(), delta="auto"))(logits)
     close(default, explicit)
+    assert "noise_rate" in aux
+    _, fixed_aux = reweighted_loss(logits, labels, delta=DEFAULT_DELTA)
+    assert "noise_rate" not in fixed_aux
+    assert not np.allclose(np.asarray(aux["weights"]), np.asarray(fixed_aux["weights"]))
 
 
 def test_default_delta_matches_the_torch_adapter():
@@ -531,25 +537,45 @@ def test_auto_radius_of_chi_squared_and_sharpened_noise_score():
 
     z = jax.random.normal(jax.random.key(1), (32, 4)) * 2
     y = jnp.arange(32) % 4
-    _, aux = reweighted_loss(z, y, instance=dw.ChiSquared(), delta="auto", noise_rate=0.0, noise_momentum=0.0,
-                             noise_sharpness=2.0)
+    _, aux = reweighted_loss(
+        z, y, instance=dw.ChiSquared(), delta="auto", noise_rate=0.0, noise_momentum=0.0, noise_sharpness=2.0
+    )
     rate = float(aux["noise_rate"])
     np.testing.assert_allclose(rate, float(dw.noise_rate(-jax.nn.log_softmax(z), y, sharpness=2.0)), rtol=1e-6)
     w = np.asarray(aux["weights"], np.float64)
     np.testing.assert_allclose(float(dw.ChiSquared()(w, np.full(32, 1 / 32))), rate / (1 - rate), rtol=1e-3)
 
 
-def test_auto_radius_needs_the_tracked_state():
-    with pytest.raises(ValueError, match="pass noise_rate="):
-        reweighted_loss(jnp.zeros((4, 3)), jnp.arange(4) % 3, delta="auto")
+def test_auto_radius_without_state_uses_the_batch_estimate_alone():
+    """``noise_rate=None``: the radius of this batch's own estimate (no tracked state), under jit."""
+    import divweights as dw
+
+    z = jax.random.normal(jax.random.key(2), (64, 5)) * 3
+    y = jnp.arange(64) % 5
+    _, aux = jax.jit(lambda z, y: reweighted_loss(z, y, delta="auto"))(z, y)
+    rate = float(dw.noise_rate(-jax.nn.log_softmax(z), y))
+    assert 0.3 < rate < 0.9  # a batch the estimate reads as noisy: the weights move
+    np.testing.assert_allclose(float(aux["noise_rate"]), rate, rtol=1e-6)
+    w = np.asarray(aux["weights"], np.float64)
+    np.testing.assert_allclose(float(dw.KL()(w, np.full(64, 1 / 64))), -np.log1p(-rate), rtol=1e-4)
+
+
+def test_auto_radius_without_state_equals_zero_momentum_tracking():
+    z = jax.random.normal(jax.random.key(3), (32, 4)) * 2
+    y = jnp.arange(32) % 4
+    alone, a = reweighted_loss(z, y, delta="auto")
+    tracked, b = reweighted_loss(z, y, delta="auto", noise_rate=0.7, noise_momentum=0.0)
+    close(alone, tracked)
+    close(a["weights"], b["weights"])
 
 
 def test_auto_class_radius_keeps_one_minus_rate_on_the_label():
     import divweights as dw
 
     z = jnp.asarray([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0]])
-    _, aux = reweighted_loss(z, jnp.asarray([1, 0]), instance=None, classes=dw.ReverseKL(), gamma="auto",
-                             noise_rate=0.5)
+    _, aux = reweighted_loss(
+        z, jnp.asarray([1, 0]), instance=None, classes=dw.ReverseKL(), gamma="auto", noise_rate=0.5
+    )
     rate = float(aux["noise_rate"])
     v = np.asarray(aux["class_weights"])
     np.testing.assert_allclose(v[[0, 1], [1, 0]], 1 - rate, rtol=1e-5)
@@ -560,8 +586,13 @@ def test_weighted_ratio_at_equal_weights_is_plain_mixups_beta(alpha):
     """Equal weights: Beta(alpha, alpha) ratios, as in the torch adapter (not a constant 1/2)."""
     n = 4000
     _, _, info = weighted_mixup(
-        jax.random.key(0), jnp.zeros((n, 1)), jnp.zeros(n, jnp.int32), jnp.ones(n), mode="sample_weight",
-        num_classes=2, alpha=alpha,
+        jax.random.key(0),
+        jnp.zeros((n, 1)),
+        jnp.zeros(n, jnp.int32),
+        jnp.ones(n),
+        mode="sample_weight",
+        num_classes=2,
+        alpha=alpha,
     )
     r = np.asarray(info["ratios"], np.float64)
     var = 1 / (4 * (2 * alpha + 1))
@@ -572,7 +603,7 @@ def test_weighted_ratio_at_equal_weights_is_plain_mixups_beta(alpha):
 def test_weighted_ratio_has_mean_rho_and_is_pinned_at_zero_weights():
     n, alpha = 4000, 1.0
     w = jnp.where(jnp.arange(n) % 4 == 0, 0.0, jnp.where(jnp.arange(n) % 2 == 0, 3.0, 1.0))
-    xm, _, info = weighted_mixup(
+    _, _, info = weighted_mixup(
         jax.random.key(7), jnp.zeros((n, 1)), jnp.zeros(n, jnp.int32), w, mode="weight", num_classes=2, alpha=alpha
     )
     r, j = np.asarray(info["ratios"], np.float64), np.asarray(info["partners"])

@@ -90,13 +90,8 @@ def _is_auto(value) -> bool:
     return isinstance(value, str) and value == "auto"
 
 
-def _check_auto(instance, lam, temperature, classes, auto_delta, auto_gamma, noise_rate, momentum):
+def _check_auto(instance, lam, temperature, classes, auto_delta, auto_gamma, momentum):
     """Eager checks of ``delta="auto"`` / ``gamma="auto"`` (plain Python; nothing traced is read)."""
-    if noise_rate is None:
-        raise ValueError(
-            "delta='auto' / gamma='auto' track the batch's noise rate across steps: pass noise_rate=<the "
-            "tracked value> (0.0 at the first step) and keep aux['noise_rate'] for the next step"
-        )
     if auto_delta:
         if instance is None:
             raise ValueError("delta='auto' given but instance=None (uniform weights); pass a divergence")
@@ -245,11 +240,16 @@ def reweighted_loss(
         reweighting alone).
     lam, delta, temperature : float or 0-d array, optional
         At most one; the strength of the instance reweighting, as in
-        :func:`divweights.instance_weights`.  If none is given and
-        ``instance`` is ``KL()``, ``delta = DEFAULT_DELTA`` (other
-        divergences need an explicit value; ``instance=None`` takes none).
-        May be traced arrays (see
-        :func:`~divweights_jax.scaled_strength`).
+        :func:`divweights.instance_weights`.  May be traced arrays (see
+        :func:`~divweights_jax.scaled_strength`).  ``delta="auto"`` (the
+        default when none is given and ``instance`` is ``KL()``; also for
+        ``Alpha(a)`` with ``a > 0``, ``ChiSquared()`` and
+        ``TotalVariation()``) sets the radius from the batch's estimated
+        noise rate, :func:`divweights.noise_radius` of
+        :func:`divweights.noise_rate` (see ``noise_rate`` below): no noise
+        rate to know, as :class:`divweights_torch.ReweightedLoss`.  The
+        previous fixed default is ``delta=DEFAULT_DELTA``.  Other
+        divergences need an explicit value; ``instance=None`` takes none.
     classes : Divergence, optional
         Divergence of the class problem (``TotalVariation()``,
         ``ReverseKL()``, ``SquaredL2()``, or ``KL()`` for soft targets).
@@ -281,15 +281,16 @@ def reweighted_loss(
         single-device loss of the concatenated batch.  Every device must hold
         the same number of rows.
     noise_rate : float or 0-d array, optional
-        Needed by ``delta="auto"`` and ``gamma="auto"`` (the adaptive radii:
-        no noise rate needed): the tracked noise rate so far (``0.0`` at the
-        first step; carry ``aux["noise_rate"]`` to the next step, e.g. in the
-        train state).  The radius of this step is
-        :func:`divweights.noise_radius` of
-        ``divweights.track_noise_rate(noise_rate, L, targets)``.  The default
-        strength stays ``delta=DEFAULT_DELTA`` here because a pure function
-        holds no state; the training program and ``divweights_torch`` default
-        to the adaptive radius.
+        State of ``delta="auto"`` and ``gamma="auto"`` (the adaptive radii).
+        ``None`` (a pure call, no state): the radius comes from this batch's
+        estimate alone, ``divweights.noise_rate(L, targets)`` (as
+        ``ReweightedLoss(noise_momentum=0)``).  Given, it is the tracked rate
+        so far (``0.0`` at the first step; carry ``aux["noise_rate"]`` to the
+        next step, e.g. in the train state) and the radius comes from
+        ``divweights.track_noise_rate(noise_rate, L, targets)``, the moving
+        average that :class:`divweights_torch.ReweightedLoss` keeps by
+        default.  The two differ by dataset (README, "No noise rate needed":
+        ``momentum:0`` is the batch's own estimate, ``auto`` the average).
     noise_momentum : float, default ``divweights.adaptive.DEFAULT_NOISE_MOMENTUM``
         Momentum of the tracked rate.
     noise_sharpness : float, default ``divweights.adaptive.DEFAULT_NOISE_SHARPNESS``
@@ -319,7 +320,10 @@ def reweighted_loss(
         sum to one over the global batch), ``'class_weights'``: ``v`` of shape
         ``(n, k)`` or ``None``, ``'losses'``: the per-example losses
         :math:`\tilde l` the weights were computed from ``(n,)``, with
-        ``+inf`` on masked rows.  All held constant (no gradient).
+        ``+inf`` on masked rows; with an adaptive radius also
+        ``'noise_rate'``, the rate it came from (0-d; pass it as
+        ``noise_rate`` to the next step to track it).  All held constant (no
+        gradient).
 
     Raises
     ------
@@ -346,7 +350,8 @@ def reweighted_loss(
     error under ``jit``.
 
     The default call (integer labels, no class reweighting, no mask) costs
-    one ``log_softmax``, one gather and the core's weights; with
+    one ``log_softmax``, one gather, the batch's noise-rate estimate and the
+    core's weights; with
     ``lam``/``temperature`` given as traced arrays and the annealing of
     :func:`~divweights_jax.scaled_strength`, a training step compiles once.
 
@@ -366,6 +371,16 @@ def reweighted_loss(
     [0.567, 0.415, 0.018]
 
     The third example, badly fit (a likely noisy label), is down-weighted.
+    The default radius adapts to the batch; carry its noise rate from step to
+    step to smooth it (``ReweightedLoss()``'s default):
+
+    >>> loss, aux = reweighted_loss(logits, labels)  # delta="auto", this batch's estimate alone
+    >>> round(float(aux["noise_rate"]), 3), round(float(aux["weights"][2]), 3)
+    (0.345, 0.002)
+    >>> state = 0.0  # before the first step
+    >>> loss, aux = reweighted_loss(logits, labels, noise_rate=state)
+    >>> state = aux["noise_rate"]  # 0.05 x this batch's rate: the radius grows as the model learns
+
     Class reweighting (CICW) with total variation and gradients under ``jit``:
 
     >>> f = lambda z: reweighted_loss(z, labels, temperature=1.0,
@@ -386,9 +401,10 @@ def reweighted_loss(
     """
     _check_divergence("instance", instance)
     _check_divergence("classes", classes)
-    auto_delta, auto_gamma = _is_auto(delta), _is_auto(gamma)
+    auto_delta = divweights.adaptive._default_is_auto(instance, lam, delta, temperature)
+    auto_gamma = _is_auto(gamma)
     if auto_delta or auto_gamma:
-        _check_auto(instance, lam, temperature, classes, auto_delta, auto_gamma, noise_rate, noise_momentum)
+        _check_auto(instance, lam, temperature, classes, auto_delta, auto_gamma, noise_momentum)
     strength = None if auto_delta else _instance_strength(instance, lam, delta, temperature)
     _check_label_smoothing(label_smoothing)
     if not isinstance(balance_classes, bool):
@@ -424,18 +440,21 @@ def reweighted_loss(
 
     log_p = jax.nn.log_softmax(logits, axis=-1)
     rate = None
-    if auto_delta or auto_gamma:  # the tracked noise rate after this batch: divweights.track_noise_rate
+    if auto_delta or auto_gamma:  # the noise rate after this batch: tracked (divweights.track_noise_rate) or its own
         est_targets = targets if integer else jnp.asarray(targets, dtype)
         if integer and valid is not None:
             est_targets = jnp.where(valid, targets, 0)
-        rate = divweights.track_noise_rate(
-            jnp.asarray(noise_rate, dtype),
-            jax.lax.stop_gradient(-log_p),
-            est_targets,
-            momentum=noise_momentum,
-            valid=valid,
-            sharpness=noise_sharpness,
-        )
+        est = {"valid": valid, "sharpness": noise_sharpness}
+        if noise_rate is None:  # no state carried: this batch's estimate alone
+            rate = divweights.noise_rate(jax.lax.stop_gradient(-log_p), est_targets, **est)
+        else:
+            rate = divweights.track_noise_rate(
+                jnp.asarray(noise_rate, dtype),
+                jax.lax.stop_gradient(-log_p),
+                est_targets,
+                momentum=noise_momentum,
+                **est,
+            )
         if auto_gamma:
             gamma = divweights.noise_radius(classes, rate, problem="class")
     smoothed = not _is_zero(label_smoothing)

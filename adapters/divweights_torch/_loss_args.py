@@ -15,7 +15,7 @@ import numbers
 import torch
 
 from divweights import KL, Alpha, Divergence, ReverseKL
-from divweights.adaptive import _adaptive_ok
+from divweights.adaptive import _adaptive_ok, _default_is_auto
 from divweights.strength import Strength
 
 #: The value of ``delta`` / ``gamma`` that sets the radius from the tracked noise rate.
@@ -37,11 +37,7 @@ def _is_kl(divergence) -> bool:
     return type(divergence) is KL or (isinstance(divergence, Alpha) and divergence.is_kl)
 
 
-def _auto_delta(instance, lam, delta, temperature) -> bool:
-    """Whether the instance radius is adaptive: ``delta="auto"``, or no strength given for KL."""
-    if delta == AUTO:
-        return True
-    return delta is None and lam is None and temperature is None and instance is not None and _is_kl(instance)
+_auto_delta = _default_is_auto  # delta="auto", or no strength given for KL: the shared rule of both adapters
 
 
 def _parse_strength(instance, lam, delta, temperature) -> Strength | None:
