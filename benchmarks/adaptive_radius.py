@@ -8,6 +8,9 @@ MLP, Adam, batches of 128, no schedule -- with the loss swapped:
 * ``fixed:D``     ``ReweightedLoss(delta=D)`` for a grid of radii (``fixed:0.5`` is the previous default);
 * ``informed``    ``ReweightedLoss(delta=clip(-log(1 - r), 0.1, 1.6))``, the previous CLI rule, told the rate ``r``;
 * ``auto``        ``ReweightedLoss()``, the adaptive default (``delta="auto"``);
+* ``momentum:M``  the adaptive radius with the noise rate averaged with momentum ``M``,
+                  ``ReweightedLoss(noise_momentum=M)``; ``momentum:0`` is each batch's own estimate, the
+                  default of the pure ``divweights_jax.reweighted_loss`` when no state is carried;
 * ``sharp:A``     the adaptive radius with the noise score sharpened, ``ReweightedLoss(noise_sharpness=A)``;
 * ``bare``        BARE: keep the examples whose label probability is at least the batch mean plus ``k`` std of
                   their class (Patel & Sastry, 2021), ``k = 0``;
@@ -44,9 +47,15 @@ from pathlib import Path
 import numpy as np
 
 RADII = (0.1, 0.25, 0.5, 1.0, 1.6)
-METHODS = ("ce", "filter", *(f"fixed:{d}" for d in RADII), "informed", "auto", "sharp:2", "bare", "term")
-NOISES = (("symmetric", 0.0), ("symmetric", 0.2), ("symmetric", 0.4), ("symmetric", 0.6), ("symmetric", 0.8),
-          ("asymmetric", 0.4))
+METHODS = ("ce", "filter", *(f"fixed:{d}" for d in RADII), "informed", "auto", "momentum:0", "sharp:2", "bare", "term")
+NOISES = (
+    ("symmetric", 0.0),
+    ("symmetric", 0.2),
+    ("symmetric", 0.4),
+    ("symmetric", 0.6),
+    ("symmetric", 0.8),
+    ("asymmetric", 0.4),
+)
 DATASETS = ("fashion-mnist", "digits", "two-moons")
 #: Epochs per dataset: 20 on Fashion-MNIST (1,580 steps; cross-entropy has memorised most noisy labels by then),
 #: 40 on the small sets (400 and 640 steps).
@@ -108,6 +117,7 @@ def make_loss(method: str, rate: float):
     if method == "filter":
         return lambda z, y, clean: F.cross_entropy(z[clean], y[clean]) if bool(clean.any()) else z.sum() * 0
     if method == "bare":
+
         def bare(z, y, clean, k=0.0):
             losses = F.cross_entropy(z, y, reduction="none")
             p = torch.exp(-losses.detach())
@@ -117,6 +127,7 @@ def make_loss(method: str, rate: float):
             var = (onehot * (p[:, None] - mean) ** 2).sum(0) / (count - 1).clamp_min(1)
             keep = (p >= (mean + k * var.sqrt())[y]).to(losses.dtype)
             return (keep * losses).sum() / keep.sum().clamp_min(1)
+
         return bare
     if method == "term":
         fn = ReweightedLoss(lam=0.5)
@@ -124,6 +135,8 @@ def make_loss(method: str, rate: float):
         fn = ReweightedLoss()
     elif method.startswith("sharp:"):
         fn = ReweightedLoss(noise_sharpness=float(method.split(":")[1]))
+    elif method.startswith("momentum:"):
+        fn = ReweightedLoss(noise_momentum=float(method.split(":")[1]))
     elif method == "informed":
         fn = ReweightedLoss(delta=min(max(-math.log(1 - rate), 0.1), 1.6))
     elif method.startswith("fixed:"):
@@ -179,8 +192,15 @@ def run_cli(dataset: str, kind: str, rate: float, seed: int, method: str, epochs
     from divweights_train.config import TrainConfig
     from divweights_train.trainer_torch import train
 
-    kw = {"dataset": dataset, "noise": cli_noise(dataset, kind, rate), "seed": seed, "threads": 1, "quiet": True,
-          "plots": False, "save_weights": False}
+    kw = {
+        "dataset": dataset,
+        "noise": cli_noise(dataset, kind, rate),
+        "seed": seed,
+        "threads": 1,
+        "quiet": True,
+        "plots": False,
+        "save_weights": False,
+    }
     if epochs is not None:
         kw["epochs"] = epochs
     if method in ("ce", "filter"):
@@ -214,8 +234,16 @@ def _work(job):
     else:
         acc = run(dataset, kind, rate, seed, method, epochs, data=_DATA.get(dataset) or load(dataset))
         extra = {"epochs": EPOCHS[dataset] if epochs is None else epochs}
-    return {"dataset": dataset, "noise": kind, "rate": rate, "seed": seed, "method": method, **extra,
-            "accuracy": acc, "seconds": round(time.perf_counter() - t, 1)}
+    return {
+        "dataset": dataset,
+        "noise": kind,
+        "rate": rate,
+        "seed": seed,
+        "method": method,
+        **extra,
+        "accuracy": acc,
+        "seconds": round(time.perf_counter() - t, 1),
+    }
 
 
 _DATA: dict = {}
@@ -232,16 +260,20 @@ def table(rows, methods=METHODS) -> str:
         if not levels:
             continue
         head = ["method"] + [f"{'sym' if kd == 'symmetric' else 'asym'} {rt:g}" for kd, rt in levels]
-        out += [f"\n**{dataset}** (final test accuracy %, mean over seeds)\n", "| " + " | ".join(head) + " |",
-                "|" + "---|" * len(head)]
+        out += [
+            f"\n**{dataset}** (final test accuracy %, mean over seeds)\n",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
         mean = {}
         for m in methods:
             cells = []
             for kd, rt in levels:
                 v = acc.get((dataset, kd, rt, m))
                 mean[(m, kd, rt)] = statistics.fmean(v) if v else None
-                cells.append(f"{statistics.fmean(v):.1f}" + (f" ±{statistics.stdev(v):.1f}" if len(v) > 1 else "")
-                             if v else "-")
+                cells.append(
+                    f"{statistics.fmean(v):.1f}" + (f" ±{statistics.stdev(v):.1f}" if len(v) > 1 else "") if v else "-"
+                )
             out.append(f"| {m} | " + " | ".join(cells) + " |")
         checks = []
         for kd, rt in levels:
@@ -271,9 +303,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="one seed, digits and two-moons only")
     ap.add_argument("--tiny", action="store_true", help="smoke test: two-moons at 40%% noise, 3 epochs, 3 methods")
     ap.add_argument("--table", metavar="JSONL", help="only print the table of a results file")
-    ap.add_argument("--cli", action="store_true",
-                    help="the same grid through the training CLI (its models, optimiser and schedule per dataset; "
-                         "methods ce, filter, fixed:D, informed, auto; default --out runs/adaptive_radius_cli.jsonl)")
+    ap.add_argument(
+        "--cli",
+        action="store_true",
+        help="the same grid through the training CLI (its models, optimiser and schedule per dataset; "
+        "methods ce, filter, fixed:D, informed, auto; default --out runs/adaptive_radius_cli.jsonl)",
+    )
     args = ap.parse_args(argv)
     if args.cli:
         if args.out == ap.get_default("out"):
@@ -297,8 +332,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {_key(json.loads(line)) for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
-    jobs = [(d, kd, rt, s, m, args.epochs, args.cli) for d in args.datasets for kd, rt in noises for s in range(args.seeds)
-            for m in args.methods if (d, kd, rt, s, m) not in done]
+    jobs = [
+        (d, kd, rt, s, m, args.epochs, args.cli)
+        for d in args.datasets
+        for kd, rt in noises
+        for s in range(args.seeds)
+        for m in args.methods
+        if (d, kd, rt, s, m) not in done
+    ]
     print(f"{len(jobs)} runs to do ({len(done)} already in {out}), {args.jobs} at a time", flush=True)
     for d in args.datasets if not args.cli else ():  # load once in the parent; forked workers share it
         _DATA[d] = load(d)
@@ -307,8 +348,10 @@ def main(argv=None) -> int:
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm comes with the train extra
+
         def tqdm(it, **_):
             return it
+
     with mp.get_context("fork").Pool(args.jobs) as pool, out.open("a") as f:
         for r in tqdm(pool.imap_unordered(_work, jobs), total=len(jobs), desc="runs", file=sys.stdout):
             f.write(json.dumps(r) + "\n")

@@ -26,9 +26,7 @@ SMALLEST = {
     "gpu_step.py": ["--device", "cpu", "--tiny"],
     "bench_core.py": ["--quick"],
     "adaptive_radius.py": ["--tiny"],  # no smaller mode: n = 1e5 and cvxpy solves (slow)
-    "fashion_mnist_table.py": [
-        "--estimate"
-    ],  # times a few CNN steps and prints the grid's estimate
+    "fashion_mnist_table.py": ["--estimate"],  # times a few CNN steps and prints the grid's estimate
 }
 #: More than ~10 s of CPU: bench_core's quick mode, and the JAX steps' jit compiles (about 20 s today).
 SLOW = {"bench_core.py", "bench_jax_step.py"}
@@ -49,11 +47,7 @@ def scripts() -> list[str]:
 def recipe(target: str) -> list[str]:
     """The command lines of a Makefile target."""
     lines = (ROOT / "Makefile").read_text().splitlines()
-    start = next(
-        i
-        for i, line in enumerate(lines)
-        if re.match(rf"^{re.escape(target)}\s*:", line)
-    )
+    start = next(i for i, line in enumerate(lines) if re.match(rf"^{re.escape(target)}\s*:", line))
     out = []
     for line in lines[start + 1 :]:
         if not line.startswith("\t"):
@@ -62,9 +56,7 @@ def recipe(target: str) -> list[str]:
     return out
 
 
-def run_script(
-    name: str, args: list[str], tmp_path: Path, timeout: int = 600
-) -> subprocess.CompletedProcess:
+def run_script(name: str, args: list[str], tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = child_env(MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     env.pop("CUDA_VISIBLE_DEVICES", None)
     return run_python([str(BENCH / name), *args], cwd=tmp_path, timeout=timeout, env=env)
@@ -79,45 +71,29 @@ def smallest_run(tmp_path_factory):
         for module in NEEDS[name]:
             pytest.importorskip(module)
         if name not in done:
-            done[name] = run_script(
-                name, SMALLEST[name], tmp_path_factory.mktemp(name.removesuffix(".py"))
-            )
+            done[name] = run_script(name, SMALLEST[name], tmp_path_factory.mktemp(name.removesuffix(".py")))
         return done[name]
 
     return get
 
 
 def test_every_benchmark_has_a_smallest_invocation():
-    assert set(scripts()) == set(SMALLEST), (
-        "add the new benchmark's smallest invocation to SMALLEST"
-    )
+    assert set(scripts()) == set(SMALLEST), "add the new benchmark's smallest invocation to SMALLEST"
 
 
 def test_make_bench_runs_every_benchmark_and_nothing_missing():
     commands = recipe("bench")
-    named = {
-        m.group(1)
-        for c in commands
-        for m in [re.search(r"benchmarks/(\w+\.py)", c)]
-        if m
-    }
-    assert named == set(scripts()), (
-        f"make bench runs {sorted(named)}, the benchmarks are {scripts()}"
-    )
+    named = {m.group(1) for c in commands for m in [re.search(r"benchmarks/(\w+\.py)", c)] if m}
+    assert named == set(scripts()), f"make bench runs {sorted(named)}, the benchmarks are {scripts()}"
     for target in ("bench", "bench-full", "bench-accuracy"):
         for command in recipe(target):
             for path in re.findall(r"benchmarks/\w+\.py", command):
-                assert (ROOT / path).is_file(), (
-                    f"make {target} runs {path}, which does not exist"
-                )
+                assert (ROOT / path).is_file(), f"make {target} runs {path}, which does not exist"
 
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
-        for n in sorted(SMALLEST)
-    ],
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(SMALLEST)],
 )
 def test_benchmark_runs_in_its_smallest_mode(name, smallest_run):
     proc = smallest_run(name)
@@ -152,9 +128,7 @@ def test_step_benchmark_reports_every_method_against_its_goal(name, smallest_run
     ):
         for cells in rows[method]:
             assert goal in cells, cells
-            assert {"PASS", "FAIL"} & set(cells) or any(
-                "not compilable" in c for c in cells
-            ), cells
+            assert {"PASS", "FAIL"} & set(cells) or any("not compilable" in c for c in cells), cells
     for cells in rows["CE"]:
         assert "1.000" in cells, cells  # the baseline's paired ratio to itself
 
@@ -189,3 +163,26 @@ def test_adaptive_radius_cli_noise_specs():
     assert module.cli_noise("two-moons", "symmetric", 0.4) == "symmetric-uniform:0.4"
     assert module.cli_noise("digits", "asymmetric", 0.4) == "pairflip:0.4"
     assert module.cli_noise("fashion-mnist", "asymmetric", 0.4) == "asymmetric:0.4"
+
+
+def test_adaptive_radius_momentum_method_sets_the_noise_momentum():
+    """``momentum:M`` is ``ReweightedLoss(noise_momentum=M)``: at ``M = 0`` the tracked rate after one step is
+    the batch's own estimate (the pure JAX default), at the default momentum a twentieth of it."""
+    pytest.importorskip("torch")
+    import numpy as np
+    import torch
+
+    import divweights as dw
+
+    spec = importlib.util.spec_from_file_location("adaptive_radius", BENCH / "adaptive_radius.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert "momentum:0" in module.METHODS
+    z = torch.randn(64, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3
+    y = torch.arange(64) % 5
+    batch = float(dw.noise_rate(-torch.log_softmax(z, dim=1).numpy(), y.numpy()))
+    for method, share in (("momentum:0", 1.0), ("auto", 1.0 - dw.adaptive.DEFAULT_NOISE_MOMENTUM)):
+        loss = module.make_loss(method, 0.0)
+        loss(z, y, None)
+        fn = loss.__closure__[0].cell_contents  # the ReweightedLoss the lambda calls
+        np.testing.assert_allclose(float(fn.noise_rate), share * batch, rtol=1e-6)
