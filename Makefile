@@ -26,6 +26,8 @@ dataset:
 # make test: the default run (one representative of each expensive family); make test-slow: the rest
 # (the torch.compile matrix, the full kill-and-resume loops, the docs build, long training runs).
 test: $(STAMP) dataset
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 	$(PY) -m pytest --doctest-modules divweights adapters -q -p no:cacheprovider
 

@@ -171,9 +171,7 @@ def step_parser(
     presets ``--tiny`` and ``--quick`` (where given); ``--width`` (of the
     model named ``width``) and ``--clock`` for the CPU benchmarks.
     """
-    p = StepParser(
-        doc, {"tiny": tiny} if quick is None else {"tiny": tiny, "quick": quick}
-    )
+    p = StepParser(doc, {"tiny": tiny} if quick is None else {"tiny": tiny, "quick": quick})
     for flag, default, text in (
         ("--rounds", rounds, f"interleaved timing rounds (default {rounds})"),
         ("--steps", steps, f"steps per method per round (default {steps})"),
@@ -202,16 +200,12 @@ def step_parser(
     return p
 
 
-def time_rounds(
-    candidates, args, *, timer: Timer | None = None, on_error=None
-) -> dict[str, list[float]]:
+def time_rounds(candidates, args, *, timer: Timer | None = None, on_error=None) -> dict[str, list[float]]:
     """:func:`paired_rounds` with a step benchmark's options: ``args.rounds`` rounds of
     ``args.steps`` calls, shuffled from ``args.seed``; without a ``timer``, the clock that
     ``args.clock`` names (``cpu``: the process's CPU time, ``wall``: elapsed time)."""
     if timer is None:
-        timer = clock_timer(
-            time.process_time if args.clock == "cpu" else time.perf_counter
-        )
+        timer = clock_timer(time.process_time if args.clock == "cpu" else time.perf_counter)
     return paired_rounds(
         candidates,
         rounds=args.rounds,

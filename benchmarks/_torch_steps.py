@@ -248,7 +248,7 @@ def build_runner(model, method, x, y, *, warmup: int = 3, **kwargs):
             loss = runner.step()
         if not torch.isfinite(loss.detach().float()).item():
             return None, f"non-finite loss {loss.item()}"
-    except Exception as exc:  # noqa: BLE001 - any failure is reported, the others still run
+    except Exception as exc:
         return None, describe_failure(exc, compiled)
     runner.graphs = graph_count() - before
     return runner, None

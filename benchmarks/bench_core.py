@@ -33,9 +33,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import divweights as dw  # noqa: E402
-import _timing  # noqa: E402
-from _timing import fmt_time  # noqa: E402
+import _timing
+from _timing import fmt_time
+
+import divweights as dw
 
 CASES = [
     (dw.KL(), "lam"), (dw.KL(), "delta"), (dw.KL(), "temperature"),

@@ -98,22 +98,15 @@ def run(args, log=print) -> list[dict]:
     rows = []
     for mode in args.modes:
         for precision in args.precisions:
-            group = [
-                {"mode": mode, "precision": precision, "method": m, "reason": None}
-                for m in METHODS
-            ]
+            group = [{"mode": mode, "precision": precision, "method": m, "reason": None} for m in METHODS]
             rows += group
             t_group = time.perf_counter()
             model = PreActResNet18(CLASSES).to(device)
             scope, step_model = None, None
             if mode == "compiled":
                 scope = args.compile_scope
-                if (
-                    scope == "loss"
-                ):  # one compiled model per group, shared by the methods
-                    step_model = torch.compile(
-                        own_code(calls(model), f"model_{precision}")
-                    )
+                if scope == "loss":  # one compiled model per group, shared by the methods
+                    step_model = torch.compile(own_code(calls(model), f"model_{precision}"))
             runners = {}
             for r in group:
                 m = r["method"]
@@ -143,9 +136,7 @@ def run(args, log=print) -> list[dict]:
             warm_s = time.perf_counter() - t_group
 
             def dropped(name, exc, group=group, compiled=mode == "compiled"):
-                next(r for r in group if r["method"].name == name)["reason"] = (
-                    describe_failure(exc, compiled)
-                )
+                next(r for r in group if r["method"].name == name)["reason"] = describe_failure(exc, compiled)
 
             t_timing = time.perf_counter()
             times = timing.time_rounds(runners, args, timer=timer, on_error=dropped)
@@ -169,9 +160,7 @@ def table(rows, args) -> str:
         f"{args.image_size}, {args.rounds} interleaved rounds x {args.steps} steps after {args.warmup} warm-up steps, "
         f"compile scope: {args.compile_scope}"
     )
-    lines = timing.table_head(
-        title, ["precision", "mode", "step", *timing.STEP_COLUMNS]
-    )
+    lines = timing.table_head(title, ["precision", "mode", "step", *timing.STEP_COLUMNS])
     for r in rows:
         m = r["method"]
         goal = timing.goal_cell(m.goal)
@@ -225,9 +214,7 @@ def parse_args(argv=None):
         s for s in args.modes if s not in ("eager", "compiled")
     ]
     if bad:
-        p.error(
-            f"unknown precision or mode {bad}; precisions: fp32, bf16; modes: eager, compiled"
-        )
+        p.error(f"unknown precision or mode {bad}; precisions: fp32, bf16; modes: eager, compiled")
     return args
 
 

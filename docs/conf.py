@@ -86,9 +86,7 @@ html_theme_options = {
     "sidebar_width": "240px",
     "show_relbars": True,
 }
-html_sidebars = {
-    "**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]
-}
+html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
 
 # -- sphinx-gallery -----------------------------------------------------------
 sphinx_gallery_conf = {
@@ -117,12 +115,7 @@ def _write_cli_help() -> None:
     """
     out = DOCS / "generated" / "cli_help.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    code = (
-        "import sys\n"
-        "from divweights_train.cli import main\n"
-        "sys.argv = ['divweights-train', '--help']\n"
-        "main()\n"
-    )
+    code = "import sys\nfrom divweights_train.cli import main\nsys.argv = ['divweights-train', '--help']\nmain()\n"
     env = dict(
         os.environ,
         COLUMNS="100",
@@ -142,9 +135,7 @@ def _write_cli_help() -> None:
     except (OSError, subprocess.TimeoutExpired):
         text = ""
     if not text:
-        text = (
-            "(divweights-train --help could not be run when these pages were built)\n"
-        )
+        text = "(divweights-train --help could not be run when these pages were built)\n"
     if not out.exists() or out.read_text() != text:
         out.write_text(text)
 
@@ -154,14 +145,8 @@ def _write_optional() -> None:
     gen = DOCS / "generated"
     gen.mkdir(parents=True, exist_ok=True)
     fragments = {
-        "api_cli_toctree.inc": ".. toctree::\n   :maxdepth: 2\n\n   cli\n"
-        if HAVE_CLI
-        else "",
-        "cli_link.inc": (
-            "The option list of the installed version is in :doc:`../api/cli`.\n"
-            if HAVE_CLI
-            else ""
-        ),
+        "api_cli_toctree.inc": ".. toctree::\n   :maxdepth: 2\n\n   cli\n" if HAVE_CLI else "",
+        "cli_link.inc": ("The option list of the installed version is in :doc:`../api/cli`.\n" if HAVE_CLI else ""),
     }
     for name, text in fragments.items():
         path = gen / name

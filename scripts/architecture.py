@@ -77,9 +77,7 @@ class Module:
     path: Path  # relative to the root of the tree
     package: str
     lines: int
-    imports: dict[str, str] = field(
-        default_factory=dict
-    )  # imported module -> "import time" | "lazy"
+    imports: dict[str, str] = field(default_factory=dict)  # imported module -> "import time" | "lazy"
 
 
 def _module_name(rel: Path) -> str:
@@ -94,20 +92,14 @@ def _module_name(rel: Path) -> str:
 def _package_of(name: str, rel: Path) -> str | None:
     """The package of the file ``rel``: the one with the longest folder that holds it."""
     folder = rel.parent.as_posix()
-    holders = [
-        (len(f), pkg)
-        for pkg, f, _ in PACKAGES
-        if folder == f or folder.startswith(f + "/")
-    ]
+    holders = [(len(f), pkg) for pkg, f, _ in PACKAGES if folder == f or folder.startswith(f + "/")]
     return _ALIASES.get(name, max(holders)[1]) if holders else None
 
 
 def read_modules(root: Path = ROOT) -> dict[str, Module]:
     """Every Python file of the packages, keyed by module name, with its imports resolved."""
     modules: dict[str, Module] = {}
-    paths = sorted(
-        {p for _, folder, _ in PACKAGES for p in (root / folder).rglob("*.py")}
-    )
+    paths = sorted({p for _, folder, _ in PACKAGES for p in (root / folder).rglob("*.py")})
     for path in paths:
         rel = path.relative_to(root)
         script = rel.parent.as_posix() in _SCRIPT_FOLDERS
@@ -120,9 +112,7 @@ def read_modules(root: Path = ROOT) -> dict[str, Module]:
 
 
 def _imports(module: Module, modules: dict[str, Module], root: Path) -> dict[str, str]:
-    tree = ast.parse(
-        (root / module.path).read_text(encoding="utf-8"), filename=str(module.path)
-    )
+    tree = ast.parse((root / module.path).read_text(encoding="utf-8"), filename=str(module.path))
     found: dict[str, str] = {}
     is_package = module.path.name == "__init__.py"
     here = module.name.split(".") if is_package else module.name.split(".")[:-1]
@@ -139,9 +129,7 @@ def _imports(module: Module, modules: dict[str, Module], root: Path) -> dict[str
 
     def visit(node: ast.AST, lazy: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            inner = lazy or isinstance(
-                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-            )
+            inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 inner = True
             if isinstance(child, ast.Import):
@@ -190,11 +178,7 @@ def package_edges(modules: dict[str, Module]) -> dict[str, dict[str, str]]:
 def cycles(modules: dict[str, Module]) -> list[list[str]]:
     """Groups of modules that import each other at import time (strongly connected, more than one)."""
     graph = {
-        name: [
-            t
-            for t, when in m.imports.items()
-            if when == "import time" and t in modules and t != name
-        ]
+        name: [t for t, when in m.imports.items() if when == "import time" and t in modules and t != name]
         for name, m in modules.items()
     }
     index: dict[str, int] = {}
@@ -240,11 +224,7 @@ def breaches(modules: dict[str, Module]) -> list[str]:
         for target, when in module.imports.items():
             other = package_of_import(target, modules)
             for importer, imported, rule_when, why in RULES:
-                if (
-                    module.package == importer
-                    and other == imported
-                    and (rule_when == "ever" or when == rule_when)
-                ):
+                if module.package == importer and other == imported and (rule_when == "ever" or when == rule_when):
                     out.append(f"{module.path}: imports {target} ({when}): {why}")
             if other in layer and layer[other] > layer[module.package]:
                 out.append(
@@ -258,13 +238,9 @@ def breaches(modules: dict[str, Module]) -> list[str]:
 # --------------------------------------------------------------------------- tables
 def _table(header: list[str], rows: list[list[str]], rst: bool) -> str:
     if not rst:
-        widths = [
-            max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))
-        ]
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         numeric = [all(str(r[i]).isdigit() for r in rows) for i in range(len(header))]
-        fmt = "  ".join(
-            f"{{:{'>' if num else '<'}{w}}}" for num, w in zip(numeric, widths)
-        )
+        fmt = "  ".join(f"{{:{'>' if num else '<'}{w}}}" for num, w in zip(numeric, widths))
         return "\n".join(fmt.format(*r) for r in [header, *rows])
     lines = [".. list-table::", "   :header-rows: 1", ""]
     for row in [header, *rows]:
@@ -284,9 +260,7 @@ def line_table(modules: dict[str, Module], rst: bool = False) -> str:
         largest = max(members, key=lambda m: m.lines)
         label = f"``{name}``" if rst else name
         biggest = f"{largest.path.name} ({largest.lines})"
-        rows.append(
-            [label, str(len(members)), str(sum(m.lines for m in members)), biggest]
-        )
+        rows.append([label, str(len(members)), str(sum(m.lines for m in members)), biggest])
     return _table(["package", "files", "lines", "largest file (lines)"], rows, rst)
 
 
@@ -300,22 +274,14 @@ def import_table(modules: dict[str, Module], rst: bool = False) -> str:
 
         def listed(when: str, name: str = name) -> str:
             found = sorted(
-                (
-                    t
-                    for t, w in edges[name].items()
-                    if w == when and (t in order or t in FRAMEWORKS)
-                ),
+                (t for t, w in edges[name].items() if w == when and (t in order or t in FRAMEWORKS)),
                 key=lambda t: (t not in order, order.index(t) if t in order else t),
             )
             text = ", ".join(f"``{t}``" if rst else t for t in found)
             return text or "–"
 
-        rows.append(
-            [f"``{name}``" if rst else name, listed("import time"), listed("lazy")]
-        )
-    return _table(
-        ["package", "imports when imported", "imports inside functions only"], rows, rst
-    )
+        rows.append([f"``{name}``" if rst else name, listed("import time"), listed("lazy")])
+    return _table(["package", "imports when imported", "imports inside functions only"], rows, rst)
 
 
 def main(argv=None) -> int:
@@ -324,9 +290,7 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("what", choices=("lines", "imports", "check"))
-    parser.add_argument(
-        "--rst", action="store_true", help="reStructuredText tables (for the docs)"
-    )
+    parser.add_argument("--rst", action="store_true", help="reStructuredText tables (for the docs)")
     args = parser.parse_args(argv)
     modules = read_modules()
     if args.what == "lines":
@@ -335,11 +299,7 @@ def main(argv=None) -> int:
         print(import_table(modules, args.rst))
     else:
         found = breaches(modules)
-        print(
-            "\n".join(found)
-            if found
-            else f"layering holds: {len(modules)} modules, no cycle"
-        )
+        print("\n".join(found) if found else f"layering holds: {len(modules)} modules, no cycle")
         return 1 if found else 0
     return 0
 

@@ -221,5 +221,3 @@ def div_id(div):
 
 ALL_FORM_CASES = [(div, form) for div in DIVERGENCES for form in FORMS if supported(div, form)]
 CASE_IDS = [f"{div!r}-{form}" for div, form in ALL_FORM_CASES]
-
-

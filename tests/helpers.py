@@ -13,13 +13,25 @@ import pytest
 import divweights as dw
 
 INSTANCE_CASES = [
-    (dw.KL(), "lam"), (dw.KL(), "delta"), (dw.KL(), "temperature"),
-    (dw.ReverseKL(), "lam"), (dw.ReverseKL(), "delta"), (dw.ReverseKL(), "temperature"),
-    (dw.Alpha(0.1), "temperature"), (dw.Alpha(0.5), "lam"), (dw.Alpha(0.5), "delta"),
-    (dw.Alpha(2.0), "lam"), (dw.Alpha(2.0), "delta"), (dw.Alpha(3.0), "temperature"),
-    (dw.Alpha(-1.0), "delta"), (dw.ChiSquared(), "lam"), (dw.ChiSquared(), "delta"),
-    (dw.TotalVariation(), "lam"), (dw.TotalVariation(), "delta"),
-    (dw.SquaredL2(), "lam"), (dw.SquaredL2(), "delta"),
+    (dw.KL(), "lam"),
+    (dw.KL(), "delta"),
+    (dw.KL(), "temperature"),
+    (dw.ReverseKL(), "lam"),
+    (dw.ReverseKL(), "delta"),
+    (dw.ReverseKL(), "temperature"),
+    (dw.Alpha(0.1), "temperature"),
+    (dw.Alpha(0.5), "lam"),
+    (dw.Alpha(0.5), "delta"),
+    (dw.Alpha(2.0), "lam"),
+    (dw.Alpha(2.0), "delta"),
+    (dw.Alpha(3.0), "temperature"),
+    (dw.Alpha(-1.0), "delta"),
+    (dw.ChiSquared(), "lam"),
+    (dw.ChiSquared(), "delta"),
+    (dw.TotalVariation(), "lam"),
+    (dw.TotalVariation(), "delta"),
+    (dw.SquaredL2(), "lam"),
+    (dw.SquaredL2(), "delta"),
 ]
 CLASS_DIVERGENCES = [dw.TotalVariation(), dw.ReverseKL(), dw.SquaredL2()]
 
@@ -83,7 +95,7 @@ def import_deprecated(monkeypatch, old: str, new_home: str, importer: str):
     monkeypatch.delitem(sys.modules, old, raising=False)
     monkeypatch.delattr(sys.modules[parent], name, raising=False)
     with pytest.warns(DeprecationWarning, match=new_home) as record:
-        exec(compile(f"import {old}", importer, "exec"), {})  # noqa: S102 - an import statement "in" importer
+        exec(compile(f"import {old}", importer, "exec"), {})
     assert record[0].filename == importer
     return sys.modules[old]
 

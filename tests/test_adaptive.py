@@ -149,8 +149,9 @@ def test_noise_rate_keeps_dtype_and_is_finite_at_extreme_losses(backend, dtype):
 
 @settings(max_examples=50, deadline=None)
 @given(
-    hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=9),
-               elements=st.floats(-30, 30)),
+    hnp.arrays(
+        np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=9), elements=st.floats(-30, 30)
+    ),
     st.integers(0, 2**32 - 1),
 )
 def test_noise_rate_lies_in_unit_interval(z, seed):

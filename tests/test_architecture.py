@@ -16,9 +16,7 @@ import sys
 import pytest
 from helpers import ROOT, python_output, run_python
 
-_spec = importlib.util.spec_from_file_location(
-    "architecture", ROOT / "scripts" / "architecture.py"
-)
+_spec = importlib.util.spec_from_file_location("architecture", ROOT / "scripts" / "architecture.py")
 architecture = importlib.util.module_from_spec(_spec)
 sys.modules["architecture"] = architecture  # dataclasses look their module up
 _spec.loader.exec_module(architecture)
@@ -44,13 +42,9 @@ def test_line_table_counts_every_file_of_each_package():
     table = architecture.line_table(modules)
     core = [m for m in modules.values() if m.package == "divweights"]
     expected = sum(len((ROOT / m.path).read_text().splitlines()) for m in core)
-    row = next(
-        line.split() for line in table.splitlines() if line.startswith("divweights ")
-    )
+    row = next(line.split() for line in table.splitlines() if line.startswith("divweights "))
     assert row[1:3] == [str(len(core)), str(expected)]
-    assert any(
-        m.path.as_posix() == "divweights/solvers/kl.py" for m in core
-    )  # subfolders count too
+    assert any(m.path.as_posix() == "divweights/solvers/kl.py" for m in core)  # subfolders count too
 
 
 def _tree(tmp_path, files: dict[str, str]):
@@ -71,9 +65,7 @@ def test_the_checker_finds_an_import_cycle(tmp_path):
             "divweights/c.py": "from . import a\n",
         },
     )
-    assert architecture.breaches(modules) == [
-        "import cycle: divweights.a -> divweights.b -> divweights.c"
-    ]
+    assert architecture.breaches(modules) == ["import cycle: divweights.a -> divweights.b -> divweights.c"]
 
 
 def test_a_lazy_import_is_no_cycle(tmp_path):
@@ -142,9 +134,7 @@ def test_the_checker_finds_a_forbidden_import(tmp_path, rel, code, breach):
 
 
 def test_the_oracle_may_import_cvxpy_inside_a_function(tmp_path):
-    modules = _tree(
-        tmp_path, {"divweights/testing/x.py": "def solve():\n    import cvxpy\n"}
-    )
+    modules = _tree(tmp_path, {"divweights/testing/x.py": "def solve():\n    import cvxpy\n"})
     assert architecture.breaches(modules) == []
 
 
@@ -152,9 +142,7 @@ def test_the_oracle_may_import_cvxpy_inside_a_function(tmp_path):
     "adapter, framework, other",
     [("divweights_torch", "torch", "jax"), ("divweights_jax", "jax", "torch")],
 )
-def test_importing_an_adapter_loads_neither_the_other_framework_nor_the_training_program(
-    adapter, framework, other
-):
+def test_importing_an_adapter_loads_neither_the_other_framework_nor_the_training_program(adapter, framework, other):
     pytest.importorskip(framework)
     code = f"import sys, {adapter}; print(sorted({{'{other}', 'divweights_train'}} & set(sys.modules)))"
     assert python_output(code) == "[]"

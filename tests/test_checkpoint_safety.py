@@ -50,19 +50,13 @@ def test_torch_checkpoint_loads_with_weights_only(tmp_path):
     assert set(payload["state"]) == {"model", "optimizer", "loss", "rng"}
 
 
-def test_crafted_torch_checkpoint_is_refused_and_runs_nothing(
-    tmp_path, capsys, no_training
-):
+def test_crafted_torch_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, no_training):
     out, marker = tmp_path / "r", tmp_path / "PWNED"
     out.mkdir()
     torch.save({"format": _Payload(marker)}, out / "checkpoint.pt")
     err = refused([*MOONS, "--resume", "--out", str(out)], capsys)
     assert not marker.exists()
-    assert (
-        "checkpoint.pt was not loaded" in err
-        and "could run code" in err
-        and "posix.system" in err
-    )
+    assert "checkpoint.pt was not loaded" in err and "could run code" in err and "posix.system" in err
 
 
 def test_checkpoint_of_the_pickled_format_isrefused(tmp_path, capsys, monkeypatch):
@@ -71,31 +65,23 @@ def test_checkpoint_of_the_pickled_format_isrefused(tmp_path, capsys, monkeypatc
     forbid_training(monkeypatch)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     legacy = {**json.loads(state["meta"]), **state["state"], "format": 1}
-    legacy["rng"]["numpy"] = (
-        np.random.get_state()
-    )  # what format 1 stored: a pickled NumPy state
+    legacy["rng"]["numpy"] = np.random.get_state()  # what format 1 stored: a pickled NumPy state
     torch.save(legacy, out / "checkpoint.pt")
     err = refused([*MOONS, "--resume", "--out", str(out)], capsys)
     assert "before checkpoint format 2" in err and "--overwrite" in err
 
 
-def test_crafted_jax_pickle_checkpoint_is_refused_and_runs_nothing(
-    tmp_path, capsys, no_training
-):
+def test_crafted_jax_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, no_training):
     out, marker = tmp_path / "r", tmp_path / "PWNED"
     out.mkdir()
-    (out / "checkpoint_jax.pkl").write_bytes(
-        pickle.dumps({"format": _Payload(marker)}, protocol=4)
-    )
+    (out / "checkpoint_jax.pkl").write_bytes(pickle.dumps({"format": _Payload(marker)}, protocol=4))
     err = refused([*JAX, "--resume", "--out", str(out)], capsys)
     assert not marker.exists()
     assert "checkpoint_jax.pkl was not loaded" in err and "pickle" in err
 
 
 @pytest.mark.parametrize("how", ["object-array", "pickle-named-npz"])
-def test_crafted_jax_npz_checkpoint_is_refused_and_runs_nothing(
-    tmp_path, capsys, no_training, how
-):
+def test_crafted_jax_npz_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, no_training, how):
     out, marker = tmp_path / "r", tmp_path / "PWNED"
     out.mkdir()
     path = out / "checkpoint_jax.npz"
@@ -119,9 +105,7 @@ def test_jax_checkpoint_is_npz_and_json(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
-def test_damaged_checkpoint_is_a_one_line_error_before_training(
-    tmp_path, capsys, damage, monkeypatch
-):
+def test_damaged_checkpoint_is_a_one_line_error_before_training(tmp_path, capsys, damage, monkeypatch):
     out = tmp_path / "r"
     _stopped_run(out)
     ckpt = out / "checkpoint.pt"
@@ -140,10 +124,7 @@ def test_damaged_checkpoint_is_a_one_line_error_before_training(
 
 def test_summary_and_data_json_are_standard_json(tmp_path):
     out = tmp_path / "r"
-    assert (
-        cli.main([*MOONS, "--noise", "none", "--val-fraction", "0", "--out", str(out)])
-        == 0
-    )
+    assert cli.main([*MOONS, "--noise", "none", "--val-fraction", "0", "--out", str(out)]) == 0
 
     def reject(constant):
         raise ValueError(f"non-standard JSON constant {constant}")
@@ -151,7 +132,5 @@ def test_summary_and_data_json_are_standard_json(tmp_path):
     for name in ("summary.json", "data.json", "config.json"):
         json.loads((out / name).read_text(), parse_constant=reject)
     summary = read_summary(out / "summary.json")
-    assert math.isnan(summary["best_val_acc"]) and math.isnan(
-        summary["final_auroc"]
-    )  # no val split, no noise
+    assert math.isnan(summary["best_val_acc"]) and math.isnan(summary["final_auroc"])  # no val split, no noise
     assert summary["completed"] is True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import divweights as dw
-from divweights._array import prepare, scalar
+from divweights._array import prepare
 from divweights.solvers.kl import kl_constrained
 from divweights.solvers.reverse_kl import reverse_kl_class
 from divweights.solvers.total_variation import tv_constrained

@@ -86,9 +86,7 @@ def test_idx_reader_detects_gzip_by_content(tmp_path):
     "name, raw, match",
     [
         pytest.param("bad", bytes([1, 2, 8, 1]) + struct.pack(">I", 1) + b"\x00", "magic", id="bad-magic"),
-        pytest.param(
-            "bad", bytes([0, 0, 0x42, 1]) + struct.pack(">I", 1) + b"\x00", "element type", id="unknown-type"
-        ),
+        pytest.param("bad", bytes([0, 0, 0x42, 1]) + struct.pack(">I", 1) + b"\x00", "element type", id="unknown-type"),
         pytest.param(
             "short.gz",
             gzip.compress(bytes([0, 0, 8, 2]) + struct.pack(">II", 3, 3) + b"\x00" * 5),
@@ -112,10 +110,10 @@ def _write_fake_fmnist(folder, n_train=12, n_test=6, gz=True):
     rng = np.random.default_rng(1)
     suffix = ".gz" if gz else ""
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}",
-                  rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}",
-                  (np.arange(n) % 10).astype(np.uint8))
+        write_idx(
+            folder / f"{prefix}-images-idx3-ubyte{suffix}", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        )
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", (np.arange(n) % 10).astype(np.uint8))
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -168,8 +166,10 @@ def test_load_fashion_mnist_rejects_bad_split(tmp_path):
 _REAL_FMNIST = D.DEFAULT_FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
 
 
-@pytest.mark.skipif(not _REAL_FMNIST.exists() and not _REAL_FMNIST.with_suffix("").exists(),
-                    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not _REAL_FMNIST.exists() and not _REAL_FMNIST.with_suffix("").exists(),
+    reason="Fashion-MNIST not installed (sudo apt-get install dataset-fashion-mnist)",
+)
 def test_real_fashion_mnist_shapes():
     train = load_fashion_mnist(split="train")
     test = load_fashion_mnist(split="test")
@@ -238,8 +238,7 @@ def test_cifar_reader_refuses_arbitrary_pickled_objects(tmp_path):
     folder.mkdir()
     for split in ("train", "test"):
         with open(folder / split, "wb") as fh:
-            pickle.dump({"data": np.zeros((1, 3072), np.uint8), "fine_labels": [0],
-                         "evil": print}, fh)
+            pickle.dump({"data": np.zeros((1, 3072), np.uint8), "fine_labels": [0], "evil": print}, fh)
     with pytest.raises(ValueError, match="refusing"):
         load_cifar(tmp_path, "cifar100", "train")
 
@@ -432,9 +431,23 @@ def test_stratified_subset_rejects_too_large():
 # The package layout
 # --------------------------------------------------------------------------- #
 OLD_PUBLIC_NAMES = [
-    "ArrayDataset", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD", "DatasetNotFoundError",
-    "DEFAULT_FASHION_MNIST_DIR", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "IdxFormatError", "load_cifar",
-    "load_digits_dataset", "load_fashion_mnist", "make_two_moons", "read_idx", "stratified_subset", "subset",
+    "ArrayDataset",
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "CIFAR100_MEAN",
+    "CIFAR100_STD",
+    "DatasetNotFoundError",
+    "DEFAULT_FASHION_MNIST_DIR",
+    "FASHION_MNIST_MEAN",
+    "FASHION_MNIST_STD",
+    "IdxFormatError",
+    "load_cifar",
+    "load_digits_dataset",
+    "load_fashion_mnist",
+    "make_two_moons",
+    "read_idx",
+    "stratified_subset",
+    "subset",
     "train_val_split",
 ]
 

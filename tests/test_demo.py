@@ -30,10 +30,7 @@ FINAL = {
 
 
 def _fashion_mnist_available() -> bool:
-    return any(
-        (DEFAULT_FASHION_MNIST_DIR / f"t10k-labels-idx1-ubyte{ext}").is_file()
-        for ext in ("", ".gz")
-    )
+    return any((DEFAULT_FASHION_MNIST_DIR / f"t10k-labels-idx1-ubyte{ext}").is_file() for ext in ("", ".gz"))
 
 
 def test_demo_compares_ce_reweighting_oracle_and_clean_on_the_same_data(tmp_path):
@@ -47,19 +44,9 @@ def test_demo_compares_ce_reweighting_oracle_and_clean_on_the_same_data(tmp_path
         "ce",
     ]
     noisy = [c for label, c in configs.items() if label != "CE clean"]
-    assert {c.noise for c in noisy} == {"symmetric:0.6"} and configs[
-        "CE clean"
-    ].noise == "none"
+    assert {c.noise for c in noisy} == {"symmetric:0.6"} and configs["CE clean"].noise == "none"
     # one model, subset and seed for every run: the comparison is like for like
-    assert (
-        len(
-            {
-                (c.subset, c.width, c.seed, c.model, c.weight_decay, c.threads)
-                for c in configs.values()
-            }
-        )
-        == 1
-    )
+    assert len({(c.subset, c.width, c.seed, c.model, c.weight_decay, c.threads) for c in configs.values()}) == 1
     assert configs["CIW"].weight_decay == demo.DEMO_WEIGHT_DECAY
     assert len({c.out for c in configs.values()}) == len(configs)
 
@@ -95,9 +82,7 @@ def test_each_run_uses_one_thread_by_default(tmp_path):
     assert demo.build_parser().parse_args([]).threads == 1
 
 
-@pytest.mark.parametrize(
-    "runs, cores, jobs", [(5, 1, 1), (5, 2, 2), (5, 16, 5), (3, 4, 3)]
-)
+@pytest.mark.parametrize("runs, cores, jobs", [(5, 1, 1), (5, 2, 2), (5, 16, 5), (3, 4, 3)])
 def test_default_jobs_is_one_per_core_at_most_one_per_run(runs, cores, jobs):
     assert demo.default_jobs(runs, cores=cores) == jobs
 
@@ -106,36 +91,24 @@ def test_default_jobs_is_one_per_core_at_most_one_per_run(runs, cores, jobs):
 # The time estimate
 # --------------------------------------------------------------------------- #
 def test_estimate_counts_steps_evaluation_and_loading_per_run(tmp_path):
-    configs = demo.demo_configs(
-        tmp_path, epochs=2, subset=1000, clean=False, oracle=False
-    )
+    configs = demo.demo_configs(tmp_path, epochs=2, subset=1000, clean=False, oracle=False)
     # 1000 examples: 100 noisy validation, 900 training = 7 full batches of 128; 10,100 evaluated per epoch
     costs = demo.run_costs(configs, step_s=0.01, eval_example_s=1e-5, per_run_s=3.0)
     for label, method in (("CE", "ce"), ("CIW", "ciw"), ("CICW-M", "cicw-m")):
         fixed, per_epoch = costs[label]
         assert fixed == 3.0
-        assert per_epoch == pytest.approx(
-            7 * 0.01 * demo.STEP_COST[method] + 10100 * 1e-5
-        )
-    serial = demo.estimate_seconds(
-        configs, step_s=0.01, eval_example_s=1e-5, per_run_s=3.0, jobs=1
-    )
+        assert per_epoch == pytest.approx(7 * 0.01 * demo.STEP_COST[method] + 10100 * 1e-5)
+    serial = demo.estimate_seconds(configs, step_s=0.01, eval_example_s=1e-5, per_run_s=3.0, jobs=1)
     assert serial == pytest.approx(sum(f + 2 * e for f, e in costs.values()))
     # two workers, longest first: CICW-M on one, CIW then CE on the other
-    two = demo.estimate_seconds(
-        configs, step_s=0.01, eval_example_s=1e-5, per_run_s=3.0, jobs=2
-    )
+    two = demo.estimate_seconds(configs, step_s=0.01, eval_example_s=1e-5, per_run_s=3.0, jobs=2)
     run = {lb: f + 2 * e for lb, (f, e) in costs.items()}
     assert two == pytest.approx(max(run["CICW-M"], run["CIW"] + run["CE"]))
 
 
 def test_warmup_measures_positive_times_quickly():
     t = demo._warmup(1, 4, 16, 32, seconds=0.05)
-    assert (
-        set(t) == {"step_s", "eval_example_s"}
-        and t["step_s"] > 0
-        and t["eval_example_s"] > 0
-    )
+    assert set(t) == {"step_s", "eval_example_s"} and t["step_s"] > 0 and t["eval_example_s"] > 0
 
 
 # --------------------------------------------------------------------------- #
@@ -154,38 +127,23 @@ def test_progress_on_a_terminal_is_a_bar_from_the_start(tmp_path):
     configs = demo.demo_configs(tmp_path, epochs=4, clean=False, oracle=False)
     term = _Terminal()
     progress = demo._Progress(configs, estimate_s=125.0, stream=term)
-    assert (
-        "demo:" in term.getvalue()
-        and "0/12 epochs" in term.getvalue()
-        and "expected 2 min 05 s" in term.getvalue()
-    )
+    assert "demo:" in term.getvalue() and "0/12 epochs" in term.getvalue() and "expected 2 min 05 s" in term.getvalue()
     progress.log_line("CIW", _epoch_line(1, 0.61))
     progress.close()
     out = term.getvalue()
     assert "1/12 epochs" in out and "CIW epoch 1/4, test acc 0.610" in out
 
 
-def test_progress_without_a_terminal_prints_plain_lines_with_time_left(
-    tmp_path, capsys
-):
+def test_progress_without_a_terminal_prints_plain_lines_with_time_left(tmp_path, capsys):
     configs = demo.demo_configs(tmp_path, epochs=4, clean=False, oracle=False)
     progress = demo._Progress(configs, estimate_s=90.0, tty=False, plain_every_s=0.0)
     first = capsys.readouterr().out
-    assert (
-        "0/12 epochs" in first
-        and "about 1 min 30 s left" in first
-        and "\r" not in first
-    )
+    assert "0/12 epochs" in first and "about 1 min 30 s left" in first and "\r" not in first
     progress.log_line("CE", _epoch_line(2, 0.7))
-    progress.log_line(
-        "CE", "resuming ..."
-    )  # lines without an epoch number change nothing
+    progress.log_line("CE", "resuming ...")  # lines without an epoch number change nothing
     progress.run_done("CE", 0.75, 12.0)
     out = capsys.readouterr().out
-    assert (
-        "CE epoch 2/4, test acc 0.700" in out
-        and "done: CE        final test acc 0.7500 (12 s)" in out
-    )
+    assert "CE epoch 2/4, test acc 0.700" in out and "done: CE        final test acc 0.7500 (12 s)" in out
 
 
 def test_plain_progress_lines_are_throttled(tmp_path, capsys):
@@ -193,9 +151,7 @@ def test_plain_progress_lines_are_throttled(tmp_path, capsys):
     progress = demo._Progress(configs, estimate_s=None, tty=False, plain_every_s=3600.0)
     for epoch in range(1, 31):
         progress.log_line("CIW", _epoch_line(epoch, 0.5))
-    assert (
-        len(capsys.readouterr().out.splitlines()) == 1
-    )  # only the opening line within the hour
+    assert len(capsys.readouterr().out.splitlines()) == 1  # only the opening line within the hour
 
 
 def test_fraction_done_weighs_runs_by_their_estimated_cost(tmp_path):
@@ -238,10 +194,7 @@ def test_result_is_stated_once_with_the_margin():
 def test_a_met_target_says_by_how_much():
     a = demo.assess({**FINAL, "CICW-M": 0.8700})
     assert a["met"] is True and a["best"] == "CICW-M"
-    assert (
-        "Result: MET. The best reweighted run, CICW-M, ends at 0.8700: 0.8 points above (CIW 0.8510)."
-        in a["lines"]
-    )
+    assert "Result: MET. The best reweighted run, CICW-M, ends at 0.8700: 0.8 points above (CIW 0.8510)." in a["lines"]
 
 
 def test_without_the_clean_run_the_target_is_the_absolute_bar():
@@ -278,9 +231,7 @@ def fake_demo(monkeypatch, tmp_path):
         out = Path(config.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text("{}")
-        records = [
-            types.SimpleNamespace(epoch=e, test_acc=acc) for e in range(1, r.epochs + 1)
-        ]
+        records = [types.SimpleNamespace(epoch=e, test_acc=acc) for e in range(1, r.epochs + 1)]
         summary = {
             "final_test_acc": acc,
             "test_at_best_val": acc,
@@ -294,9 +245,7 @@ def fake_demo(monkeypatch, tmp_path):
         Path(path).write_bytes(b"png")
 
     monkeypatch.setattr(demo, "_train_one", fake_train_one)
-    monkeypatch.setattr(
-        demo, "_measure", lambda configs, jobs: {"step_s": 0.05, "eval_example_s": 1e-5}
-    )
+    monkeypatch.setattr(demo, "_measure", lambda configs, jobs: {"step_s": 0.05, "eval_example_s": 1e-5})
     monkeypatch.setattr(datasets, "load_fashion_mnist", lambda *a, **k: None)
     monkeypatch.setattr(plots, "plot_accuracy_curves", touch)
     monkeypatch.setattr(plots, "plot_weight_histograms", touch)
@@ -304,18 +253,14 @@ def fake_demo(monkeypatch, tmp_path):
     return trained
 
 
-def test_quick_writes_its_own_folder_and_keeps_the_full_results(
-    fake_demo, tmp_path, capsys
-):
+def test_quick_writes_its_own_folder_and_keeps_the_full_results(fake_demo, tmp_path, capsys):
     full = tmp_path / "runs" / "demo"
     full.mkdir(parents=True)
     (full / "results.json").write_text('{"full": true}')
     assert demo.main(["--quick", "--jobs", "1"]) == 0
     assert (full / "results.json").read_text() == '{"full": true}'  # untouched
     quick = json.loads((tmp_path / "runs" / "demo-quick" / "results.json").read_text())
-    assert quick["quick"] is True and [r["label"] for r in quick["rows"]] == list(
-        demo.demo_configs(Path("."))
-    )
+    assert quick["quick"] is True and [r["label"] for r in quick["rows"]] == list(demo.demo_configs(Path(".")))
     assert all(Path(c.out).parent == Path("runs/demo-quick") for c in fake_demo)
 
 
@@ -327,9 +272,7 @@ def test_existing_results_are_refused_without_overwrite(fake_demo, tmp_path, cap
     fake_demo.clear()
     assert demo.main(["--out", str(out), "--jobs", "1", "--epochs", "3"]) == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        "already holds demo results" in err and "--overwrite" in err and "\n" not in err
-    )
+    assert "already holds demo results" in err and "--overwrite" in err and "\n" not in err
     assert fake_demo == [] and (out / "results.json").read_text() == before
 
 
@@ -337,14 +280,9 @@ def test_overwrite_clears_the_previous_results_first(fake_demo, tmp_path, capsys
     out = tmp_path / "mine"
     assert demo.main(["--out", str(out), "--jobs", "1", "--epochs", "2"]) == 0
     (out / "ciw" / "stale.txt").write_text("from the previous demo")
-    assert (
-        demo.main(["--out", str(out), "--jobs", "1", "--epochs", "3", "--overwrite"])
-        == 0
-    )
+    assert demo.main(["--out", str(out), "--jobs", "1", "--epochs", "3", "--overwrite"]) == 0
     assert not (out / "ciw" / "stale.txt").exists()
-    assert (
-        json.loads((out / "results.json").read_text())["configs"]["CIW"]["epochs"] == 3
-    )
+    assert json.loads((out / "results.json").read_text())["configs"]["CIW"]["epochs"] == 3
 
 
 def test_main_says_how_long_it_expects_before_training(fake_demo, capsys):
@@ -366,9 +304,7 @@ def test_main_picks_jobs_from_the_cores(fake_demo, monkeypatch, capsys):
 def test_main_output_states_the_result_once_and_explains_the_columns(fake_demo, capsys):
     assert demo.main(["--jobs", "1", "--epochs", "2"]) == 0
     out = capsys.readouterr().out
-    assert (
-        out.count("Result:") == 1 and "target NOT met" not in out and "NOT MET" in out
-    )
+    assert out.count("Result:") == 1 and "target NOT met" not in out and "NOT MET" in out
     for column, _ in demo.COLUMNS:
         assert f"  {column}: " in out
     md = Path("runs/demo/results.md").read_text()
@@ -378,20 +314,13 @@ def test_main_output_states_the_result_once_and_explains_the_columns(fake_demo, 
 def test_bad_demo_options_are_one_line_errors(fake_demo, capsys):
     assert demo.main(["--epochs", "0"]) == 2
     err = capsys.readouterr().err.strip()
-    assert (
-        err.startswith("python -m divweights_train.demo: error: argument --epochs")
-        and "\n" not in err
-    )
+    assert err.startswith("python -m divweights_train.demo: error: argument --epochs") and "\n" not in err
     assert demo.main(["--jobs", "0"]) == 2
     assert "--jobs" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(
-    not _fashion_mnist_available(), reason="Fashion-MNIST idx files not installed"
-)
-def test_quick_demo_runs_every_method_and_writes_table_plots_and_verdict(
-    tmp_path, capsys
-):
+@pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST idx files not installed")
+def test_quick_demo_runs_every_method_and_writes_table_plots_and_verdict(tmp_path, capsys):
     out = tmp_path / "demo"
     assert demo.main(["--quick", "--width", "4", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
@@ -406,9 +335,7 @@ def test_quick_demo_runs_every_method_and_writes_table_plots_and_verdict(
     oracle = next(r for r in results["rows"] if r["label"] == "Oracle")
     assert oracle["final_auroc"] == 1.0  # zero weight on exactly the flipped examples
     assert results["threads"] == 1 and results["estimated_time_s"] > 0
-    assert [v for v in results["verdict"] if v.startswith("Result:")] == results[
-        "verdict"
-    ][:1]
+    assert [v for v in results["verdict"] if v.startswith("Result:")] == results["verdict"][:1]
     for name in ("accuracy.png", "weights.png", "results.md"):
         assert (out / name).is_file(), name
     printed = capsys.readouterr().out

@@ -45,9 +45,7 @@ def test_gallery_is_not_empty():
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_gallery_example_runs(script, tmp_path):
     env = child_env(MPLBACKEND="Agg", MPLCONFIGDIR=str(tmp_path / "mpl"))
-    proc = run_python(
-        ["-c", RUNNER, str(script)], cwd=tmp_path, timeout=TIMEOUT_S, env=env
-    )
+    proc = run_python(["-c", RUNNER, str(script)], cwd=tmp_path, timeout=TIMEOUT_S, env=env)
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
 
 
@@ -88,20 +86,12 @@ def test_offline_check_accepts_local_assets_and_plain_links(tmp_path):
 )
 def test_offline_check_reports_loads_from_another_host(tmp_path, extra):
     problems = offline_assets.offline_problems(_site(tmp_path, extra))
-    assert (
-        len(problems) == 1
-        and "from another host" in problems[0]
-        and problems[0].startswith("sub/page.html")
-    )
+    assert len(problems) == 1 and "from another host" in problems[0] and problems[0].startswith("sub/page.html")
 
 
 def test_offline_check_reports_a_missing_local_script(tmp_path):
-    problems = offline_assets.offline_problems(
-        _site(tmp_path, '<script src="../_static/missing.js"></script>')
-    )
-    assert problems == [
-        "sub/page.html: <script> loads ../_static/missing.js, which is not in the build"
-    ]
+    problems = offline_assets.offline_problems(_site(tmp_path, '<script src="../_static/missing.js"></script>'))
+    assert problems == ["sub/page.html: <script> loads ../_static/missing.js, which is not in the build"]
 
 
 def test_docs_conf_serves_mathjax_from_the_site():
@@ -118,9 +108,7 @@ def test_docs_build_is_warning_free_and_offline(tmp_path):
     """The whole site builds as ``make docs`` does (``-W``) and loads nothing from another host."""
     pytest.importorskip("sphinx")
     if importlib.util.find_spec(offline_assets.MATHJAX_PACKAGE) is None:
-        pytest.fail(
-            "sphinx-mathjax-offline is not installed (pip install -e '.[docs]')"
-        )
+        pytest.fail("sphinx-mathjax-offline is not installed (pip install -e '.[docs]')")
     out = tmp_path / "html"
     env = child_env(MPLBACKEND="Agg", MPLCONFIGDIR=str(tmp_path / "mpl"))
     cmd = [
@@ -144,16 +132,8 @@ def test_docs_build_is_warning_free_and_offline(tmp_path):
         timeout=600,
         check=False,
     )
-    assert proc.returncode == 0, (
-        f"docs build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
+    assert proc.returncode == 0, f"docs build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert offline_assets.offline_problems(out) == []
     assert (out / "_static" / offline_assets.MATHJAX_ENTRY).is_file()
-    math_pages = [
-        p
-        for p in out.rglob("*.html")
-        if "mathjax/tex-chtml.js" in p.read_text(encoding="utf-8")
-    ]
-    assert any(p.relative_to(out).parts[0] == "derivations" for p in math_pages), (
-        "no derivation page loads MathJax"
-    )
+    math_pages = [p for p in out.rglob("*.html") if "mathjax/tex-chtml.js" in p.read_text(encoding="utf-8")]
+    assert any(p.relative_to(out).parts[0] == "derivations" for p in math_pages), "no derivation page loads MathJax"

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+from helpers import INSTANCE_CASES, case_id
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import divweights as dw
-
-from helpers import INSTANCE_CASES, case_id
 
 losses_st = arrays(
     np.float64,
@@ -109,9 +108,7 @@ def test_vanishing_strength_gives_the_argmin(case, l):
 @given(l=losses_st, s=strength_st, c=st.floats(1e-3, 1e3))
 def test_penalty_form_is_scale_equivariant(case, l, s, c):
     d, _ = case
-    np.testing.assert_allclose(
-        dw.instance_weights(l * c, d, lam=s * c), dw.instance_weights(l, d, lam=s), atol=1e-7
-    )
+    np.testing.assert_allclose(dw.instance_weights(l * c, d, lam=s * c), dw.instance_weights(l, d, lam=s), atol=1e-7)
 
 
 @pytest.mark.parametrize("case", [c for c in INSTANCE_CASES if c[1] == "lam"], ids=case_id)
@@ -124,7 +121,7 @@ def test_penalty_solution_beats_nearby_points(case, l, s):
     assume(n > 1)
     u = np.full(n, 1.0 / n)
     w = dw.instance_weights(l, d, lam=s)
-    obj = lambda v: float(v @ l + s * d(v, u))  # noqa: E731
+    obj = lambda v: float(v @ l + s * d(v, u))
     rng = np.random.default_rng(0)
     best = obj(w)
     for _ in range(5):

@@ -166,9 +166,9 @@ def test_bi_tempered_half_precision_is_safe(dtype):
     z = jnp.array([[6e4, -6e4, 0.0], [1.0, 2.0, 3.0], [-6e4, -6e4, -6e4]]).astype(dtype)
     y = jnp.array([1, 0, 2])
     for t1, t2 in [(0.8, 1.2), (0.2, 4.0), (0.5, 0.7)]:
-        f = jax.jit(lambda a: bi_tempered_logistic_loss(a, y, t1, t2))  # noqa: B023
+        f = jax.jit(lambda a: bi_tempered_logistic_loss(a, y, t1, t2))
         loss = f(z)
-        g = jax.jit(jax.grad(lambda a: jnp.sum(bi_tempered_logistic_loss(a, y, t1, t2))))(z)  # noqa: B023
+        g = jax.jit(jax.grad(lambda a: jnp.sum(bi_tempered_logistic_loss(a, y, t1, t2))))(z)
         assert loss.dtype == jnp.float32 and g.dtype == dtype
         assert np.all(np.isfinite(np.asarray(loss))) and np.all(np.isfinite(np.asarray(g, np.float32)))
         np.testing.assert_allclose(

@@ -47,9 +47,7 @@ def test_auroc_matches_sklearn_on_continuous_scores(seed):
     rng = np.random.default_rng(seed)
     labels = rng.random(300) < 0.4
     scores = rng.normal(size=300) + labels
-    assert auroc(scores, labels) == pytest.approx(
-        sklearn_metrics.roc_auc_score(labels, scores), abs=1e-12
-    )
+    assert auroc(scores, labels) == pytest.approx(sklearn_metrics.roc_auc_score(labels, scores), abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -57,9 +55,7 @@ def test_auroc_matches_sklearn_with_many_ties(seed):
     rng = np.random.default_rng(100 + seed)
     labels = rng.random(500) < 0.3
     scores = rng.integers(0, 4, size=500).astype(float) + 0.5 * labels  # heavy ties
-    assert auroc(scores, labels) == pytest.approx(
-        sklearn_metrics.roc_auc_score(labels, scores), abs=1e-12
-    )
+    assert auroc(scores, labels) == pytest.approx(sklearn_metrics.roc_auc_score(labels, scores), abs=1e-12)
 
 
 def test_auroc_all_tied_is_one_half():
@@ -87,9 +83,7 @@ def test_auroc_rejects_bad_input():
 
 def test_average_ranks_match_scipy():
     x = np.random.default_rng(0).integers(0, 5, size=50).astype(float)
-    np.testing.assert_allclose(
-        average_ranks(x), scipy_stats.rankdata(x, method="average")
-    )
+    np.testing.assert_allclose(average_ranks(x), scipy_stats.rankdata(x, method="average"))
 
 
 def test_ess_uniform_is_one_and_point_mass_is_one_over_n():
@@ -125,9 +119,7 @@ def test_weight_stats_scales_by_batch_size_and_scores_clean_as_positive():
     np.testing.assert_allclose(arrays["scaled_weights"][:5], [1.5, 0.9, 0.6, 0.2, 1.8])
     assert np.isnan(arrays["scaled_weights"][5])  # never seen
     s = st.summary()
-    assert s["auroc"] == pytest.approx(
-        sklearn_metrics.roc_auc_score([1, 1, 0, 0, 1], [1.5, 0.9, 0.6, 0.2, 1.8])
-    )
+    assert s["auroc"] == pytest.approx(sklearn_metrics.roc_auc_score([1, 1, 0, 0, 1], [1.5, 0.9, 0.6, 0.2, 1.8]))
     assert s["ess"] == pytest.approx(np.mean([1 / (3 * 0.38), 1 / (2 * 0.82)]))
     assert s["flipped_mass"] == pytest.approx(np.mean([0.2, 0.1]))
 

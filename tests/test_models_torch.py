@@ -59,9 +59,7 @@ def test_crop_shifts_content_with_zero_padding():
     pad = 2
     img = torch.zeros(1, 1, 7, 7)
     img[0, 0, 3, 3] = 1.0
-    out = random_crop_flip(
-        img.expand(200, 1, 7, 7).contiguous(), pad, generator=_gen(2), flip=False
-    )
+    out = random_crop_flip(img.expand(200, 1, 7, 7).contiguous(), pad, generator=_gen(2), flip=False)
     assert torch.all(out.sum(dim=(1, 2, 3)) == 1.0)
     pos = out.reshape(200, -1).argmax(1)
     rows, cols = pos // 7, pos % 7
@@ -109,9 +107,7 @@ def test_normalize_rejects_wrong_channel_count():
 def _backward_works(model, x, num_classes):
     logits = model(x)
     assert logits.shape == (x.shape[0], num_classes)
-    loss = torch.nn.functional.cross_entropy(
-        logits, torch.zeros(x.shape[0], dtype=torch.long)
-    )
+    loss = torch.nn.functional.cross_entropy(logits, torch.zeros(x.shape[0], dtype=torch.long))
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     return all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -145,11 +141,7 @@ def test_preact_resnet18_forward_backward():
 
 def test_preact_resnet18_architecture():
     model = PreActResNet18(num_classes=100, in_channels=3)
-    convs = [
-        m
-        for m in model.modules()
-        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
-    ]
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert len(convs) == 1 + 2 * 8  # stem + two 3x3 convs per block, 8 blocks
     assert [s[-1].conv2.out_channels for s in model.stages] == [64, 128, 256, 512]
     assert model.linear.out_features == 100

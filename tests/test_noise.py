@@ -27,7 +27,6 @@ from helpers import balanced, random_scores, within
 COARSE = np.asarray(CIFAR100_FINE_TO_COARSE)
 
 
-
 # Every generator, as a function of (labels, seed) for shared property tests.
 Y10 = balanced(2000, 10)
 Y100 = balanced(2000, 100)
@@ -38,14 +37,13 @@ GENERATORS = {
     "symmetric-bernoulli": (Y10, lambda y, r: symmetric_noise(y, 0.4, 10, rng=r, exact=False)),
     "asymmetric": (Y10, lambda y, r: asymmetric_noise(y, 0.4, mapping=CIFAR10_ASYMMETRIC, rng=r)),
     "asymmetric-bernoulli": (
-        Y10, lambda y, r: asymmetric_noise(y, 0.4, mapping=CIFAR10_ASYMMETRIC, rng=r, exact=False)
+        Y10,
+        lambda y, r: asymmetric_noise(y, 0.4, mapping=CIFAR10_ASYMMETRIC, rng=r, exact=False),
     ),
     "pairflip": (Y10, lambda y, r: pair_flip_noise(y, 0.45, 10, rng=r)),
     "cifar100-next": (Y100, lambda y, r: cifar100_asymmetric_noise(y, 0.4, rng=r)),
     "cifar100-random": (Y100, lambda y, r: cifar100_asymmetric_noise(y, 0.4, rng=r, variant="random")),
-    "transition": (
-        Y10, lambda y, r: transition_matrix_noise(y, noise_transition_matrix("symmetric", 10, 0.4), rng=r)
-    ),
+    "transition": (Y10, lambda y, r: transition_matrix_noise(y, noise_transition_matrix("symmetric", 10, 0.4), rng=r)),
     "instance": (Y10, lambda y, r: instance_dependent_noise(y, 0.4, SCORES10, rng=r)),
 }
 GEN_IDS = sorted(GENERATORS)
@@ -176,8 +174,7 @@ def test_symmetric_bernoulli_rate_within_binomial_tolerance():
 
 def test_symmetric_bernoulli_is_not_exact():
     n, rate = 20000, 0.3
-    counts = {int(symmetric_noise(balanced(n, 10), rate, 10, rng=s, exact=False)[1].sum())
-              for s in range(5)}
+    counts = {int(symmetric_noise(balanced(n, 10), rate, 10, rng=s, exact=False)[1].sum()) for s in range(5)}
     assert len(counts) > 1
 
 
@@ -226,8 +223,7 @@ def test_named_mappings_are_read_only():
         CIFAR10_ASYMMETRIC[0] = 1  # type: ignore[index]
 
 
-@pytest.mark.parametrize("mapping", [CIFAR10_ASYMMETRIC, FASHION_MNIST_ASYMMETRIC],
-                         ids=["cifar10", "fashion-mnist"])
+@pytest.mark.parametrize("mapping", [CIFAR10_ASYMMETRIC, FASHION_MNIST_ASYMMETRIC], ids=["cifar10", "fashion-mnist"])
 def test_mapping_sends_sources_to_targets_and_leaves_others(mapping):
     n, rate = 3000, 0.4
     y = balanced(n, 10)
@@ -411,9 +407,7 @@ def test_rate_as_zero_d_array_is_accepted():
     assert mask.sum() == 5
 
 
-@pytest.mark.parametrize(
-    "labels", [np.array([0.0, 1.0]), np.array([True, False]), np.array(["a", "b"])]
-)
+@pytest.mark.parametrize("labels", [np.array([0.0, 1.0]), np.array([True, False]), np.array(["a", "b"])])
 def test_non_integer_labels_are_rejected(labels):
     with pytest.raises(TypeError, match="labels must have an integer dtype"):
         symmetric_noise(labels, 0.5, 2, rng=0)
@@ -466,12 +460,15 @@ def test_exact_must_be_bool():
         symmetric_noise(np.array([0, 1]), 0.5, 2, rng=0, exact=1)
 
 
-@pytest.mark.parametrize("rng, exc, match", [
-    (1.5, TypeError, "rng must be an int seed or a numpy.random.Generator"),
-    ("7", TypeError, "rng must be an int seed"),
-    (np.random.RandomState(0), TypeError, "got RandomState"),
-    (-3, ValueError, "nonnegative"),
-])
+@pytest.mark.parametrize(
+    "rng, exc, match",
+    [
+        (1.5, TypeError, "rng must be an int seed or a numpy.random.Generator"),
+        ("7", TypeError, "rng must be an int seed"),
+        (np.random.RandomState(0), TypeError, "got RandomState"),
+        (-3, ValueError, "nonnegative"),
+    ],
+)
 def test_bad_rng_is_rejected(rng, exc, match):
     with pytest.raises(exc, match=match):
         symmetric_noise(np.array([0, 1]), 0.5, 2, rng=rng)
@@ -488,13 +485,16 @@ def test_dtype_overflow_is_reported():
         pair_flip_noise(y, 1.0, 300, rng=0)
 
 
-@pytest.mark.parametrize("mapping, exc, match", [
-    ([(0, 1)], TypeError, "mapping must be a dict"),
-    ({0: 0}, ValueError, "to itself"),
-    ({-1: 2}, ValueError, "not a valid class pair"),
-    ({0: 1.5}, TypeError, "must be int class indices"),
-    ({0: 12}, ValueError, "< num_classes=10"),
-])
+@pytest.mark.parametrize(
+    "mapping, exc, match",
+    [
+        ([(0, 1)], TypeError, "mapping must be a dict"),
+        ({0: 0}, ValueError, "to itself"),
+        ({-1: 2}, ValueError, "not a valid class pair"),
+        ({0: 1.5}, TypeError, "must be int class indices"),
+        ({0: 12}, ValueError, "< num_classes=10"),
+    ],
+)
 def test_bad_mappings_are_rejected(mapping, exc, match):
     with pytest.raises(exc, match=match):
         asymmetric_noise(np.array([0, 1]), 0.5, mapping=mapping, rng=0, num_classes=10)

@@ -34,10 +34,7 @@ COARSE = np.asarray(CIFAR100_FINE_TO_COARSE)
 
 
 def test_transition_matrix_empirical_frequencies_match():
-    T = np.array([[0.6, 0.3, 0.1, 0.0],
-                  [0.0, 0.9, 0.0, 0.1],
-                  [0.25, 0.25, 0.25, 0.25],
-                  [0.0, 0.0, 0.0, 1.0]])
+    T = np.array([[0.6, 0.3, 0.1, 0.0], [0.0, 0.9, 0.0, 0.1], [0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 0.0, 1.0]])
     n_per = 8000
     y = np.repeat(np.arange(4), n_per)
     noisy, _ = transition_matrix_noise(y, T, rng=0)
@@ -51,9 +48,7 @@ def test_transition_matrix_empirical_frequencies_match():
 
 
 def test_transition_matrix_rejects_column_stochastic_matrix():
-    col = np.array([[0.5, 0.2, 0.1],
-                    [0.3, 0.7, 0.1],
-                    [0.2, 0.1, 0.8]])
+    col = np.array([[0.5, 0.2, 0.1], [0.3, 0.7, 0.1], [0.2, 0.1, 0.8]])
     with pytest.raises(ValueError, match=r"rows must each sum to 1.*columns sum to 1"):
         transition_matrix_noise(np.array([0, 1, 2]), col, rng=0)
 
@@ -165,10 +160,16 @@ def test_parse_noise_spec_reads_every_kind(kind, rate):
     assert parse_noise_spec(f"{kind}:{rate}") == NoiseSpec(kind, rate)
 
 
-@pytest.mark.parametrize("text, kind, rate", [
-    ("none", "none", 0.0), ("none:0", "none", 0.0), ("  Symmetric : 0.2 ", "symmetric", 0.2),
-    ("pair-flip:0.1", "pairflip", 0.1), ("asym:1", "asymmetric", 1.0),
-])
+@pytest.mark.parametrize(
+    "text, kind, rate",
+    [
+        ("none", "none", 0.0),
+        ("none:0", "none", 0.0),
+        ("  Symmetric : 0.2 ", "symmetric", 0.2),
+        ("pair-flip:0.1", "pairflip", 0.1),
+        ("asym:1", "asymmetric", 1.0),
+    ],
+)
 def test_parse_noise_spec_spellings(text, kind, rate):
     assert parse_noise_spec(text) == NoiseSpec(kind, rate)
 
@@ -186,18 +187,21 @@ def test_noise_spec_is_frozen_and_passes_through():
     assert parse_noise_spec(spec) is spec
 
 
-@pytest.mark.parametrize("text, exc, match", [
-    ("bogus:0.1", ValueError, "unknown noise kind 'bogus'; supported kinds: none, symmetric"),
-    ("symmetric", ValueError, "missing a rate"),
-    ("symmetric:", ValueError, "missing a rate"),
-    ("symmetric:abc", ValueError, "could not parse rate 'abc'"),
-    ("symmetric:0.2:3", ValueError, "could not parse rate"),
-    ("symmetric:1.5", ValueError, r"rate must lie in \[0, 1\]"),
-    ("symmetric:nan", ValueError, r"rate must lie in \[0, 1\]"),
-    ("none:0.3", ValueError, "must have rate 0"),
-    ("   ", ValueError, "empty noise spec"),
-    (0.4, TypeError, "noise spec must be a str"),
-])
+@pytest.mark.parametrize(
+    "text, exc, match",
+    [
+        ("bogus:0.1", ValueError, "unknown noise kind 'bogus'; supported kinds: none, symmetric"),
+        ("symmetric", ValueError, "missing a rate"),
+        ("symmetric:", ValueError, "missing a rate"),
+        ("symmetric:abc", ValueError, "could not parse rate 'abc'"),
+        ("symmetric:0.2:3", ValueError, "could not parse rate"),
+        ("symmetric:1.5", ValueError, r"rate must lie in \[0, 1\]"),
+        ("symmetric:nan", ValueError, r"rate must lie in \[0, 1\]"),
+        ("none:0.3", ValueError, "must have rate 0"),
+        ("   ", ValueError, "empty noise spec"),
+        (0.4, TypeError, "noise spec must be a str"),
+    ],
+)
 def test_parse_noise_spec_errors(text, exc, match):
     with pytest.raises(exc, match=match):
         parse_noise_spec(text)
@@ -221,15 +225,16 @@ def test_noise_spec_constructor_validates():
         NoiseSpec("symmetric", 2.0)
 
 
-@pytest.mark.parametrize("spec, direct, k", [
-    ("symmetric:0.4", lambda y: noise.symmetric_noise(y, 0.4, 10, rng=3), 10),
-    ("symmetric-uniform:0.4",
-     lambda y: noise.symmetric_noise(y, 0.4, 10, rng=3, variant="uniform"), 10),
-    ("pairflip:0.45", lambda y: noise.pair_flip_noise(y, 0.45, 10, rng=3), 10),
-    ("cifar100-next:0.4", lambda y: noise.cifar100_asymmetric_noise(y, 0.4, rng=3), 100),
-    ("cifar100-random:0.4",
-     lambda y: noise.cifar100_asymmetric_noise(y, 0.4, rng=3, variant="random"), 100),
-])
+@pytest.mark.parametrize(
+    "spec, direct, k",
+    [
+        ("symmetric:0.4", lambda y: noise.symmetric_noise(y, 0.4, 10, rng=3), 10),
+        ("symmetric-uniform:0.4", lambda y: noise.symmetric_noise(y, 0.4, 10, rng=3, variant="uniform"), 10),
+        ("pairflip:0.45", lambda y: noise.pair_flip_noise(y, 0.45, 10, rng=3), 10),
+        ("cifar100-next:0.4", lambda y: noise.cifar100_asymmetric_noise(y, 0.4, rng=3), 100),
+        ("cifar100-random:0.4", lambda y: noise.cifar100_asymmetric_noise(y, 0.4, rng=3, variant="random"), 100),
+    ],
+)
 def test_apply_noise_dispatches(spec, direct, k):
     y = balanced(1000, k)
     a, ma = apply_noise(spec, y, k, rng=3)
@@ -238,12 +243,15 @@ def test_apply_noise_dispatches(spec, direct, k):
     np.testing.assert_array_equal(ma, mb)
 
 
-@pytest.mark.parametrize("dataset, mapping", [
-    ("cifar10", CIFAR10_ASYMMETRIC),
-    ("CIFAR-10", CIFAR10_ASYMMETRIC),
-    ("fashion-mnist", FASHION_MNIST_ASYMMETRIC),
-    ("FashionMNIST", FASHION_MNIST_ASYMMETRIC),
-])
+@pytest.mark.parametrize(
+    "dataset, mapping",
+    [
+        ("cifar10", CIFAR10_ASYMMETRIC),
+        ("CIFAR-10", CIFAR10_ASYMMETRIC),
+        ("fashion-mnist", FASHION_MNIST_ASYMMETRIC),
+        ("FashionMNIST", FASHION_MNIST_ASYMMETRIC),
+    ],
+)
 def test_apply_noise_asymmetric_picks_mapping_by_dataset(dataset, mapping):
     y = balanced(1000, 10)
     a, _ = apply_noise("asymmetric:0.4", y, 10, rng=3, dataset=dataset)
@@ -275,25 +283,31 @@ def test_apply_noise_passes_exact_flag():
     assert within(mask.sum(), n, 0.3)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"spec": "asymmetric:0.4", "dataset": None}, r"needs dataset=.*'cifar10', 'fashion-mnist'"),
-    ({"spec": "asymmetric:0.4", "dataset": "mnist"},
-     r"no asymmetric mapping for dataset 'mnist'; supported: 'cifar10', 'fashion-mnist'"),
-    ({"spec": "asymmetric:0.4", "dataset": "cifar100"}, "cifar100-next"),
-    ({"spec": "asymmetric:0.4", "dataset": "cifar10", "num_classes": 12}, "num_classes=10"),
-    ({"spec": "cifar100-next:0.4"}, "num_classes=100"),
-    ({"spec": "instance:0.4"}, "needs confusion_scores"),
-    ({"spec": "instance:0.4", "confusion_scores": np.ones((4, 10)), "exact": False},
-     "exact=False is not supported"),
-    ({"spec": "instance:0.4", "confusion_scores": np.ones((4, 3))}, "3 columns but num_classes is 10"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"spec": "asymmetric:0.4", "dataset": None}, r"needs dataset=.*'cifar10', 'fashion-mnist'"),
+        (
+            {"spec": "asymmetric:0.4", "dataset": "mnist"},
+            r"no asymmetric mapping for dataset 'mnist'; supported: 'cifar10', 'fashion-mnist'",
+        ),
+        ({"spec": "asymmetric:0.4", "dataset": "cifar100"}, "cifar100-next"),
+        ({"spec": "asymmetric:0.4", "dataset": "cifar10", "num_classes": 12}, "num_classes=10"),
+        ({"spec": "cifar100-next:0.4"}, "num_classes=100"),
+        ({"spec": "instance:0.4"}, "needs confusion_scores"),
+        (
+            {"spec": "instance:0.4", "confusion_scores": np.ones((4, 10)), "exact": False},
+            "exact=False is not supported",
+        ),
+        ({"spec": "instance:0.4", "confusion_scores": np.ones((4, 3))}, "3 columns but num_classes is 10"),
+    ],
+)
 def test_apply_noise_errors(kwargs, match):
     kwargs = dict(kwargs)
     spec = kwargs.pop("spec")
     k = kwargs.pop("num_classes", 10)
     with pytest.raises(ValueError, match=match):
         apply_noise(spec, np.array([0, 1, 2, 3]), k, rng=0, **kwargs)
-
 
 
 # ---------------------------------------------------------------- the old path
@@ -308,7 +322,7 @@ def test_old_path_is_a_deprecated_alias(monkeypatch):
     old = import_deprecated(monkeypatch, "divweights.noise", "divweights_train.noise", __file__)
     assert_same_names(old, noise)
     with pytest.raises(AttributeError, match="moved to divweights_train.noise"):
-        old.not_a_name  # noqa: B018
+        old.not_a_name
 
 
 def test_importing_the_old_path_does_not_load_the_training_program():

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+from helpers import CLASS_DIVERGENCES, INSTANCE_CASES, case_id
 
 import divweights as dw
-
-from helpers import CLASS_DIVERGENCES, INSTANCE_CASES, case_id
 
 SCALES = [1e-30, 1e-5, 1.0, 1e5, 1e30]
 

@@ -18,11 +18,11 @@ from unittest import mock
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F
+from divweights_torch import ReweightedLoss, weighted_mixup
+from torch_helpers import count_ops, op_counts
 
-import divweights as dw  # noqa: E402
-from divweights_torch import ReweightedLoss, weighted_mixup  # noqa: E402
-from torch_helpers import count_ops, op_counts  # noqa: E402
+import divweights as dw
 
 N, K = 128, 10
 

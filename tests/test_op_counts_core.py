@@ -24,7 +24,7 @@ from divweights.solvers.reverse_kl import reverse_kl_class, reverse_kl_class_one
 from divweights.solvers.total_variation import tv_class_onehot, tv_constrained
 
 torch = pytest.importorskip("torch")
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode
 
 NOT_COUNTED = {"detach.default", "_to_copy.default", "lift_fresh.default"}
 HOST_READS = {"_local_scalar_dense.default", "item.default"}

@@ -106,6 +106,7 @@ def test_instance_random(div, form, n, seed):
 
 # -- instance problem: adversarial inputs -----------------------------------------------------
 
+
 @requires_cvxpy
 @pytest.mark.parametrize(("div", "form"), ALL_FORM_CASES, ids=CASE_IDS)
 def test_instance_ties(div, form):

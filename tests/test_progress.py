@@ -56,9 +56,7 @@ def test_bar_shows_run_epoch_running_accuracy_and_time_left():
 
 
 def test_train_draws_the_bar_when_asked(tmp_path, capsys):
-    train(
-        TrainConfig(out=str(tmp_path / "r"), **{**OPTIONS, "epochs": 1}), progress=True
-    )
+    train(TrainConfig(out=str(tmp_path / "r"), **{**OPTIONS, "epochs": 1}), progress=True)
     out = capsys.readouterr().out
     assert "two-moons/ciw s0" in out and "step" in out
 

@@ -33,9 +33,7 @@ from divweights_train.protocol import (
 
 
 def _paper(method="ciw", noise="symmetric:0.4", **kw) -> TrainConfig:
-    return TrainConfig(
-        protocol="paper", dataset="cifar10", method=method, noise=noise, **kw
-    ).resolved()
+    return TrainConfig(protocol="paper", dataset="cifar10", method=method, noise=noise, **kw).resolved()
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +67,13 @@ def test_paper_lr_drops_after_iterations_11718_31250_42968_counted_in_steps():
     cfg = _paper()
     assert cfg.lr_milestone_steps == (11718, 31250, 42968) and cfg.lr_milestones == ()
     # tf.keras PiecewiseConstantDecay: steps 0..m keep the rate, step m + 1 has the lower one
-    lr = {
-        s: cfg.lr_at(s // 1000, s, 1000)
-        for s in (0, 11718, 11719, 31250, 31251, 42968, 42969, 49999)
-    }
+    lr = {s: cfg.lr_at(s // 1000, s, 1000) for s in (0, 11718, 11719, 31250, 31251, 42968, 42969, 49999)}
     assert lr[0] == lr[11718] == 0.1
     assert lr[11719] == pytest.approx(0.01) and lr[31250] == pytest.approx(0.01)
     assert lr[31251] == pytest.approx(1e-3) and lr[42968] == pytest.approx(1e-3)
     assert lr[42969] == pytest.approx(1e-4) and lr[49999] == pytest.approx(1e-4)
     # counted as epochs x 50,000 // batch, not in epochs of the 45,000-example split (351 steps)
-    assert paper_lr_milestone_steps(128) == tuple(
-        e * 50_000 // 128 for e in (30, 80, 110)
-    )
+    assert paper_lr_milestone_steps(128) == tuple(e * 50_000 // 128 for e in (30, 80, 110))
     assert paper_lr_milestone_steps(128)[0] != 30 * (45_000 // 128)
 
 
@@ -130,9 +123,7 @@ def test_annealing_follows_the_published_line_one_step_later_in_both_frameworks(
             assert factor * lam == pytest.approx(want, rel=1e-12)
             assert bool(active) and float(strength) == pytest.approx(want, rel=1e-6)
     # divweights' own schedule starts the line one step later (10x at the first reweighted step)
-    assert AnnealSchedule(4000, 3000).factor(4000) * lam != pytest.approx(
-        _published_lambda(4001, lam)
-    )
+    assert AnnealSchedule(4000, 3000).factor(4000) * lam != pytest.approx(_published_lambda(4001, lam))
     assert published_anneal(3000, 10.0) == (2999, pytest.approx(9.997))
 
 
@@ -145,25 +136,18 @@ def test_per_method_published_settings():
     cicwm = _paper("cicw-m")
     assert cicwm.strength() == {"temperature": 2.5}
     assert (cicwm.class_divergence, cicwm.class_gamma) == ("reverse-kl", 0.01)
-    assert (
-        method_spec("cicw-m").mixup == "sample_weight" and cicwm.mixup_recompute is True
-    )
+    assert method_spec("cicw-m").mixup == "sample_weight" and cicwm.mixup_recompute is True
     assert cicwm.mixup_alpha == 2.0  # the published default, used in the burn-in
     ciwm = _paper("ciw-m", noise="asymmetric:0.4")
     assert ciwm.strength() == {"temperature": 10.0}
-    assert (
-        method_spec("ciw-m").mixup == "label_smoothing"
-        and ciwm.mixup_recompute is False
-    )
+    assert method_spec("ciw-m").mixup == "label_smoothing" and ciwm.mixup_recompute is False
     assert ciwm.mixup_alpha == 0.2
     assert _paper("mixup").mixup_alpha == 2.0
     assert all(_paper(m).mixup_rule == "published" for m in ("ciw-m", "cicw-m"))
 
 
 def test_options_given_explicitly_win_over_the_protocol():
-    cfg = _paper(
-        "ciw", weight_decay=5e-4, delta=0.5, epochs=3, eval_every=10, lr_milestones=(1,)
-    )
+    cfg = _paper("ciw", weight_decay=5e-4, delta=0.5, epochs=3, eval_every=10, lr_milestones=(1,))
     assert cfg.weight_decay == 5e-4 and cfg.strength() == {"delta": 0.5}
     assert (cfg.epochs, cfg.eval_every, cfg.lr_milestones, cfg.lr_milestone_steps) == (
         3,
@@ -187,9 +171,7 @@ def test_paper_protocol_is_the_cifar_recipe_only(capsys):
 def test_every_method_resolves_under_the_paper_protocol_on_both_cifars():
     for dataset in ("cifar10", "cifar100"):
         for method in METHODS:
-            cfg = TrainConfig(
-                protocol="paper", dataset=dataset, method=method, noise="symmetric:0.4"
-            ).resolved()
+            cfg = TrainConfig(protocol="paper", dataset=dataset, method=method, noise="symmetric:0.4").resolved()
             assert TrainConfig.from_dict(cfg.to_dict()) == cfg
             assert cfg.resolved() == cfg
 
@@ -203,8 +185,7 @@ def test_symmetric_noise_flips_each_example_independently_with_probability_r(cif
         data = prepare_data(_paper(data_dir=str(cifar_dir), seed=seed))
         flipped = np.concatenate([data.train_flipped, data.val_flipped])
         assert data.train.y[data.train_flipped].size == 0 or np.all(
-            data.train.y[data.train_flipped]
-            != data.train_clean_labels[data.train_flipped]
+            data.train.y[data.train_flipped] != data.train_clean_labels[data.train_flipped]
         )
         counts.append(int(flipped.sum()))
     # independent flips: Binomial(1000, 0.4), sd 15.5; an exact count would always be 400
@@ -217,10 +198,7 @@ def test_symmetric_noise_flips_each_example_independently_with_probability_r(cif
 def test_asymmetric_and_instance_noise_stay_exact_under_the_paper_protocol():
     assert _paper(noise="asymmetric:0.4").exact_noise is True
     assert _paper(noise="symmetric:0.4").exact_noise is False
-    assert (
-        TrainConfig(dataset="cifar10", noise="symmetric:0.4").resolved().exact_noise
-        is True
-    )
+    assert TrainConfig(dataset="cifar10", noise="symmetric:0.4").resolved().exact_noise is True
     with pytest.raises(OptionError, match="instance-dependent"):
         TrainConfig(dataset="cifar10", noise="instance:0.4", exact_noise=False)
 
@@ -254,9 +232,7 @@ def test_paper_augmentation_pads_2_pixels_per_side_then_crops_and_flips(cifar_di
     from divweights_train.runloop import run_method
     from divweights_train.trainer_jax import _step_spec
 
-    spec = _step_spec(
-        cfg, build_jax_model("mlp", (3, 32, 32), 10), data, run_method(cfg)
-    )
+    spec = _step_spec(cfg, build_jax_model("mlp", (3, 32, 32), 10), data, run_method(cfg))
     assert (spec.crop_pad, spec.flip, spec.weight_decay) == (2, True, 0.0)
 
 
@@ -265,9 +241,7 @@ def test_the_example_stream_visits_every_example_once_per_pass():
     stream = stream_order(3, n, 0, 5 * n)
     for p in range(5):
         assert np.array_equal(stream[p * n : (p + 1) * n], epoch_permutation(3, p, n))
-    assert np.array_equal(
-        stream_order(3, n, 4, 12), stream[4:16]
-    )  # batches straddle passes
+    assert np.array_equal(stream_order(3, n, 4, 12), stream[4:16])  # batches straddle passes
 
 
 def test_eval_every_records_evaluates_and_drops_the_lr_by_steps(tmp_path):
@@ -327,9 +301,7 @@ def test_published_initialisation_he_normal_truncated_convolutions_and_dense_n_0
     assert w.abs().max().item() <= 2 * std / 0.87962566103423978 + 1e-6
     assert model.linear.weight.std().item() == pytest.approx(0.01, rel=0.1)
     assert torch.count_nonzero(model.linear.bias) == 0
-    assert all(
-        m.bias is None for m in model.modules() if isinstance(m, torch.nn.Conv2d)
-    )
+    assert all(m.bias is None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 def test_strided_convolutions_pad_as_tensorflow_same():

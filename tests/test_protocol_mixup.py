@@ -27,12 +27,8 @@ def test_published_smoothing_factors_with_margins():
     w = np.array([0.05, 0.15, 0.3, 0.5])
     lo, hi = max(w.min() - 0.01, 0.0), min(w.max() + 0.01, 1.0)
     np.testing.assert_allclose(published_smoothing(w), (w - lo) / (hi - lo))
-    np.testing.assert_allclose(
-        published_smoothing(np.array([0.0, 1.0])), [0.0, 1.0]
-    )  # margins clipped
-    np.testing.assert_allclose(
-        published_smoothing(torch.tensor(w)).numpy(), published_smoothing(w)
-    )
+    np.testing.assert_allclose(published_smoothing(np.array([0.0, 1.0])), [0.0, 1.0])  # margins clipped
+    np.testing.assert_allclose(published_smoothing(torch.tensor(w)).numpy(), published_smoothing(w))
 
 
 def test_mixing_weights_are_normalised_powers():
@@ -54,9 +50,7 @@ def _recover(mx):
     return partners, ratios
 
 
-def _torch_backend(
-    method, n, k, *, rule="published", burnin=0, power=2.0, alpha=None, **kw
-):
+def _torch_backend(method, n, k, *, rule="published", burnin=0, power=2.0, alpha=None, **kw):
     from divweights_train.trainer_torch import TorchBackend, build_loss
 
     cfg = TrainConfig(
@@ -82,10 +76,7 @@ def _torch_backend(
 def test_torch_published_rule_mixes_with_ratios_from_w_to_the_power_m():
     n, k = 64, 5
     backend = _torch_backend("cicw-m", n, k)
-    w = (
-        torch.rand(n, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-        + 0.05
-    )
+    w = torch.rand(n, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.05
     w = (w / w.sum()).float()
     y = torch.arange(n) % k
     gen = torch.Generator().manual_seed(2)
@@ -95,9 +86,7 @@ def test_torch_published_rule_mixes_with_ratios_from_w_to_the_power_m():
     mixed = partners != np.arange(n)
     want = mw / (mw + mw[partners])
     np.testing.assert_allclose(ratios[mixed], want[mixed], rtol=1e-5)
-    raw = (
-        w / (w + w[partners])
-    ).numpy()  # divweights' ratio from the raw weights differs
+    raw = (w / (w + w[partners])).numpy()  # divweights' ratio from the raw weights differs
     assert not np.allclose(ratios[mixed], raw[mixed], rtol=1e-3)
 
 
@@ -109,28 +98,20 @@ def test_torch_published_ciw_m_smoothing_then_plain_mixup():
     w = w / w.sum()
     y = torch.arange(n) % k
     logits0 = torch.randn(n, k, generator=g)
-    mx, my = backend._mix(
-        torch.eye(n), y, w, "label_smoothing", logits0, torch.Generator().manual_seed(4)
-    )
+    mx, my = backend._mix(torch.eye(n), y, w, "label_smoothing", logits0, torch.Generator().manual_seed(4))
     partners, ratios = _recover(mx.numpy())
     s = published_smoothing(w.double().numpy())[:, None]
     soft = s * np.eye(k)[y.numpy()] + (1 - s) * np.eye(k)[logits0.argmax(-1).numpy()]
     want = ratios[:, None] * soft + (1 - ratios[:, None]) * soft[partners]
     np.testing.assert_allclose(my.numpy(), want, atol=1e-5)
     clear = (ratios > 1e-3) & (ratios < 1 - 1e-3)  # rows whose partner can be read off
-    assert (
-        len(set(partners[clear].tolist())) == clear.sum()
-    )  # partners: a random permutation
+    assert len(set(partners[clear].tolist())) == clear.sum()  # partners: a random permutation
 
 
 def _forward_inputs(backend, x, y, step):
     seen = []
-    backend.model.register_forward_hook(
-        lambda m, inp, out: seen.append(inp[0].detach().clone()) and None
-    )
-    loss, *_ = backend._forward(
-        x, y, torch.arange(len(y)), torch.Generator().manual_seed(5), step
-    )
+    backend.model.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()) and None)
+    loss, *_ = backend._forward(x, y, torch.arange(len(y)), torch.Generator().manual_seed(5), step)
     return loss, seen
 
 
@@ -163,22 +144,16 @@ def test_ciw_m_burn_in_has_no_mixup_and_after_it_takes_mean_ce_of_the_mixed_batc
     backend = _torch_backend("ciw-m", n, k, burnin=4, mixup_recompute=False)
     loss, seen = _forward_inputs(backend, x, y, step=0)
     assert len(seen) == 1 and torch.equal(seen[0], x)
-    assert loss.item() == pytest.approx(
-        F.cross_entropy(backend.model(x), y).item(), rel=1e-5
-    )
+    assert loss.item() == pytest.approx(F.cross_entropy(backend.model(x), y).item(), rel=1e-5)
     backend = _torch_backend("ciw-m", n, k, burnin=4, mixup_recompute=False)
     backend.loss_fn.step = backend.loss_fn.step + 4  # past the burn-in
     loss, seen = _forward_inputs(backend, x, y, step=4)
-    assert len(seen) == 2 and torch.equal(
-        seen[0], x
-    )  # clean pass, then the mixed batch
+    assert len(seen) == 2 and torch.equal(seen[0], x)  # clean pass, then the mixed batch
     mixed_input = seen[1]
     with torch.no_grad():
         logits0 = backend.model(x)
         w = _clean_pass_weights(backend.loss_fn, logits0, y)
-        mx, my = backend._mix(
-            x, y, w, "label_smoothing", logits0, torch.Generator().manual_seed(5)
-        )
+        mx, my = backend._mix(x, y, w, "label_smoothing", logits0, torch.Generator().manual_seed(5))
         assert torch.equal(mx, mixed_input)
         want = -(my * F.log_softmax(backend.model(mx), -1)).sum(-1).mean()
     assert loss.item() == pytest.approx(want.item(), rel=1e-5)
@@ -192,33 +167,21 @@ def test_jax_burn_in_spec_and_published_mixup():
 
     n, k = 64, 5
     model = build_jax_model("mlp", (n,), k, hidden=())
-    spec = StepSpec(
-        model=model, mixup="sample_weight", mixup_rule="published", mixup_power=2.0
-    )
+    spec = StepSpec(model=model, mixup="sample_weight", mixup_rule="published", mixup_power=2.0)
     assert _burnin_spec(spec).mixup == "plain"
-    assert (
-        _burnin_spec(dataclasses.replace(spec, mixup="label_smoothing")).mixup is None
-    )
+    assert _burnin_spec(dataclasses.replace(spec, mixup="label_smoothing")).mixup is None
     assert _burnin_spec(dataclasses.replace(spec, mixup_rule="divweights")) is None
     w = np.random.default_rng(1).random(n).astype(np.float32) + 0.05
     w /= w.sum()
     y = np.arange(n) % k
-    mx, _, _ = _published_mixup(
-        spec, jax.random.key(0), np.eye(n, dtype=np.float32), y, w, None, k
-    )
+    mx, _, _ = _published_mixup(spec, jax.random.key(0), np.eye(n, dtype=np.float32), y, w, None, k)
     partners, ratios = _recover(np.asarray(mx, np.float64))
     mw = w.astype(np.float64) ** 2 / np.sum(w.astype(np.float64) ** 2)
     mixed = partners != np.arange(n)
-    np.testing.assert_allclose(
-        ratios[mixed], (mw / (mw + mw[partners]))[mixed], rtol=1e-4
-    )
-    ls = dataclasses.replace(
-        spec, mixup="label_smoothing", mixup_power=1.0, mixup_alpha=1.0
-    )
+    np.testing.assert_allclose(ratios[mixed], (mw / (mw + mw[partners]))[mixed], rtol=1e-4)
+    ls = dataclasses.replace(spec, mixup="label_smoothing", mixup_power=1.0, mixup_alpha=1.0)
     logits0 = np.random.default_rng(2).normal(size=(n, k)).astype(np.float32)
-    mx, my, _ = _published_mixup(
-        ls, jax.random.key(1), np.eye(n, dtype=np.float32), y, w, logits0, k
-    )
+    mx, my, _ = _published_mixup(ls, jax.random.key(1), np.eye(n, dtype=np.float32), y, w, logits0, k)
     partners, ratios = _recover(np.asarray(mx, np.float64))
     s = published_smoothing(w.astype(np.float64))[:, None]
     soft = s * np.eye(k)[y] + (1 - s) * np.eye(k)[logits0.argmax(-1)]

@@ -85,11 +85,7 @@ SHELL_BLOCKS = [b for b in BLOCKS if b.lang in ("bash", "sh", "shell", "console"
 def shell_commands(code: str) -> list[list[str]]:
     """The commands of a shell block: continuation lines joined, comments and blank lines dropped."""
     joined = re.sub(r"\\\n\s*", " ", code)
-    return [
-        shlex.split(line, comments=True)
-        for line in joined.splitlines()
-        if shlex.split(line, comments=True)
-    ]
+    return [shlex.split(line, comments=True) for line in joined.splitlines() if shlex.split(line, comments=True)]
 
 
 def makefile_targets() -> set[str]:
@@ -106,9 +102,7 @@ def check_command(argv: list[str]) -> None:
     """Raise AssertionError if a README shell command refers to something that does not exist."""
     prog, args = argv[0], argv[1:]
     if prog == "make":
-        targets = [a for a in args if not a.startswith("-") and "=" not in a] or [
-            "(default)"
-        ]
+        targets = [a for a in args if not a.startswith("-") and "=" not in a] or ["(default)"]
         missing = sorted(set(targets) - makefile_targets())
         assert not missing, f"`{shlex.join(argv)}`: no Makefile target {missing}"
     elif prog == "divweights-train":
@@ -126,9 +120,7 @@ def check_command(argv: list[str]) -> None:
     elif prog in ("python", "python3"):
         if args[:1] == ["-m"]:
             module = args[1]
-            assert importlib.util.find_spec(module) is not None, (
-                f"`{shlex.join(argv)}`: no module {module}"
-            )
+            assert importlib.util.find_spec(module) is not None, f"`{shlex.join(argv)}`: no module {module}"
             target = ["-m", module]
         else:
             path = ROOT / args[0]
@@ -143,19 +135,13 @@ def check_command(argv: list[str]) -> None:
             cwd=ROOT,
             env=child_env(),
         )
-        assert proc.returncode == 0, (
-            f"`{shlex.join(argv)} --help` failed:\n{proc.stderr[-2000:]}"
-        )
+        assert proc.returncode == 0, f"`{shlex.join(argv)} --help` failed:\n{proc.stderr[-2000:]}"
     else:
-        raise AssertionError(
-            f"no check for the README command `{shlex.join(argv)}`; add one to {__file__}"
-        )
+        raise AssertionError(f"no check for the README command `{shlex.join(argv)}`; add one to {__file__}")
 
 
 def test_readme_has_code_blocks():
-    assert PY_SECTIONS and SHELL_BLOCKS, (
-        "README.md has no python or no shell code blocks"
-    )
+    assert PY_SECTIONS and SHELL_BLOCKS, "README.md has no python or no shell code blocks"
 
 
 def test_parse_blocks_keeps_sections_and_lines():
@@ -181,9 +167,7 @@ def test_check_command_rejects_what_does_not_exist():
         check_command(["curl", "example"])
 
 
-@pytest.mark.parametrize(
-    "section", sorted(PY_SECTIONS), ids=lambda s: s.lower().replace(" ", "-")
-)
+@pytest.mark.parametrize("section", sorted(PY_SECTIONS), ids=lambda s: s.lower().replace(" ", "-"))
 def test_readme_python_blocks_run(section, monkeypatch, tmp_path):
     blocks = PY_SECTIONS[section]
     for block in blocks:
@@ -199,7 +183,7 @@ def test_readme_python_blocks_run(section, monkeypatch, tmp_path):
     for block in blocks:
         code = compile(block.code, f"README.md:{block.line}", "exec")
         try:
-            exec(code, namespace)  # noqa: S102 - running the README is the test
+            exec(code, namespace)
         except Exception as err:  # pragma: no cover - the message is the point
             raise AssertionError(
                 f"README.md line {block.line} ({section!r}) fails: {type(err).__name__}: {err}"
@@ -217,11 +201,7 @@ def test_readme_shell_commands_exist(block):
 def _build_outputs() -> tuple[str, ...]:
     """Folders the .gitignore names (build outputs: the README may name them before they exist)."""
     lines = (ROOT / ".gitignore").read_text().splitlines()
-    return tuple(
-        line.strip("/") + "/"
-        for line in lines
-        if line.endswith("/") and "*" not in line
-    )
+    return tuple(line.strip("/") + "/" for line in lines if line.endswith("/") and "*" not in line)
 
 
 def test_readme_paths_exist():
@@ -240,6 +220,4 @@ def test_readme_paths_exist():
     for target in re.findall(r"\]\(([^)#\s]+)\)", text):
         if "://" not in target and not (ROOT / target).exists():
             missing.append(target)
-    assert not missing, (
-        f"README.md names paths that do not exist: {sorted(set(missing))}"
-    )
+    assert not missing, f"README.md names paths that do not exist: {sorted(set(missing))}"

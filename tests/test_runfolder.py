@@ -41,9 +41,7 @@ def no_training(monkeypatch):
 # --------------------------------------------------------------------------- #
 # One writer.
 # --------------------------------------------------------------------------- #
-def test_second_writer_is_refused_while_another_process_holds_the_folder(
-    tmp_path, capsys, no_training
-):
+def test_second_writer_is_refused_while_another_process_holds_the_folder(tmp_path, capsys, no_training):
     out = tmp_path / "r"
     out.mkdir()
     holder = subprocess.Popen(
@@ -122,9 +120,7 @@ def test_resume_and_overwrite_together_arerefused():
 # Checked before training.
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("where", ["is-a-file", "under-a-file"])
-def test_out_that_is_a_file_or_under_a_file_is_a_usage_error(
-    tmp_path, capsys, no_training, where
-):
+def test_out_that_is_a_file_or_under_a_file_is_a_usage_error(tmp_path, capsys, no_training, where):
     (tmp_path / "f").write_text("")
     out = tmp_path / "f" if where == "is-a-file" else tmp_path / "f" / "run"
     err = refused([*MOONS, "--out", str(out)], capsys)
@@ -140,12 +136,8 @@ def test_read_only_out_is_a_usage_error(tmp_path, capsys, no_training, monkeypat
     out.mkdir()
     out.chmod(0o555)
     try:
-        if (
-            os.geteuid() == 0
-        ):  # root writes anywhere: see the folder as the permission bits say
-            monkeypatch.setattr(
-                os, "access", lambda p, mode: not (mode & os.W_OK and Path(p) == out)
-            )
+        if os.geteuid() == 0:  # root writes anywhere: see the folder as the permission bits say
+            monkeypatch.setattr(os, "access", lambda p, mode: not (mode & os.W_OK and Path(p) == out))
         err = refused([*MOONS, "--out", str(out)], capsys)
     finally:
         out.chmod(0o755)
@@ -153,14 +145,10 @@ def test_read_only_out_is_a_usage_error(tmp_path, capsys, no_training, monkeypat
 
 
 @pytest.mark.parametrize("resume", [False, True])
-def test_checkpoint_name_taken_by_a_folder_is_an_error_before_training(
-    tmp_path, capsys, no_training, resume
-):
+def test_checkpoint_name_taken_by_a_folder_is_an_error_before_training(tmp_path, capsys, no_training, resume):
     out = tmp_path / "r"
     (out / "checkpoint.pt").mkdir(parents=True)
-    err = refused(
-        [*MOONS, *(["--resume"] if resume else []), "--out", str(out)], capsys
-    )
+    err = refused([*MOONS, *(["--resume"] if resume else []), "--out", str(out)], capsys)
     assert f"{out / 'checkpoint.pt'} is not a file" in err
 
 

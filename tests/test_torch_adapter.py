@@ -7,12 +7,12 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F
+from divweights_torch import DEFAULT_DELTA, AnnealSchedule, ReweightedLoss
+from torch_helpers import STRENGTHS, ce, host_reads, make_batch
 
-import divweights  # noqa: E402
-from divweights import KL, Alpha, ChiSquared, ReverseKL, SquaredL2, TotalVariation  # noqa: E402
-from divweights_torch import DEFAULT_DELTA, AnnealSchedule, ReweightedLoss  # noqa: E402
-from torch_helpers import STRENGTHS, ce, host_reads, make_batch  # noqa: E402
+import divweights
+from divweights import KL, Alpha, ChiSquared, ReverseKL, SquaredL2, TotalVariation
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import divweights as dw  # noqa: E402
-from divweights import KL  # noqa: E402
-from divweights_torch import ReweightedLoss  # noqa: E402
-from torch_helpers import make_batch  # noqa: E402
+from divweights_torch import ReweightedLoss
+from torch_helpers import make_batch
+
+import divweights as dw
+from divweights import KL
 
 
 @pytest.fixture

@@ -7,10 +7,9 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
-
-from divweights_torch import BiTemperedLoss, GCELoss, NCERCELoss, SCELoss  # noqa: E402
-from divweights_torch.baselines import (  # noqa: E402
+import torch.nn.functional as F
+from divweights_torch import BiTemperedLoss, GCELoss, NCERCELoss, SCELoss
+from divweights_torch.baselines import (
     bi_tempered_logistic_loss,
     generalized_cross_entropy,
     nce_rce_loss,

@@ -16,10 +16,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 torch_dynamo = pytest.importorskip("torch._dynamo")
-from torch._dynamo.utils import counters  # noqa: E402
+from divweights_torch import AnnealSchedule, ReweightedLoss, weighted_mixup
+from torch._dynamo.utils import counters
 
-import divweights as dw  # noqa: E402
-from divweights_torch import AnnealSchedule, ReweightedLoss, weighted_mixup  # noqa: E402
+import divweights as dw
 
 STEPS = 7  # burn-in 2, anneal 3, then 2 at the target strength
 N, D, K = 16, 6, 4

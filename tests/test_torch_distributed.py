@@ -13,11 +13,11 @@ import os
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.distributed as dist  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from divweights_torch import ReweightedLoss
 
-from divweights import KL, TotalVariation  # noqa: E402
-from divweights_torch import ReweightedLoss  # noqa: E402
+from divweights import KL, TotalVariation
 
 WORLD = 2
 N, D, C = 12, 5, 4

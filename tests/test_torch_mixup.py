@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F
+from divweights_torch import ReweightedLoss, weighted_mixup
+from divweights_torch.mixup import beta_symmetric
+from torch_helpers import host_reads
 
-from divweights import KL, ReverseKL  # noqa: E402
-from divweights.mixup import mixup_ratio, smooth_targets, smoothing_factors  # noqa: E402
-from divweights_torch import ReweightedLoss, weighted_mixup  # noqa: E402
-from divweights_torch.mixup import beta_symmetric  # noqa: E402
-from torch_helpers import host_reads  # noqa: E402
+from divweights import KL, ReverseKL
+from divweights.mixup import mixup_ratio, smooth_targets, smoothing_factors
 
 
 def _mix_batch(n=8, k=3, seed=0):

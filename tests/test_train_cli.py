@@ -62,13 +62,8 @@ def test_two_moons_end_to_end_writes_metrics_checkpoint_and_plots(tmp_path):
 
 def test_oracle_puts_zero_weight_exactly_on_the_flipped_examples(tmp_path):
     out = tmp_path / "oracle"
-    recs = _run(
-        [*MOONS, *_options("--subset 600 --epochs 2 --method oracle --no-plots")], out
-    )
-    assert all(
-        r["reweighting"] and r["auroc"] == 1.0 and r["flipped_mass"] == 0.0
-        for r in recs
-    )
+    recs = _run([*MOONS, *_options("--subset 600 --epochs 2 --method oracle --no-plots")], out)
+    assert all(r["reweighting"] and r["auroc"] == 1.0 and r["flipped_mass"] == 0.0 for r in recs)
     with np.load(out / "weights" / "epoch_002.npz", allow_pickle=False) as z:
         seen = ~np.isnan(z["scaled_weights"])  # the last incomplete batch is dropped
         assert seen.sum() > 500
@@ -76,9 +71,7 @@ def test_oracle_puts_zero_weight_exactly_on_the_flipped_examples(tmp_path):
         assert np.all(z["scaled_weights"][~z["flipped"] & seen] > 0.0)
 
 
-@pytest.mark.skipif(
-    not _fashion_mnist_available(), reason="Fashion-MNIST idx files not installed"
-)
+@pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST idx files not installed")
 def test_fashion_mnist_two_epochs_cicw_m(tmp_path):
     out = tmp_path / "fmnist"
     options = (
@@ -128,9 +121,7 @@ def test_same_seed_same_metrics_different_seed_differs(moons_reference, tmp_path
     assert other != reference
 
 
-@pytest.mark.parametrize(
-    "name, noise", [("cifar10", "asymmetric:0.4"), ("cifar100", "cifar100-next:0.4")]
-)
+@pytest.mark.parametrize("name, noise", [("cifar10", "asymmetric:0.4"), ("cifar100", "cifar100-next:0.4")])
 def test_cifar_preact_resnet18_smoke(tmp_path, name, noise):
     write_cifar_like(tmp_path / "data", name, num_train=60, num_test=8, rng=0)
     out = tmp_path / name
@@ -149,11 +140,7 @@ def test_cifar_preact_resnet18_smoke(tmp_path, name, noise):
 def test_print_config_resolves_defaults(capsys):
     assert cli.main(["--dataset", "cifar10", "--epochs", "120", "--print-config"]) == 0
     cfg = TrainConfig.from_dict(json.loads(capsys.readouterr().out))
-    assert (
-        cfg.model == "preact-resnet18"
-        and cfg.lr == 0.1
-        and cfg.lr_milestones == (30, 80, 110)
-    )
+    assert cfg.model == "preact-resnet18" and cfg.lr == 0.1 and cfg.lr_milestones == (30, 80, 110)
 
 
 def test_bad_options_exit_with_usage_error(capsys):
@@ -166,17 +153,11 @@ def test_bad_options_exit_with_usage_error(capsys):
 # --------------------------------------------------------------------------- #
 def _usage_error(capsys, args) -> str:
     """Run the CLI with ``--print-config`` (nothing is trained); return its one-line error."""
-    status = cli.main(
-        ["--dataset", "two-moons", "--noise", "symmetric:0.3", *args, "--print-config"]
-    )
+    status = cli.main(["--dataset", "two-moons", "--noise", "symmetric:0.3", *args, "--print-config"])
     captured = capsys.readouterr()
     assert status == 2, captured.out
     err = captured.err.strip()
-    assert (
-        err.startswith("divweights-train: error: ")
-        and "\n" not in err
-        and "Traceback" not in err
-    ), err
+    assert err.startswith("divweights-train: error: ") and "\n" not in err and "Traceback" not in err, err
     return err
 
 
@@ -206,9 +187,7 @@ def test_every_numeric_option_of_the_parser_has_a_checked_range_shown_in_help():
     numeric = {a.dest: a for a in parser._actions if a.type in (int, float) or hasattr(a.type, "words")}
     assert set(numeric) == set(NUMERIC_OPTIONS)
     for name, action in numeric.items():
-        assert f"valid: {NUMERIC_OPTIONS[name].short()}" in " ".join(
-            action.help.split()
-        ), name
+        assert f"valid: {NUMERIC_OPTIONS[name].short()}" in " ".join(action.help.split()), name
 
 
 def test_non_finite_values_of_every_float_option_are_refused_by_the_cli(capsys):
@@ -218,11 +197,7 @@ def test_non_finite_values_of_every_float_option_are_refused_by_the_cli(capsys):
         if rng.integer:
             continue
         flag = cli.option_flag(name).split("/")[0]
-        method = (
-            ["--method", "cicw-m"]
-            if name.startswith("mixup") or name == "class_gamma"
-            else ["--method", "ciw"]
-        )
+        method = ["--method", "cicw-m"] if name.startswith("mixup") or name == "class_gamma" else ["--method", "ciw"]
         if name in ("temperature", "lam"):
             method = ["--method", "ciw"]
         for value in ("nan", "inf", "-inf"):
@@ -232,10 +207,7 @@ def test_non_finite_values_of_every_float_option_are_refused_by_the_cli(capsys):
 
 def test_seeds_that_would_alias_are_refused_and_the_largest_32_bit_seed_runs(capsys):
     _usage_error(capsys, ["--seed", str(2**32)])
-    assert (
-        cli.main(["--dataset", "two-moons", "--seed", str(2**32 - 1), "--print-config"])
-        == 0
-    )
+    assert cli.main(["--dataset", "two-moons", "--seed", str(2**32 - 1), "--print-config"]) == 0
 
 
 def test_empty_out_is_an_error_not_the_default_folder(capsys, tmp_path, monkeypatch):
@@ -247,66 +219,43 @@ def test_empty_out_is_an_error_not_the_default_folder(capsys, tmp_path, monkeypa
 
 def test_device_cuda_without_cuda_is_a_one_line_error(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    status = cli.main(
-        [*MOONS, "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "run")]
-    )
+    status = cli.main([*MOONS, "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert status == 2
-    assert (
-        err.startswith("divweights-train: error: argument --device: cuda was requested")
-        and "\n" not in err
-    )
+    assert err.startswith("divweights-train: error: argument --device: cuda was requested") and "\n" not in err
     assert "--device cpu" in err
     assert not (tmp_path / "run").exists()  # refused before anything ran
 
 
-def test_device_index_beyond_the_gpus_is_a_one_line_error(
-    capsys, monkeypatch, tmp_path
-):
+def test_device_index_beyond_the_gpus_is_a_one_line_error(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    status = cli.main(
-        [*MOONS, "--epochs", "1", "--device", "cuda:1", "--out", str(tmp_path / "run")]
-    )
+    status = cli.main([*MOONS, "--epochs", "1", "--device", "cuda:1", "--out", str(tmp_path / "run")])
     assert status == 2
     assert "only 1 GPU(s)" in capsys.readouterr().err
 
 
-def test_device_cuda_without_a_jax_gpu_backend_is_a_one_line_error(
-    capsys, monkeypatch, tmp_path
-):
+def test_device_cuda_without_a_jax_gpu_backend_is_a_one_line_error(capsys, monkeypatch, tmp_path):
     jax = pytest.importorskip("jax")
 
     def no_gpu(backend=None):
         raise RuntimeError("Unknown backend gpu")
 
     monkeypatch.setattr(jax, "devices", no_gpu)
-    options = _options(
-        "--framework jax --dataset two-moons --epochs 1 --quiet --device cuda"
-    )
+    options = _options("--framework jax --dataset two-moons --epochs 1 --quiet --device cuda")
     status = cli.main([*options, "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
-    assert (
-        status == 2
-        and "argument --device" in err
-        and "JAX has no GPU backend" in err
-        and "\n" not in err
-    )
+    assert status == 2 and "argument --device" in err and "JAX has no GPU backend" in err and "\n" not in err
 
 
-def test_diverging_training_is_a_one_line_error_naming_the_learning_rate(
-    capsys, monkeypatch, tmp_path
-):
+def test_diverging_training_is_a_one_line_error_naming_the_learning_rate(capsys, monkeypatch, tmp_path):
     def diverge(config):
         raise FloatingPointError("non-finite training loss in epoch 1 (step 3)")
 
     monkeypatch.setattr(cli, "get_trainer", lambda framework: diverge)
     assert cli.main([*MOONS, "--lr", "5", "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
-    assert (
-        err.startswith("divweights-train: error: training diverged")
-        and "--lr (now 5)" in err
-    )
+    assert err.startswith("divweights-train: error: training diverged") and "--lr (now 5)" in err
 
 
 #: Options that have no effect with the others: the options, the flag refused, words of the reason.
@@ -328,22 +277,13 @@ WITHOUT_EFFECT = [
 @pytest.mark.parametrize("args, flag, why", WITHOUT_EFFECT)
 def test_options_without_effect_are_refused_with_the_reason(capsys, args, flag, why):
     err = _usage_error(capsys, _options(args))
-    assert (
-        f"argument {flag}: has no effect" in err
-        and why in err
-        and "leave it out" in err
-    )
+    assert f"argument {flag}: has no effect" in err and why in err and "leave it out" in err
 
 
 def test_several_options_without_effect_are_all_named(capsys):
-    err = _usage_error(
-        capsys, _options("--method ce --class-divergence tv --gamma 0.2 --delta 1")
-    )
+    err = _usage_error(capsys, _options("--method ce --class-divergence tv --gamma 0.2 --delta 1"))
     assert ": has no effect with --method ce" in err and "(also: " in err
-    assert all(
-        flag in err
-        for flag in ("--class-divergence", "--gamma/--class-gamma", "--delta")
-    )
+    assert all(flag in err for flag in ("--class-divergence", "--gamma/--class-gamma", "--delta"))
 
 
 def _records(tmp_path, name, **options):
@@ -362,10 +302,7 @@ def _records(tmp_path, name, **options):
         "burnin_steps": 2,
     }
     cfg = TrainConfig(**{**base, **options, "out": str(tmp_path / name)})
-    return [
-        r.without_timing()
-        for r in train(cfg, progress=False, log=lambda s: None).records
-    ], cfg
+    return [r.without_timing() for r in train(cfg, progress=False, log=lambda s: None).records], cfg
 
 
 @pytest.mark.parametrize(
@@ -380,9 +317,7 @@ def _records(tmp_path, name, **options):
         ("cicw", "class_divergence", "tv", True),
     ],
 )
-def test_options_refused_as_without_effect_really_change_nothing(
-    tmp_path, method, option, value, effective
-):
+def test_options_refused_as_without_effect_really_change_nothing(tmp_path, method, option, value, effective):
     """The refusal table matches the trainer: the same run with and without the option."""
     from divweights_train.config import unused_options
 

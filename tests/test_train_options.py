@@ -51,11 +51,7 @@ def test_every_numeric_option_rejects_values_just_outside_its_range(name):
         _cfg(**{name: below})
     assert info.value.field == name
     if math.isfinite(rng.high):
-        above = (
-            rng.high
-            if rng.high_open
-            else rng.high + (1 if rng.integer else 1e-9 * rng.high)
-        )
+        above = rng.high if rng.high_open else rng.high + (1 if rng.integer else 1e-9 * rng.high)
         with pytest.raises(OptionError):
             _cfg(**{name: above})
 
@@ -84,9 +80,7 @@ def test_integer_options_reject_fractions_and_booleans(name):
 
 def test_weight_decay_nan_is_rejected():
     # issue 14 item 6: `nan < 0` is False, so the old check let NaN through
-    with pytest.raises(
-        OptionError, match=r"weight_decay must be a finite number in \[0, 1\]; got nan"
-    ):
+    with pytest.raises(OptionError, match=r"weight_decay must be a finite number in \[0, 1\]; got nan"):
         _cfg(weight_decay=math.nan)
 
 
@@ -109,25 +103,19 @@ def test_a_warmup_shorter_than_one_step_never_raises_the_learning_rate():
 @pytest.mark.parametrize("seed", [SEED_RANGE[1] + 1, 2**64, -1])
 def test_seeds_outside_32_bits_are_rejected(seed):
     # issue 14 item 8: derive_seed keeps 32 bits, so 2**32 ran exactly like 0 and -1 like 2**32 - 1
-    with pytest.raises(
-        OptionError, match=r"seed must be an integer in \[0, 4294967295\]"
-    ):
+    with pytest.raises(OptionError, match=r"seed must be an integer in \[0, 4294967295\]"):
         _cfg(seed=seed)
 
 
 def test_seed_range_is_what_the_seed_derivation_distinguishes():
     prepare = pytest.importorskip("divweights_train.prepare")
     lo, hi = SEED_RANGE
-    assert prepare.derive_seed(hi + 1, "order") == prepare.derive_seed(
-        lo, "order"
-    )  # why larger seeds alias
+    assert prepare.derive_seed(hi + 1, "order") == prepare.derive_seed(lo, "order")  # why larger seeds alias
     assert len({prepare.derive_seed(s, "order") for s in (lo, lo + 1, hi - 1, hi)}) == 4
     _cfg(seed=hi)
 
 
-@pytest.mark.parametrize(
-    "spec", ["alpha:1e308", f"alpha:{-2 * ALPHA_LIMIT}", "alpha:nan", "alpha:inf"]
-)
+@pytest.mark.parametrize("spec", ["alpha:1e308", f"alpha:{-2 * ALPHA_LIMIT}", "alpha:nan", "alpha:inf"])
 def test_alpha_divergences_outside_the_supported_range_are_rejected(spec):
     with pytest.raises(OptionError) as info:
         _cfg(method="ciw", instance_divergence=spec)
@@ -177,9 +165,7 @@ def test_instance_methods_need_an_instance_divergence():
 
 @pytest.mark.parametrize("div", ["tv", "l2"])
 def test_temperature_needs_a_divergence_that_has_it(div):
-    with pytest.raises(
-        OptionError, match="temperature is not available with instance divergence"
-    ):
+    with pytest.raises(OptionError, match="temperature is not available with instance divergence"):
         _cfg(method="ciw", instance_divergence=div, temperature=1.0)
     _cfg(method="ciw", instance_divergence=div, delta=0.3)
 
@@ -216,18 +202,11 @@ def test_bootstraps_default_tv_bounds_its_gamma():
 
 def test_option_error_is_a_value_error_with_the_field():
     err = OptionError("lr", "must be positive")
-    assert (
-        isinstance(err, ValueError)
-        and err.field == "lr"
-        and str(err) == "lr must be positive"
-    )
+    assert isinstance(err, ValueError) and err.field == "lr" and str(err) == "lr must be positive"
 
 
 def test_option_range_describes_itself():
-    assert (
-        OptionRange(False, 0, 1, high_open=True).describe()
-        == "a finite number in [0, 1)"
-    )
+    assert OptionRange(False, 0, 1, high_open=True).describe() == "a finite number in [0, 1)"
     assert OptionRange(True, 0, 10).short() == "integer [0, 10]"
     assert OptionRange(False, 0, low_open=True).short() == "(0, inf)"
 
@@ -235,9 +214,7 @@ def test_option_range_describes_itself():
 def test_every_method_and_dataset_resolves_to_a_valid_config():
     for method in METHODS:
         for dataset in ("two-moons", "fashion-mnist", "cifar10", "cifar100", "digits"):
-            cfg = TrainConfig(
-                dataset=dataset, method=method, noise="symmetric:0.4"
-            ).resolved()
+            cfg = TrainConfig(dataset=dataset, method=method, noise="symmetric:0.4").resolved()
             assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -286,9 +263,7 @@ EFFECTIVE_FOR = {
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("option", list(EFFECTIVE_FOR), ids=lambda o: f"{o[0]}={o[1]}")
-def test_method_option_pairs_are_refused_exactly_when_the_option_has_no_effect(
-    method, option
-):
+def test_method_option_pairs_are_refused_exactly_when_the_option_has_no_effect(method, option):
     name, value = option
     cfg = _cfg(method=method, **{name: value})
     unused = dict(unused_options(cfg, {name: value}))
@@ -343,22 +318,15 @@ def test_options_without_effect_beyond_the_method(options, unused_name, reason):
 
 
 def test_digits_with_the_cnn_augments_but_not_with_the_mlp():
-    assert (
-        unused_options(TrainConfig(dataset="digits", augment="crop"), ["augment"]) == []
-    )
-    assert [
-        n
-        for n, _ in unused_options(
-            TrainConfig(dataset="digits", model="mlp", augment="crop"), ["augment"]
-        )
-    ] == ["augment"]
+    assert unused_options(TrainConfig(dataset="digits", augment="crop"), ["augment"]) == []
+    assert [n for n, _ in unused_options(TrainConfig(dataset="digits", model="mlp", augment="crop"), ["augment"])] == [
+        "augment"
+    ]
 
 
 def test_unused_options_names_options_as_the_caller_spells_them():
     cfg = _cfg(method="ce", class_gamma=0.2)
-    ((name, reason),) = unused_options(
-        cfg, ["class_gamma"], option_name=lambda f: "--" + f.replace("_", "-")
-    )
+    ((name, reason),) = unused_options(cfg, ["class_gamma"], option_name=lambda f: "--" + f.replace("_", "-"))
     assert name == "class_gamma" and "--method ce" in reason
 
 

@@ -27,7 +27,5 @@ def test_modules_the_docstring_calls_framework_neutral_load_neither_torch_nor_ja
         f"import importlib, sys\nfor m in {neutral!r}: importlib.import_module('divweights_train.' + m)\n"
         "print(sorted({'torch', 'jax'} & set(sys.modules)))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

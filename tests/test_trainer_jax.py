@@ -19,10 +19,7 @@ _MOONS = "--framework jax --dataset two-moons --noise symmetric:0.3 --quiet"
 MOONS = _MOONS.split()
 # cicw-m exercises the most of the step: clean pass, class and instance weights, sampled mixup
 # (a temperature compiles faster than the default KL radius, which needs a root search).
-_REF = (
-    "--subset 400 --batch-size 32 --epochs 3 --method cicw-m --temperature 1.0 "
-    "--burnin-steps 4 --anneal-steps 6"
-)
+_REF = "--subset 400 --batch-size 32 --epochs 3 --method cicw-m --temperature 1.0 --burnin-steps 4 --anneal-steps 6"
 MOONS_REF = [*MOONS, *_REF.split()]
 
 
@@ -78,9 +75,7 @@ def test_cli_two_moons_writes_metrics_checkpoint_summary_and_plots(moons_referen
     summary = json.loads((out / "summary.json").read_text())
     assert summary["completed"] is True and summary["epochs"] == 3
     assert all(r["reweighting"] for r in recs)  # 11 steps per epoch, burn-in of 4 steps
-    assert all(
-        np.isfinite(r["train_loss"]) and 0.0 <= r["test_acc"] <= 1.0 for r in recs
-    )
+    assert all(np.isfinite(r["train_loss"]) and 0.0 <= r["test_acc"] <= 1.0 for r in recs)
     assert 0.0 < recs[-1]["ess"] < 1.0
     state = _checkpoint(out)
     assert state["epoch"] == 3 and state["step"] == recs[-1]["step"]
@@ -102,9 +97,7 @@ def test_resume_after_stop_matches_uninterrupted(moons_reference, tmp_path):
 def test_same_seed_same_metrics_other_seed_differs(moons_reference, tmp_path):
     ref_out, ref = moons_reference
     assert _run([*MOONS_REF, "--no-plots"], tmp_path / "again") == ref
-    _assert_trees_equal(
-        _checkpoint(ref_out)["params"], _checkpoint(tmp_path / "again")["params"]
-    )
+    _assert_trees_equal(_checkpoint(ref_out)["params"], _checkpoint(tmp_path / "again")["params"])
     assert _run([*MOONS_REF, "--no-plots", "--seed", "1"], tmp_path / "other") != ref
 
 
@@ -114,9 +107,7 @@ def test_resume_refuses_different_options(moons_reference, tmp_path):
     with pytest.raises(ValueError, match="lr"):
         trainer_jax.train(
             cli.config_from_args(
-                cli.build_parser().parse_args(
-                    [*MOONS_REF, "--resume", "--lr", "0.01", "--out", str(out)]
-                )
+                cli.build_parser().parse_args([*MOONS_REF, "--resume", "--lr", "0.01", "--out", str(out)])
             )
         )
 
@@ -173,14 +164,8 @@ def test_other_methods_train_one_epoch(method, tmp_path):
         tmp_path / method,
     )
     (rec,) = recs
-    assert (
-        rec["step"] == 5
-        and np.isfinite(rec["train_loss"])
-        and 0.0 <= rec["test_acc"] <= 1.0
-    )
-    with np.load(
-        tmp_path / method / "weights" / "epoch_001.npz", allow_pickle=False
-    ) as z:
+    assert rec["step"] == 5 and np.isfinite(rec["train_loss"]) and 0.0 <= rec["test_acc"] <= 1.0
+    with np.load(tmp_path / method / "weights" / "epoch_001.npz", allow_pickle=False) as z:
         w = z["scaled_weights"][~np.isnan(z["scaled_weights"])]
     assert len(w) == 160 and np.all(w >= 0)
     if method in ("mixup", "bootstrap"):
@@ -193,9 +178,7 @@ def test_other_methods_train_one_epoch(method, tmp_path):
         assert 0.0 <= rec["train_acc_noisy"] <= 1.0
 
 
-@pytest.mark.skipif(
-    not _fashion_mnist_available(), reason="Fashion-MNIST idx files not installed"
-)
+@pytest.mark.skipif(not _fashion_mnist_available(), reason="Fashion-MNIST idx files not installed")
 def test_fashion_mnist_cnn_with_augmentation_resumes_exactly(tmp_path):
     args = [
         "--framework",
@@ -230,22 +213,16 @@ def test_fashion_mnist_cnn_with_augmentation_resumes_exactly(tmp_path):
         "--no-plots",
     ]
     ref = _run(args, tmp_path / "ref")
-    assert [r["epoch"] for r in ref] == [1, 2] and all(
-        np.isfinite(r["train_loss"]) for r in ref
-    )
+    assert [r["epoch"] for r in ref] == [1, 2] and all(np.isfinite(r["train_loss"]) for r in ref)
     _run([*args, "--stop-after-epochs", "1"], tmp_path / "res")
     assert _run([*args, "--resume"], tmp_path / "res") == ref
     a, b = _checkpoint(tmp_path / "ref"), _checkpoint(tmp_path / "res")
     _assert_trees_equal(a["params"], b["params"])
-    _assert_trees_equal(
-        a["model_state"], b["model_state"]
-    )  # batch-norm running statistics
+    _assert_trees_equal(a["model_state"], b["model_state"])  # batch-norm running statistics
 
 
 @pytest.mark.parametrize("method", ["cicw", "oracle"])
-def test_matches_torch_trainer_given_the_same_initial_weights(
-    tmp_path, monkeypatch, method
-):
+def test_matches_torch_trainer_given_the_same_initial_weights(tmp_path, monkeypatch, method):
     # Without mixup, dropout or augmentation the only randomness is the initialisation and the
     # example order (shared): with torch's initial weights both trainers follow the same path.
     torch = pytest.importorskip("torch")
@@ -269,15 +246,9 @@ def test_matches_torch_trainer_given_the_same_initial_weights(
         "save_weights": False,
         "threads": 1,
     }
-    ref = trainer_torch.train(
-        TrainConfig(framework="torch", out=str(tmp_path / "t"), **options)
-    ).records
+    ref = trainer_torch.train(TrainConfig(framework="torch", out=str(tmp_path / "t"), **options)).records
     torch.manual_seed(derive_seed(0, "init"))  # as trainer_torch does
-    layers = [
-        m
-        for m in build_torch("mlp", (2,), 2).modules()
-        if isinstance(m, torch.nn.Linear)
-    ]
+    layers = [m for m in build_torch("mlp", (2,), 2).modules() if isinstance(m, torch.nn.Linear)]
     params = {
         f"dense{i}": {
             "w": jnp.asarray(m.weight.detach().numpy().T),
@@ -295,9 +266,7 @@ def test_matches_torch_trainer_given_the_same_initial_weights(
         "build_model",
         lambda *a, **k: TorchInit(**build_model(*a, **k).__dict__),
     )
-    got = trainer_jax.train(
-        TrainConfig(framework="jax", out=str(tmp_path / "j"), **options)
-    ).records
+    got = trainer_jax.train(TrainConfig(framework="jax", out=str(tmp_path / "j"), **options)).records
     assert len(got) == len(ref) == 3
     for a, b in zip(ref, got):
         a, b = a.without_timing(), b.without_timing()
@@ -318,9 +287,7 @@ def _toy_step_inputs(spec, n=64, d=2, k=2, seed=0):
     buf = jax.tree.map(jnp.zeros_like, params)
     x = jnp.asarray(rng.normal(size=(n, d)).astype(np.float32))
     y = jnp.asarray(rng.integers(0, k, n).astype(np.int32))
-    keys = jax.random.wrap_key_data(
-        np.arange(6, dtype=np.uint32).reshape(3, 2), impl="threefry2x32"
-    )
+    keys = jax.random.wrap_key_data(np.arange(6, dtype=np.uint32).reshape(3, 2), impl="threefry2x32")
     idx = jnp.arange(n, dtype=jnp.int32)
     return params, state, buf, x, y, idx, keys
 
@@ -337,9 +304,7 @@ def test_train_step_traces_once_for_any_strength_lr_and_burnin_switch():
     )
     params, state, buf, x, y, idx, keys = _toy_step_inputs(spec)
     weights = []
-    for b, (strength, lr, active) in enumerate(
-        [(0.5, 0.1, False), (5.0, 0.05, True), (0.1, 0.01, True)]
-    ):
+    for b, (strength, lr, active) in enumerate([(0.5, 0.1, False), (5.0, 0.05, True), (0.1, 0.01, True)]):
         out = trainer_jax.train_step(
             spec,
             params,
@@ -358,9 +323,7 @@ def test_train_step_traces_once_for_any_strength_lr_and_burnin_switch():
     assert trainer_jax.TRACE_COUNTS[spec] == 1
     np.testing.assert_allclose(weights[0], 1 / 64, rtol=1e-6)  # burn-in: uniform
     ess = [1 / (64 * np.sum(w**2)) for w in weights[1:]]
-    assert (
-        ess[1] < ess[0] < 1.0
-    )  # a temperature of 5 keeps the weights closer to uniform than 0.1
+    assert ess[1] < ess[0] < 1.0  # a temperature of 5 keeps the weights closer to uniform than 0.1
 
 
 def test_oracle_loss_averages_over_kept_examples_and_matches_torch():
@@ -371,28 +334,19 @@ def test_oracle_loss_averages_over_kept_examples_and_matches_torch():
     logits = rng.normal(size=(6, 4)).astype(np.float32)
     y = rng.integers(0, 4, 6).astype(np.int32)
     kept = np.array([1, 0, 1, 1, 0, 1], np.float32)
-    loss, w = trainer_jax.oracle_loss(
-        jnp.asarray(logits), jnp.asarray(y), jnp.asarray(kept)
-    )
+    loss, w = trainer_jax.oracle_loss(jnp.asarray(logits), jnp.asarray(y), jnp.asarray(kept))
     ce = -(logits - np.log(np.exp(logits).sum(-1, keepdims=True)))[np.arange(6), y]
     assert float(loss) == pytest.approx(ce[kept == 1].mean(), rel=1e-6)
     np.testing.assert_allclose(np.asarray(w), kept / 4)
-    t_loss, t_w = torch_oracle_loss(
-        torch.as_tensor(logits), torch.as_tensor(y).long(), torch.as_tensor(kept)
-    )
+    t_loss, t_w = torch_oracle_loss(torch.as_tensor(logits), torch.as_tensor(y).long(), torch.as_tensor(kept))
     assert float(t_loss) == pytest.approx(float(loss), rel=1e-6)
     np.testing.assert_allclose(t_w.numpy(), np.asarray(w))
 
 
 def test_oracle_loss_of_an_all_flipped_batch_is_zero_with_zero_gradient():
     logits = jnp.ones((3, 2))
-    grad = jax.grad(
-        lambda z: trainer_jax.oracle_loss(z, jnp.zeros(3, jnp.int32), jnp.zeros(3))[0]
-    )(logits)
-    assert (
-        float(trainer_jax.oracle_loss(logits, jnp.zeros(3, jnp.int32), jnp.zeros(3))[0])
-        == 0.0
-    )
+    grad = jax.grad(lambda z: trainer_jax.oracle_loss(z, jnp.zeros(3, jnp.int32), jnp.zeros(3))[0])(logits)
+    assert float(trainer_jax.oracle_loss(logits, jnp.zeros(3, jnp.int32), jnp.zeros(3))[0]) == 0.0
     assert np.all(np.asarray(grad) == 0.0)
 
 
@@ -407,9 +361,7 @@ def test_sgd_update_matches_torch_sgd():
         (False, 0.0, 1e-2),
     ):
         tp = torch.nn.Parameter(torch.tensor(p0))
-        opt = torch.optim.SGD(
-            [tp], lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd
-        )
+        opt = torch.optim.SGD([tp], lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
         jp, jb = {"w": jnp.asarray(p0)}, {"w": jnp.zeros((3, 4), jnp.float32)}
         for g in grads:
             tp.grad = torch.tensor(g)
@@ -423,24 +375,18 @@ def test_sgd_update_matches_torch_sgd():
                 nesterov=nesterov,
                 weight_decay=wd,
             )
-        np.testing.assert_allclose(
-            np.asarray(jp["w"]), tp.detach().numpy(), rtol=1e-5, atol=1e-6
-        )
+        np.testing.assert_allclose(np.asarray(jp["w"]), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_random_crop_flip_takes_windows_of_the_padded_image():
     x = jnp.asarray(np.random.default_rng(0).random((16, 2, 6, 5)).astype(np.float32))
     key = jax.random.key(3)
-    np.testing.assert_array_equal(
-        trainer_jax.random_crop_flip(key, x, 0, flip=False), x
-    )
+    np.testing.assert_array_equal(trainer_jax.random_crop_flip(key, x, 0, flip=False), x)
     out = np.asarray(trainer_jax.random_crop_flip(key, x, 2))
     padded = np.pad(np.asarray(x), ((0, 0), (0, 0), (2, 2), (2, 2)))
     flips = 0
     for i in range(len(x)):
-        windows = [
-            padded[i, :, r : r + 6, c : c + 5] for r in range(5) for c in range(5)
-        ]
+        windows = [padded[i, :, r : r + 6, c : c + 5] for r in range(5) for c in range(5)]
         plain = any(np.array_equal(out[i], w) for w in windows)
         flipped = any(np.array_equal(out[i], w[..., ::-1]) for w in windows)
         assert plain or flipped
@@ -475,11 +421,7 @@ def test_parameter_counts_and_output_shapes_match_torch(name, in_shape, kwargs):
     assert logits.shape == (2, 10)
     tmodel = build_torch(name, in_shape, 10, **kwargs)
     assert count_params(params) == sum(p.numel() for p in tmodel.parameters())
-    n_buffers = sum(
-        b.numel()
-        for n, b in tmodel.named_buffers()
-        if not n.endswith("num_batches_tracked")
-    )
+    n_buffers = sum(b.numel() for n, b in tmodel.named_buffers() if not n.endswith("num_batches_tracked"))
     assert count_params(state) == n_buffers
 
 
@@ -498,13 +440,7 @@ def test_cnn_forward_and_batch_norm_match_torch_with_copied_weights():
             m.bias.uniform_(-0.5, 0.5)
     t = lambda a: jnp.asarray(a.detach().numpy())
     # torch flattens (C, H, W); the JAX model flattens (H, W, C)
-    fc_w = (
-        fc.weight.detach()
-        .numpy()
-        .reshape(5, 8, 2, 2)
-        .transpose(2, 3, 1, 0)
-        .reshape(-1, 5)
-    )
+    fc_w = fc.weight.detach().numpy().reshape(5, 8, 2, 2).transpose(2, 3, 1, 0).reshape(-1, 5)
     params = {
         "conv1": t(conv1.weight).transpose(2, 3, 1, 0),
         "bn1": {"scale": t(bn1.weight), "bias": t(bn1.bias)},
@@ -517,25 +453,15 @@ def test_cnn_forward_and_batch_norm_match_torch_with_copied_weights():
     tm.train()
     with torch.no_grad():
         expected_train = tm(torch.tensor(x)).numpy()
-    apply = jax.jit(
-        jm.apply, static_argnames="train"
-    )  # one compilation instead of one per operation
-    got_train, new_state = apply(
-        params, state, jnp.asarray(x), train=True, key=jax.random.key(1)
-    )
-    np.testing.assert_allclose(
-        np.asarray(got_train), expected_train, rtol=1e-4, atol=1e-5
-    )
-    np.testing.assert_allclose(
-        np.asarray(new_state["bn2"]["var"]), bn2.running_var.numpy(), rtol=1e-5
-    )
+    apply = jax.jit(jm.apply, static_argnames="train")  # one compilation instead of one per operation
+    got_train, new_state = apply(params, state, jnp.asarray(x), train=True, key=jax.random.key(1))
+    np.testing.assert_allclose(np.asarray(got_train), expected_train, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(new_state["bn2"]["var"]), bn2.running_var.numpy(), rtol=1e-5)
     tm.eval()
     with torch.no_grad():
         expected_eval = tm(torch.tensor(x)).numpy()
     got_eval, _ = apply(params, new_state, jnp.asarray(x), train=False)
-    np.testing.assert_allclose(
-        np.asarray(got_eval), expected_eval, rtol=1e-4, atol=1e-5
-    )
+    np.testing.assert_allclose(np.asarray(got_eval), expected_eval, rtol=1e-4, atol=1e-5)
 
 
 def test_build_model_rejects_bad_arguments():

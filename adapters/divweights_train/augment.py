@@ -134,9 +134,7 @@ def normalize(
     channels = x.shape[1]
     for name, t in (("mean", m), ("std", s)):
         if t.numel() not in (1, channels):
-            raise ValueError(
-                f"{name} has {t.numel()} entries but x has {channels} channels/features"
-            )
+            raise ValueError(f"{name} has {t.numel()} entries but x has {channels} channels/features")
     if torch.any(s <= 0):
         raise ValueError("std entries must be positive")
     shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)

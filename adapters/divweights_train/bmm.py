@@ -81,9 +81,7 @@ class BetaMixtureFit:
 
 def uniform_fit() -> BetaMixtureFit:
     """The state before any fit: a zero table (no bootstrapping)."""
-    return BetaMixtureFit(
-        np.zeros(LOOKUP_SIZE, np.float32), 0.0, 1.0, (1.0, 2.0), (2.0, 1.0), (0.5, 0.5)
-    )
+    return BetaMixtureFit(np.zeros(LOOKUP_SIZE, np.float32), 0.0, 1.0, (1.0, 2.0), (2.0, 1.0), (0.5, 0.5))
 
 
 def _log_beta_pdf(x: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -91,9 +89,7 @@ def _log_beta_pdf(x: np.ndarray, a: float, b: float) -> np.ndarray:
     return (a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - log_norm
 
 
-def _weighted_moments(
-    x: np.ndarray, r: np.ndarray, a: float, b: float
-) -> tuple[float, float]:
+def _weighted_moments(x: np.ndarray, r: np.ndarray, a: float, b: float) -> tuple[float, float]:
     total = float(r.sum())
     if not total > 0:
         return a, b
@@ -160,9 +156,7 @@ def fit_loss_mixture(losses, *, iterations: int = 10) -> BetaMixtureFit:
     for _ in range(int(iterations)):
         # weighted likelihoods floored at 1e-12 (and capped: a degenerate component's density
         # can exceed the float range)
-        logs = np.stack(
-            [_log_weighted(x, alphas[c], betas[c], weights[c]) for c in range(2)]
-        )
+        logs = np.stack([_log_weighted(x, alphas[c], betas[c], weights[c]) for c in range(2)])
         r = np.exp(np.minimum(np.nan_to_num(logs, nan=-np.inf), 700.0))
         r = np.where(r <= _R_FLOOR, _R_FLOOR, r)
         r = r / r.sum(axis=0)
@@ -201,9 +195,7 @@ def noise_posterior(losses, fit: BetaMixtureFit) -> np.ndarray:
         In ``[1e-4, 1 - 1e-4]``.
     """
     loss = np.asarray(losses, dtype=np.float32)
-    x = (loss - np.float32(fit.loss_min)) / np.float32(
-        fit.loss_max - fit.loss_min + 1e-6
-    )
+    x = (loss - np.float32(fit.loss_min)) / np.float32(fit.loss_max - fit.loss_min + 1e-6)
     x = np.where(x >= 1, np.float32(1 - X_EPS), np.where(x <= 0, np.float32(X_EPS), x))
     idx = np.clip(np.floor(LOOKUP_SIZE * x).astype(np.int64), 0, LOOKUP_SIZE - 1)
     return np.clip(fit.table[idx], B_EPS, 1 - B_EPS).astype(np.float32)

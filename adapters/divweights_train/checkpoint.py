@@ -158,9 +158,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=path.name + ".", suffix=".tmp", dir=path.parent
-        )
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -174,9 +172,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             except FileNotFoundError:
                 pass
         full = full_disk(err)
-        if (
-            full is not None
-        ):  # whoever reported it (torch.save: a RuntimeError), name the file
+        if full is not None:  # whoever reported it (torch.save: a RuntimeError), name the file
             raise OSError(full.errno, full.strerror, str(path)) from err
         raise
     try:  # make the rename durable too
@@ -229,9 +225,7 @@ def save_epoch_weights(out: str | os.PathLike, epoch: int, arrays: dict) -> Path
 
     wdir = Path(out) / "weights"
     wdir.mkdir(parents=True, exist_ok=True)
-    return atomic_write(
-        wdir / f"epoch_{epoch:03d}.npz", lambda fh: np.savez_compressed(fh, **arrays)
-    )
+    return atomic_write(wdir / f"epoch_{epoch:03d}.npz", lambda fh: np.savez_compressed(fh, **arrays))
 
 
 def write_run_description(out: Path, config, data, **schedule: int) -> None:
@@ -258,9 +252,7 @@ def _unsafe(path: Path, what: str) -> CheckpointError:
 def _sniff(path: Path) -> None:
     """Refuse what is not a zip archive (torch and npz checkpoints both are) before any reader sees it."""
     if not path.is_file():
-        raise CheckpointError(
-            f"{path} is not a file; remove it, or choose another --out"
-        )
+        raise CheckpointError(f"{path} is not a file; remove it, or choose another --out")
     with open(path, "rb") as fh:
         head = fh.read(4)
     if not head:
@@ -269,8 +261,7 @@ def _sniff(path: Path) -> None:
         raise _unsafe(path, "a Python pickle")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
-            f"{path} is not a checkpoint of divweights-train (not a zip archive, or "
-            f"truncated); {_HOW}"
+            f"{path} is not a checkpoint of divweights-train (not a zip archive, or truncated); {_HOW}"
         )
 
 
@@ -312,9 +303,7 @@ def load_torch(path: str | os.PathLike, map_location="cpu") -> Any:
         found = re.search(r"GLOBAL ([\w.]+)", str(err))
         if found:
             raise _unsafe(path, f"a reference to {found.group(1)}") from None
-        first = (
-            str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        )
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path} is damaged ({first}); {_HOW}") from None
 
 
@@ -341,9 +330,7 @@ def _save_npz(path: Path, meta: dict, state: dict) -> Path:
     skeleton = _flatten(state, leaves)
     arrays = {f"a{i}": np.asarray(a) for i, a in enumerate(leaves)}
     if any(a.dtype.hasobject for a in arrays.values()):
-        raise TypeError(
-            "checkpoint arrays must be numeric (object arrays would need pickle)"
-        )
+        raise TypeError("checkpoint arrays must be numeric (object arrays would need pickle)")
     arrays["meta"] = np.asarray(dumps_json(meta))
     arrays["tree"] = np.asarray(json.dumps(skeleton))
     return atomic_write(path, lambda fh: np.savez(fh, **arrays))
@@ -366,14 +353,10 @@ def _load_npz(path: Path) -> tuple[dict, dict]:
             raise _unsafe(path, "object arrays (pickled Python objects)") from None
         raise CheckpointError(f"{path} is damaged ({err}); {_HOW}") from None
     except (KeyError, OSError, EOFError, zipfile.BadZipFile, TypeError) as err:
-        raise CheckpointError(
-            f"{path} is damaged ({type(err).__name__}: {err}); {_HOW}"
-        ) from None
+        raise CheckpointError(f"{path} is damaged ({type(err).__name__}: {err}); {_HOW}") from None
 
 
-def save_checkpoint(
-    path: str | os.PathLike, meta: dict, state: dict, *, kind: str
-) -> Path:
+def save_checkpoint(path: str | os.PathLike, meta: dict, state: dict, *, kind: str) -> Path:
     """Write a checkpoint atomically: ``meta`` (JSON-able) and ``state`` (arrays).
 
     Parameters
@@ -389,17 +372,13 @@ def save_checkpoint(
     """
     meta = {**meta, "format": FORMAT}
     if kind == "torch":
-        return save_torch(
-            path, {"format": FORMAT, "meta": dumps_json(meta), "state": state}
-        )
+        return save_torch(path, {"format": FORMAT, "meta": dumps_json(meta), "state": state})
     if kind == "npz":
         return _save_npz(Path(path), meta, state)
     raise ValueError(f"unknown checkpoint kind {kind!r}")
 
 
-def load_checkpoint(
-    path: str | os.PathLike, *, kind: str, framework: str, map_location="cpu"
-) -> tuple[dict, dict]:
+def load_checkpoint(path: str | os.PathLike, *, kind: str, framework: str, map_location="cpu") -> tuple[dict, dict]:
     """Read a checkpoint written by :func:`save_checkpoint`; never runs code from the file.
 
     Returns
@@ -415,14 +394,8 @@ def load_checkpoint(
     path = Path(path)
     if kind == "torch":
         payload = load_torch(path, map_location=map_location)
-        if not (
-            isinstance(payload, dict)
-            and isinstance(payload.get("meta"), str)
-            and "state" in payload
-        ):
-            raise CheckpointError(
-                f"{path} is not a checkpoint of divweights-train; {_HOW}"
-            )
+        if not (isinstance(payload, dict) and isinstance(payload.get("meta"), str) and "state" in payload):
+            raise CheckpointError(f"{path} is not a checkpoint of divweights-train; {_HOW}")
         meta, state = json.loads(payload["meta"]), payload["state"]
     elif kind == "npz":
         meta, state = _load_npz(path)
@@ -430,8 +403,7 @@ def load_checkpoint(
         raise ValueError(f"unknown checkpoint kind {kind!r}")
     if meta.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} has checkpoint format {meta.get('format')!r}, this version reads "
-            f"{FORMAT}; {_HOW}"
+            f"{path} has checkpoint format {meta.get('format')!r}, this version reads {FORMAT}; {_HOW}"
         )
     if meta.get("framework") != framework:
         raise CheckpointError(

@@ -87,9 +87,7 @@ def auroc(scores, positive) -> float:
             raise ValueError("positive must be boolean (or 0/1)")
         pos = pos.astype(bool)
     if s.shape != pos.shape:
-        raise ValueError(
-            f"scores and positive must have the same length, got {s.shape} and {pos.shape}"
-        )
+        raise ValueError(f"scores and positive must have the same length, got {s.shape} and {pos.shape}")
     if not np.all(np.isfinite(s)):
         raise ValueError("scores must be finite")
     n_pos = int(pos.sum())
@@ -178,9 +176,7 @@ class WeightStats:
         return {
             "auroc": a,
             "ess": float(np.mean(self.ess)) if self.ess else math.nan,
-            "flipped_mass": float(np.mean(self.flipped_mass))
-            if self.flipped_mass
-            else math.nan,
+            "flipped_mass": float(np.mean(self.flipped_mass)) if self.flipped_mass else math.nan,
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -359,10 +355,7 @@ def read_summary(path: str | os.PathLike) -> dict[str, Any]:
     """
     with open(path) as fh:
         summary = json.load(fh)
-    return {
-        k: (math.nan if v is None and k in _SUMMARY_FLOATS else v)
-        for k, v in summary.items()
-    }
+    return {k: (math.nan if v is None and k in _SUMMARY_FLOATS else v) for k, v in summary.items()}
 
 
 _SUMMARY_FLOATS = (
@@ -441,16 +434,12 @@ def epoch_line(rec: EpochRecord, lr: float, epochs: int | None = None) -> str:
     )
 
 
-def finish_run(
-    config, records: Sequence[EpochRecord], completed: bool, out: str | os.PathLike
-) -> dict[str, Any]:
+def finish_run(config, records: Sequence[EpochRecord], completed: bool, out: str | os.PathLike) -> dict[str, Any]:
     """Write ``summary.json`` and, if enabled, the accuracy and weight plots of a
     finished (or stopped) run; return the summary.  Shared by the trainers."""
     out = Path(out)
     summary = summarize(records) if records else {}
-    summary["completed"] = bool(
-        completed and records and records[-1].epoch == config.epochs
-    )
+    summary["completed"] = bool(completed and records and records[-1].epoch == config.epochs)
     write_json(out / "summary.json", summary, indent=1, sort_keys=True)
     if config.plots and records:
         from . import plots

@@ -33,12 +33,8 @@ def model_key(name: str, in_shape: Sequence[int]) -> tuple[str, tuple[int, ...]]
     """
     key = _ALIASES.get(str(name).lower().replace("_", "-"))
     if key is None:
-        raise ValueError(
-            f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}"
-        )
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     shape = tuple(int(d) for d in in_shape)
     if not shape or any(d < 1 for d in shape):
-        raise ValueError(
-            f"in_shape must be a non-empty shape of positive sizes, got {shape}"
-        )
+        raise ValueError(f"in_shape must be a non-empty shape of positive sizes, got {shape}")
     return key, shape

@@ -77,9 +77,7 @@ def plot_accuracy_curves(
     for i, (label, recs) in enumerate(runs.items()):
         c = colors[i % len(colors)]
         ep = [r.epoch for r in recs]
-        ax.plot(
-            ep, [r.test_acc for r in recs], "-", color=c, label=f"{label} (clean test)"
-        )
+        ax.plot(ep, [r.test_acc for r in recs], "-", color=c, label=f"{label} (clean test)")
         val = [r.val_acc for r in recs]
         if not all(v is None or (isinstance(v, float) and np.isnan(v)) for v in val):
             ax.plot(ep, val, "--", color=c, alpha=0.6, label=f"{label} (noisy val)")

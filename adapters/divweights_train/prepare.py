@@ -174,8 +174,12 @@ def load_raw(config: TrainConfig) -> tuple[ds_mod.ArrayDataset, ds_mod.ArrayData
         train = ds_mod.load_user_dataset(name, "train")
         if ds_mod.user_dataset_has_test_split(name):
             return train, ds_mod.load_user_dataset(name, "test")
-        test_idx = ds_mod.stratified_subset(train.y, round(USER_TEST_FRACTION * len(train)),
-                                            rng=_rng(config.seed, "user-test"), num_classes=train.num_classes)
+        test_idx = ds_mod.stratified_subset(
+            train.y,
+            round(USER_TEST_FRACTION * len(train)),
+            rng=_rng(config.seed, "user-test"),
+            num_classes=train.num_classes,
+        )
         mask = np.ones(len(train), dtype=bool)
         mask[test_idx] = False
         return ds_mod.subset(train, np.flatnonzero(mask)), ds_mod.subset(train, test_idx)
@@ -194,8 +198,9 @@ def load_raw(config: TrainConfig) -> tuple[ds_mod.ArrayDataset, ds_mod.ArrayData
         return train, test
     if name == "digits":
         full = ds_mod.load_digits_dataset(flatten=config.model == "mlp")
-        test_idx = ds_mod.stratified_subset(full.y, len(full) // 3, rng=_rng(config.seed, "digits-split"),
-                                            num_classes=full.num_classes)
+        test_idx = ds_mod.stratified_subset(
+            full.y, len(full) // 3, rng=_rng(config.seed, "digits-split"), num_classes=full.num_classes
+        )
         mask = np.ones(len(full), dtype=bool)
         mask[test_idx] = False
         return ds_mod.subset(full, np.flatnonzero(mask)), ds_mod.subset(full, test_idx)
@@ -365,15 +370,22 @@ def prepare_data(
     if config.subset is not None and config.dataset != "two-moons":
         if config.subset > len(train):
             raise ValueError(f"subset {config.subset} exceeds the {len(train)} training examples")
-        idx = ds_mod.stratified_subset(train.y, config.subset, rng=_rng(config.seed, "subset"),
-                                       num_classes=train.num_classes)
+        idx = ds_mod.stratified_subset(
+            train.y, config.subset, rng=_rng(config.seed, "subset"), num_classes=train.num_classes
+        )
         train = ds_mod.subset(train, idx)
     spec = parse_noise_spec(config.noise)
     scores = _instance_scores(config, train, confusion_fn) if spec.kind == "instance" else None
     exact = True if config.exact_noise is None else bool(config.exact_noise)
-    noisy, flipped = apply_noise(spec, train.y, train.num_classes, rng=_rng(config.seed, "noise"),
-                                 dataset=_noise_dataset_name(config.dataset), confusion_scores=scores,
-                                 exact=exact)
+    noisy, flipped = apply_noise(
+        spec,
+        train.y,
+        train.num_classes,
+        rng=_rng(config.seed, "noise"),
+        dataset=_noise_dataset_name(config.dataset),
+        confusion_scores=scores,
+        exact=exact,
+    )
     clean_labels = train.y.copy()
     noisy_train = train.with_labels(noisy)
     if config.val_fraction > 0:

@@ -141,17 +141,13 @@ class RunProgress:
         self._since += 1
         if stats is not None and self._since % SYNC_EVERY == 0:
             loss, acc = stats()
-            self.bar.set_postfix_str(
-                f"epoch {self._epoch + 1}/{self.epochs} loss {loss:.3f} acc {acc:.3f}"
-            )
+            self.bar.set_postfix_str(f"epoch {self._epoch + 1}/{self.epochs} loss {loss:.3f} acc {acc:.3f}")
 
     def end_epoch(self, text: str, *, epoch: int, seconds: float) -> None:
         """Epoch ``epoch`` (1-based) took ``seconds``: print ``text`` and the time left for the run."""
         self._times.append(seconds)
         left = (self.epochs - epoch) * sum(self._times) / len(self._times)
-        self.line(
-            f"{text}  eta {format_duration(left)}" if epoch < self.epochs else text
-        )
+        self.line(f"{text}  eta {format_duration(left)}" if epoch < self.epochs else text)
 
     def close(self) -> None:
         if self.bar is not None:

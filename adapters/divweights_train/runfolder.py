@@ -102,9 +102,7 @@ class RunFolder:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(
-        cls, path: str | os.PathLike, *, resume: bool, overwrite: bool
-    ) -> RunFolder:
+    def open(cls, path: str | os.PathLike, *, resume: bool, overwrite: bool) -> RunFolder:
         """Check, create and lock ``path``; refuse or clear a run already in it.
 
         Parameters
@@ -148,15 +146,11 @@ class RunFolder:
     def _create(self) -> None:
         p = self.path
         if p.exists() and not p.is_dir():
-            raise RunFolderError(
-                f"--out {p} is a file, not a folder; choose another --out"
-            )
+            raise RunFolderError(f"--out {p} is a file, not a folder; choose another --out")
         for parent in p.parents:
             if parent.exists():
                 if not parent.is_dir():
-                    raise RunFolderError(
-                        f"--out {p} lies under {parent}, which is a file; choose another --out"
-                    )
+                    raise RunFolderError(f"--out {p} lies under {parent}, which is a file; choose another --out")
                 break
         try:
             p.mkdir(parents=True, exist_ok=True)
@@ -165,9 +159,7 @@ class RunFolder:
                 f"cannot create the output folder {p} ({err.strerror}); choose another --out"
             ) from None
         if not os.access(p, os.W_OK | os.X_OK):
-            raise RunFolderError(
-                f"the output folder {p} is not writable; choose another --out"
-            )
+            raise RunFolderError(f"the output folder {p} is not writable; choose another --out")
 
     def _lock(self) -> None:
         lock = self.path / LOCK_NAME
@@ -185,8 +177,7 @@ class RunFolder:
                 fd = self._lock_exclusive_create(lock)
         except OSError as err:
             raise RunFolderError(
-                f"cannot write to the output folder {self.path} ({err.strerror}); "
-                "choose another --out"
+                f"cannot write to the output folder {self.path} ({err.strerror}); choose another --out"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -230,14 +221,12 @@ class RunFolder:
             p = self.path / name
             if p.exists() and not p.is_file():
                 raise RunFolderError(
-                    f"{p} is not a file (the run writes its {name} there); remove it, "
-                    "or choose another --out"
+                    f"{p} is not a file (the run writes its {name} there); remove it, or choose another --out"
                 )
         w = self.path / _WEIGHTS
         if w.exists() and not w.is_dir():
             raise RunFolderError(
-                f"{w} is not a folder (the run writes its weight files there); remove it, "
-                "or choose another --out"
+                f"{w} is not a folder (the run writes its weight files there); remove it, or choose another --out"
             )
 
     def weight_files(self) -> list[Path]:
@@ -263,19 +252,12 @@ class RunFolder:
     def remove_weight_files_after(self, epoch: int) -> None:
         """Delete ``weights/epoch_NNN.npz`` of epochs after ``epoch`` (left by an interrupted run)."""
         for p in self.weight_files():
-            if (
-                p.stem[len("epoch_") :].isdigit()
-                and int(p.stem[len("epoch_") :]) > epoch
-            ):
+            if p.stem[len("epoch_") :].isdigit() and int(p.stem[len("epoch_") :]) > epoch:
                 p.unlink()
 
     def remove_temporaries(self) -> list[Path]:
         """Delete the ``NAME.*.tmp`` files of interrupted atomic writes; return them."""
-        found = [
-            p
-            for p in self.path.glob("*.tmp")
-            if p.name.split(".tmp")[0].startswith(RUN_FILES)
-        ]
+        found = [p for p in self.path.glob("*.tmp") if p.name.split(".tmp")[0].startswith(RUN_FILES)]
         found += list((self.path / _WEIGHTS).glob("epoch_*.npz.*.tmp"))
         found = [p for p in found if p.is_file()]
         for p in found:

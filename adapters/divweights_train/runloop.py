@@ -174,9 +174,7 @@ def run_method(config: TrainConfig) -> MethodSpec:
     if config.mixup_mode is not None:
         spec = dataclasses.replace(spec, mixup=config.mixup_mode)
     if config.mixup_recompute is not None:
-        spec = dataclasses.replace(
-            spec, recompute_on_mixed=bool(config.mixup_recompute)
-        )
+        spec = dataclasses.replace(spec, recompute_on_mixed=bool(config.mixup_recompute))
     return spec
 
 
@@ -213,21 +211,15 @@ class Backend:
         self.config = config
         self.method = run_method(config)
 
-    def clean_model_scores(
-        self, clean_train
-    ) -> np.ndarray:  # pragma: no cover - interface
+    def clean_model_scores(self, clean_train) -> np.ndarray:  # pragma: no cover - interface
         """Softmax scores ``(n, k)`` of a quick clean-label model (for instance-dependent noise)."""
         raise NotImplementedError
 
-    def init(
-        self, data: PreparedData, plan: RunPlan
-    ) -> None:  # pragma: no cover - interface
+    def init(self, data: PreparedData, plan: RunPlan) -> None:  # pragma: no cover - interface
         """Move the data to the device; build the model, optimiser and loss."""
         raise NotImplementedError
 
-    def train_epoch(
-        self, epoch: Epoch, progress: RunProgress
-    ) -> EpochOutput:  # pragma: no cover - interface
+    def train_epoch(self, epoch: Epoch, progress: RunProgress) -> EpochOutput:  # pragma: no cover - interface
         """Train on the batches of ``epoch``, calling ``progress.advance`` once per step."""
         raise NotImplementedError
 
@@ -245,16 +237,10 @@ class Backend:
 
 
 def _out_dir(cfg: TrainConfig) -> str | Path:
-    return (
-        cfg.out
-        if cfg.out is not None
-        else Path("runs") / f"{cfg.dataset}-{cfg.method}-s{cfg.seed}"
-    )
+    return cfg.out if cfg.out is not None else Path("runs") / f"{cfg.dataset}-{cfg.method}-s{cfg.seed}"
 
 
-def _read_checkpoint(
-    folder: RunFolder, backend: Backend, cfg: TrainConfig, say
-) -> tuple[dict, dict] | None:
+def _read_checkpoint(folder: RunFolder, backend: Backend, cfg: TrainConfig, say) -> tuple[dict, dict] | None:
     """``(meta, state)`` to resume from, or None to start afresh; any problem is an error before training."""
     path = folder.path / backend.checkpoint_name
     if not path.exists():
@@ -286,9 +272,7 @@ def _read_checkpoint(
     )
     diff = cfg.identity_diff(TrainConfig.from_dict(meta["config"]).resolved())
     if diff:
-        raise CheckpointError(
-            f"cannot resume {path}: the options differ from the checkpoint's ({', '.join(diff)})"
-        )
+        raise CheckpointError(f"cannot resume {path}: the options differ from the checkpoint's ({', '.join(diff)})")
     return meta, state
 
 
@@ -342,9 +326,7 @@ def run(
         if err.errno not in ckpt.FULL_DISK_ERRNOS or isinstance(err, DiskFullError):
             raise
         out = _out_dir(cfg)
-        raise _disk_full(
-            err, out, Path(out) / backend.checkpoint_name, checkpointed[0]
-        ) from err
+        raise _disk_full(err, out, Path(out) / backend.checkpoint_name, checkpointed[0]) from err
 
 
 def _disk_full(err: OSError, out, checkpoint: Path, epoch: int | None) -> DiskFullError:
@@ -364,18 +346,12 @@ def _disk_full(err: OSError, out, checkpoint: Path, epoch: int | None) -> DiskFu
     )
 
 
-def _run_in_folder(
-    cfg: TrainConfig, backend: Backend, show: RunProgress, checkpointed: list
-) -> TrainResult:
+def _run_in_folder(cfg: TrainConfig, backend: Backend, show: RunProgress, checkpointed: list) -> TrainResult:
     """The body of :func:`run`; ``checkpointed[0]`` follows the epoch of the folder's checkpoint."""
     method = backend.method
-    with RunFolder.open(
-        _out_dir(cfg), resume=cfg.resume, overwrite=cfg.overwrite
-    ) as folder:
+    with RunFolder.open(_out_dir(cfg), resume=cfg.resume, overwrite=cfg.overwrite) as folder:
         out = folder.path
-        saved = (
-            _read_checkpoint(folder, backend, cfg, show.line) if cfg.resume else None
-        )
+        saved = _read_checkpoint(folder, backend, cfg, show.line) if cfg.resume else None
 
         data = prepare_data(cfg, confusion_fn=backend.clean_model_scores)
         n = len(data.train)
@@ -423,9 +399,7 @@ def _run_in_folder(
         )
 
         total = (
-            cfg.epochs * steps_per_epoch
-            if cfg.max_steps is None
-            else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+            cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
         )
         show.begin(start_step=step, total_steps=total)
         completed = True
@@ -438,11 +412,7 @@ def _run_in_folder(
                     break
                 t0 = time.perf_counter()
                 lr = cfg.lr_at_step(epoch, step)
-                batches = (
-                    steps_per_epoch
-                    if cfg.max_steps is None
-                    else min(steps_per_epoch, cfg.max_steps - step)
-                )
+                batches = steps_per_epoch if cfg.max_steps is None else min(steps_per_epoch, cfg.max_steps - step)
                 show.start_epoch(epoch)
                 if cfg.eval_every:
                     order = stream_order(
@@ -456,18 +426,14 @@ def _run_in_folder(
                 res = backend.train_epoch(Epoch(epoch, order, step, batches), show)
                 step += res.batches
                 if not math.isfinite(res.loss_sum):
-                    raise FloatingPointError(
-                        f"non-finite training loss in epoch {epoch + 1} (by step {step})"
-                    )
+                    raise FloatingPointError(f"non-finite training loss in epoch {epoch + 1} (by step {step})")
                 stats = WeightStats(n)
                 for w, idx in res.weights:
                     stats.add(w, idx, data.train_flipped[idx])
                 if res.batches < steps_per_epoch:
                     completed = False  # a partial epoch (smoke runs)
                 test_acc, val_acc = backend.evaluate("test"), backend.evaluate("val")
-                reweighting = method.oracle or (
-                    (method.instance or method.classes) and step > burnin
-                )
+                reweighting = method.oracle or ((method.instance or method.classes) and step > burnin)
                 t1 = time.perf_counter()
                 elapsed += t1 - t0
                 rec = EpochRecord.from_epoch(
@@ -505,9 +471,7 @@ def _run_in_folder(
                 )
                 checkpointed[0] = epoch + 1
                 writer.append(rec)
-                show.end_epoch(
-                    epoch_line(rec, lr, cfg.epochs), epoch=epoch + 1, seconds=t1 - t0
-                )
+                show.end_epoch(epoch_line(rec, lr, cfg.epochs), epoch=epoch + 1, seconds=t1 - t0)
         finally:
             show.close()
         summary = finish_run(cfg, records, completed, out)

@@ -78,8 +78,7 @@ def _jax_device(config: TrainConfig):
         gpus = []
     if not gpus:
         raise UsageError(
-            "--device cuda was requested but JAX has no GPU backend (install a CUDA build of jax, "
-            "or use --device cpu)"
+            "--device cuda was requested but JAX has no GPU backend (install a CUDA build of jax, or use --device cpu)"
         )
     index = int(str(config.device).split(":", 1)[1]) if ":" in str(config.device) else 0
     if index >= len(gpus):
@@ -92,9 +91,7 @@ def _step_spec(cfg: TrainConfig, model: JaxModel, data: PreparedData, spec) -> S
     form = None
     if spec.instance:
         if parse_divergence(cfg.instance_divergence) is None:
-            raise ValueError(
-                f"method {cfg.method!r} needs an instance divergence, got 'none'"
-            )
+            raise ValueError(f"method {cfg.method!r} needs an instance divergence, got 'none'")
         instance = cfg.instance_divergence
         form = next(iter(cfg.strength()))
     classes = None
@@ -157,9 +154,7 @@ def _burnin_spec(spec: StepSpec) -> StepSpec | None:
     """The published burn-in's step (plain mixup; none for label smoothing), or None when it is the same."""
     if spec.mixup_rule != "published" or spec.mixup in (None, "plain"):
         return None
-    return dataclasses.replace(
-        spec, mixup=None if spec.mixup == "label_smoothing" else "plain"
-    )
+    return dataclasses.replace(spec, mixup=None if spec.mixup == "label_smoothing" else "plain")
 
 
 def _to_numpy(tree):
@@ -172,12 +167,8 @@ def _to_device(tree, device):
 
 def _running(outputs) -> tuple[float, float]:
     """Mean loss and accuracy over the steps of ``outputs`` so far (waits for them)."""
-    loss, correct, seen = jax.device_get(
-        ([o[1] for o in outputs], [o[3] for o in outputs], [o[4] for o in outputs])
-    )
-    return float(np.sum(loss)) / len(outputs), float(np.sum(correct)) / max(
-        int(np.sum(seen)), 1
-    )
+    loss, correct, seen = jax.device_get(([o[1] for o in outputs], [o[3] for o in outputs], [o[4] for o in outputs]))
+    return float(np.sum(loss)) / len(outputs), float(np.sum(correct)) / max(int(np.sum(seen)), 1)
 
 
 def load_checkpoint(path) -> dict:
@@ -221,9 +212,7 @@ class JaxBackend(runloop.Backend):
             momentum=float(cfg.momentum),
             nesterov=bool(cfg.nesterov and cfg.momentum > 0),
         )
-        x_np = np.asarray(
-            normalize(clean_train.x, clean_train.mean, clean_train.std), np.float32
-        )
+        x_np = np.asarray(normalize(clean_train.x, clean_train.mean, clean_train.std), np.float32)
         x = jax.device_put(x_np, device)
         y = jax.device_put(clean_train.y.astype(np.int32), device)
         params, state = model.init(stream_key(cfg.seed, "clean-model"))
@@ -236,16 +225,9 @@ class JaxBackend(runloop.Backend):
             np.bool_(False),
         )  # strength and switch: no reweighting
         for epoch in range(cfg.clean_model_epochs):
-            order = np.random.default_rng(
-                derive_seed(cfg.seed, "clean-model", epoch)
-            ).permutation(n)
+            order = np.random.default_rng(derive_seed(cfg.seed, "clean-model", epoch)).permutation(n)
             keys = jax.random.wrap_key_data(
-                np.stack(
-                    [
-                        key_data(cfg.seed, "clean-model", epoch, j)
-                        for j in range(len(STREAMS))
-                    ]
-                ),
+                np.stack([key_data(cfg.seed, "clean-model", epoch, j) for j in range(len(STREAMS))]),
                 impl="threefry2x32",
             )
             # every example, as the torch trainer does (the last batch may be short)
@@ -260,33 +242,21 @@ class JaxBackend(runloop.Backend):
     def init(self, data: PreparedData, plan: runloop.RunPlan) -> None:
         cfg, device, tr = self.config, self.device, data.train
         self.plan = plan
-        self.model = build_model(
-            cfg.model, tr.input_shape, plan.num_classes, **model_kwargs(cfg)
-        )
+        self.model = build_model(cfg.model, tr.input_shape, plan.num_classes, **model_kwargs(cfg))
         self.spec = spec = _step_spec(cfg, self.model, data, self.method)
         # Without augmentation the inputs are normalised once; with it, per batch.
         x_train = tr.x if spec.augments else normalize(tr.x, tr.mean, tr.std)
         self.x_train = jax.device_put(np.asarray(x_train, np.float32), device)
         self.y_train = jax.device_put(tr.y.astype(np.int32), device)
-        self.kept = (
-            jax.device_put((~data.train_flipped).astype(np.float32), device)
-            if spec.oracle
-            else None
-        )
+        self.kept = jax.device_put((~data.train_flipped).astype(np.float32), device) if spec.oracle else None
         norm = lambda a: np.asarray(normalize(a, tr.mean, tr.std), np.float32)
         self.eval_sets = {
-            "test": EvalSet(
-                norm(data.test.x), data.test.y, cfg.eval_batch_size, device
-            ),
-            "val": None
-            if data.val is None
-            else EvalSet(norm(data.val.x), data.val.y, cfg.eval_batch_size, device),
+            "test": EvalSet(norm(data.test.x), data.test.y, cfg.eval_batch_size, device),
+            "val": None if data.val is None else EvalSet(norm(data.val.x), data.val.y, cfg.eval_batch_size, device),
         }
         params, state = self.model.init(stream_key(cfg.seed, "init"))
         momentum = jax.tree.map(jnp.zeros_like, params)
-        self.params, self.model_state, self.momentum = (
-            _to_device(t, device) for t in (params, state, momentum)
-        )
+        self.params, self.model_state, self.momentum = (_to_device(t, device) for t in (params, state, momentum))
         target = next(iter(cfg.strength().values())) if spec.instance is not None else 0.0
         self.target = np.float32(0.0 if target == "auto" else target)
         self.noise_rate = np.float32(0.0)  # the adaptive radii's tracked noise rate (spec.tracks_noise)
@@ -316,9 +286,7 @@ class JaxBackend(runloop.Backend):
             "loss_max": np.float32(fit.loss_max),
         }
 
-    def train_epoch(
-        self, epoch: runloop.Epoch, progress: RunProgress
-    ) -> runloop.EpochOutput:
+    def train_epoch(self, epoch: runloop.Epoch, progress: RunProgress) -> runloop.EpochOutput:
         cfg, plan, spec, device = self.config, self.plan, self.spec, self.device
         e = epoch.index
         keys = epoch_key_data(cfg.seed, e)
@@ -328,18 +296,14 @@ class JaxBackend(runloop.Backend):
                 "derivation; start the run again with --overwrite"
             )
         self.saved_keys = None
-        epoch_keys = jax.device_put(
-            jax.random.wrap_key_data(keys, impl="threefry2x32"), device
-        )
+        epoch_keys = jax.device_put(jax.random.wrap_key_data(keys, impl="threefry2x32"), device)
         outputs = []
         for b in range(epoch.batches):
             step = epoch.first_step + b
             idx = epoch.order[b * plan.batch_size : (b + 1) * plan.batch_size]
             step_spec, aux = spec, None
             if spec.reweights:
-                strength, active = scheduled_strength(
-                    np.int32(step), self.target, **self.schedule
-                )
+                strength, active = scheduled_strength(np.int32(step), self.target, **self.schedule)
             elif self.dynamic:
                 strength = np.float32(0.0)
                 active = np.bool_(self.dm_fitted and step >= plan.burnin_steps)
@@ -378,10 +342,7 @@ class JaxBackend(runloop.Backend):
         loss_sum = 0.0
         for loss_v, *_ in host:
             loss_sum += float(loss_v)
-        weights = [
-            (np.asarray(w_v, np.float32), o[0])
-            for o, (_, w_v, _, _, _) in zip(outputs, host)
-        ]
+        weights = [(np.asarray(w_v, np.float32), o[0]) for o, (_, w_v, _, _, _) in zip(outputs, host)]
         if self.dynamic:
             from .bmm import fit_loss_mixture
 
@@ -389,9 +350,7 @@ class JaxBackend(runloop.Backend):
                 self.dm_losses[o[0]] = np.asarray(h[4], np.float32)
                 self.dm_seen[o[0]] = True
             if int(self.dm_seen.sum()) >= 2:
-                self._set_fit(
-                    fit_loss_mixture(self.dm_losses[self.dm_seen]), fitted=True
-                )
+                self._set_fit(fit_loss_mixture(self.dm_losses[self.dm_seen]), fitted=True)
         return runloop.EpochOutput(
             loss_sum,
             len(outputs),
@@ -402,20 +361,14 @@ class JaxBackend(runloop.Backend):
 
     def evaluate(self, split: str) -> float:
         ev = self.eval_sets[split]
-        return (
-            float("nan")
-            if ev is None
-            else ev.accuracy(self.model, self.params, self.model_state)
-        )
+        return float("nan") if ev is None else ev.accuracy(self.model, self.params, self.model_state)
 
     def state(self) -> dict:
         state = {
             "params": _to_numpy(self.params),
             "model_state": _to_numpy(self.model_state),
             "momentum": _to_numpy(self.momentum),
-            "rng": {
-                "next_epoch_keys": epoch_key_data(self.config.seed, self.next_epoch)
-            },
+            "rng": {"next_epoch_keys": epoch_key_data(self.config.seed, self.next_epoch)},
             "noise_rate": np.asarray(self.noise_rate, np.float32),
         }
         if self.dynamic:
@@ -457,9 +410,7 @@ class JaxBackend(runloop.Backend):
             self._set_fit(fit, fitted=bool(np.asarray(dm["fitted"])))
 
 
-def train(
-    config: TrainConfig, *, progress: bool | None = None, log=None
-) -> TrainResult:
+def train(config: TrainConfig, *, progress: bool | None = None, log=None) -> TrainResult:
     """Train one configuration with JAX: :func:`divweights_train.runloop.run` with :class:`JaxBackend`.
 
     Same signature, files and return value as :func:`divweights_train.trainer_torch.train`.

@@ -28,9 +28,7 @@ LOADING_ATTRS = {
     "source": "src",
     "embed": "src",
 }
-MATHJAX_PACKAGE = (
-    "sphinx-mathjax-offline"  # the import name has dashes, as the package ships it
-)
+MATHJAX_PACKAGE = "sphinx-mathjax-offline"  # the import name has dashes, as the package ships it
 MATHJAX_ENTRY = "mathjax/tex-chtml.js"  # relative to the package's static/ folder and the site's _static/
 
 
@@ -44,9 +42,7 @@ def mathjax_static_dir() -> Path:
         )
     static = Path(spec.origin).parent / "static"
     if not (static / MATHJAX_ENTRY).is_file():
-        raise RuntimeError(
-            f"{static / MATHJAX_ENTRY} is missing: reinstall sphinx-mathjax-offline"
-        )
+        raise RuntimeError(f"{static / MATHJAX_ENTRY} is missing: reinstall sphinx-mathjax-offline")
     return static
 
 
@@ -92,9 +88,7 @@ def offline_problems(outdir: str | Path) -> list[str]:
             elif tag == "script":
                 path = urlsplit(url).path
                 if path and not (page.parent / path).resolve().is_file():
-                    problems.append(
-                        f"{rel}: <script> loads {url}, which is not in the build"
-                    )
+                    problems.append(f"{rel}: <script> loads {url}, which is not in the build")
     return problems
 
 

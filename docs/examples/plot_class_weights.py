@@ -22,9 +22,9 @@ label:
 
 import matplotlib.pyplot as plt
 import numpy as np
+from divweights_train.noise import FASHION_MNIST_CLASSES
 
 from divweights import KL, ReverseKL, SquaredL2, TotalVariation, class_weights, reweighted_class_losses
-from divweights_train.noise import FASHION_MNIST_CLASSES
 
 classes = list(FASHION_MNIST_CLASSES)
 k = len(classes)

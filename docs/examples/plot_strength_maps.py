@@ -44,8 +44,7 @@ for a in (0.1, 0.5, 2.0):
     ax.loglog(temps, implied, lw=2, label=f"Alpha({a})")
     # check: the temperature weights are the penalty weights at the implied lam
     T, lam = temps[20], implied[20]
-    gap = np.abs(instance_weights(losses, Alpha(a), temperature=T)
-                 - instance_weights(losses, Alpha(a), lam=lam)).max()
+    gap = np.abs(instance_weights(losses, Alpha(a), temperature=T) - instance_weights(losses, Alpha(a), lam=lam)).max()
     print(f"Alpha({a}), T={T:.3f}: implied lam={lam:.4f}, max weight difference {gap:.1e}")
 ax.loglog(temps, temps, "k--", lw=1, label="KL: lam = T")
 ax.set_xlabel("temperature T (published parameterisation)")

@@ -26,9 +26,9 @@ script runs in a few seconds on a CPU.
 
 import matplotlib.pyplot as plt
 import numpy as np
+from divweights_train.noise import symmetric_noise
 
 from divweights import Alpha, instance_weights
-from divweights_train.noise import symmetric_noise
 
 
 def make_moons(n, noise, rng):
@@ -127,8 +127,9 @@ def accuracy(params, X, y):
 
 plain, w_plain = train(X, y_noisy, reweight=False)
 ciw, w_ciw = train(X, y_noisy, reweight=True)
-print(f"clean test accuracy: plain {accuracy(plain, X_test, y_test):.3f}, "
-      f"reweighted {accuracy(ciw, X_test, y_test):.3f}")
+print(
+    f"clean test accuracy: plain {accuracy(plain, X_test, y_test):.3f}, reweighted {accuracy(ciw, X_test, y_test):.3f}"
+)
 
 # %%
 # Decision boundaries
@@ -145,10 +146,10 @@ def plot_panel(ax, params, sizes, title):
         prob1 = np.exp(-class_losses(logits))[:, 1].reshape(xx.shape)
         ax.contourf(xx, yy, prob1, levels=[0.0, 0.5, 1.0], colors=["#dbe8f5", "#fde5cc"], alpha=0.9)
         ax.contour(xx, yy, prob1, levels=[0.5], colors="k", linewidths=1.5)
-    ax.scatter(X[~flipped, 0], X[~flipped, 1], s=sizes[~flipped], c=colors[~flipped],
-               edgecolors="k", linewidths=0.3)
-    ax.scatter(X[flipped, 0], X[flipped, 1], s=sizes[flipped], c=colors[flipped], marker="X",
-               edgecolors="k", linewidths=0.3)
+    ax.scatter(X[~flipped, 0], X[~flipped, 1], s=sizes[~flipped], c=colors[~flipped], edgecolors="k", linewidths=0.3)
+    ax.scatter(
+        X[flipped, 0], X[flipped, 1], s=sizes[flipped], c=colors[flipped], marker="X", edgecolors="k", linewidths=0.3
+    )
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -156,10 +157,8 @@ def plot_panel(ax, params, sizes, title):
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
 plot_panel(axes[0], None, np.full(len(X), 25.0), "noisy training data (X: flipped label)")
-plot_panel(axes[1], plain, 2.0 + 25.0 * w_plain,
-           f"plain training, test acc {accuracy(plain, X_test, y_test):.2f}")
-plot_panel(axes[2], ciw, 2.0 + 25.0 * w_ciw,
-           f"reweighted (CIW), test acc {accuracy(ciw, X_test, y_test):.2f}")
+plot_panel(axes[1], plain, 2.0 + 25.0 * w_plain, f"plain training, test acc {accuracy(plain, X_test, y_test):.2f}")
+plot_panel(axes[2], ciw, 2.0 + 25.0 * w_ciw, f"reweighted (CIW), test acc {accuracy(ciw, X_test, y_test):.2f}")
 fig.tight_layout()
 
 # %%
@@ -179,6 +178,8 @@ ax.set_xlabel("n * weight in the last mini-batch")
 ax.set_ylabel("examples")
 ax.legend()
 fig.tight_layout()
-print(f"share of the total weight on flipped examples: "
-      f"{w_ciw[flipped].sum() / w_ciw.sum():.2f} (uniform: {flipped.mean():.2f})")
+print(
+    f"share of the total weight on flipped examples: "
+    f"{w_ciw[flipped].sum() / w_ciw.sum():.2f} (uniform: {flipped.mean():.2f})"
+)
 plt.show()

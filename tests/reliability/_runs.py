@@ -52,17 +52,11 @@ def run_state(out: Path) -> dict[str, bytes]:
     }
     for path in sorted((out / "weights").glob("epoch_*.npz")):
         with np.load(path, allow_pickle=False) as z:
-            state.update(
-                {f"weights/{path.name}/{k}": _array_bytes(z[k]) for k in z.files}
-            )
+            state.update({f"weights/{path.name}/{k}": _array_bytes(z[k]) for k in z.files})
     if (out / JAX_CHECKPOINT_NAME).is_file():
-        _, saved = load_checkpoint(
-            out / JAX_CHECKPOINT_NAME, kind="npz", framework="jax"
-        )
+        _, saved = load_checkpoint(out / JAX_CHECKPOINT_NAME, kind="npz", framework="jax")
     else:
-        _, saved = load_checkpoint(
-            out / CHECKPOINT_NAME, kind="torch", framework="torch"
-        )
+        _, saved = load_checkpoint(out / CHECKPOINT_NAME, kind="torch", framework="torch")
         # The process-wide Python and NumPy generators are saved for the user's code but not seeded
         # by the run, which never draws from them (its streams derive from --seed): they differ
         # between any two processes.
@@ -73,6 +67,4 @@ def run_state(out: Path) -> dict[str, bytes]:
 
 def differences(got: dict[str, bytes], expected: dict[str, bytes]) -> list[str]:
     """The names whose bytes differ (or that only one side has), sorted."""
-    return sorted(
-        k for k in got.keys() | expected.keys() if got.get(k) != expected.get(k)
-    )
+    return sorted(k for k in got.keys() | expected.keys() if got.get(k) != expected.get(k))

@@ -81,9 +81,7 @@ def _jax_checked_error(bad_label=None, **strength) -> str | None:
 
 def _jax_jit_weights(losses, **strength):
     jax = pytest.importorskip("jax")
-    return jax.jit(
-        lambda l, s: dw.instance_weights(l, dw.KL(), **{k: s for k in strength})
-    )(losses, *strength.values())
+    return jax.jit(lambda l, s: dw.instance_weights(l, dw.KL(), **{k: s for k in strength}))(losses, *strength.values())
 
 
 def _reverse_kl_soft_targets(dtype, n=1024, k=2):
@@ -122,9 +120,7 @@ CORE = [
         id="14.4-uint8-labels-300-classes-torch",
     ),
     pytest.param(
-        lambda: dw.class_weights(
-            torch.ones(2, 3), _BF16_THIRDS, dw.ReverseKL(), gamma=0.1
-        ),
+        lambda: dw.class_weights(torch.ones(2, 3), _BF16_THIRDS, dw.ReverseKL(), gamma=0.1),
         lambda v: torch.allclose(v.float().sum(-1), torch.ones(2), atol=1e-2),
         id="14.12-bfloat16-soft-targets-accepted",
     ),
@@ -139,16 +135,12 @@ CORE = [
         id="14.7-jax-checked-traced-lam-minus-1",
     ),
     pytest.param(
-        lambda: dw.instance_weights(
-            np.array([1, 2, 3], np.float32), dw.KL(), lam=1e-300
-        ),
+        lambda: dw.instance_weights(np.array([1, 2, 3], np.float32), dw.KL(), lam=1e-300),
         _equals(_MASS_ON_THE_MINIMUM),
         id="14.10-float32-lam-1e-300",
     ),
     pytest.param(
-        lambda: dw.instance_weights(
-            np.array([1, 2, 3], np.float16), dw.KL(), temperature=1e-46
-        ),
+        lambda: dw.instance_weights(np.array([1, 2, 3], np.float16), dw.KL(), temperature=1e-46),
         _equals(_MASS_ON_THE_MINIMUM),
         id="14.10-float16-temperature-1e-46",
     ),
@@ -163,19 +155,12 @@ CORE = [
         id="14.11-reverse-kl-float16-soft-targets-keep-their-classes",
     ),
     pytest.param(
-        lambda: _reweighted_loss(
-            "forward", None, weight=torch.zeros(3), reduction="mean"
-        )(_LOGITS, _LABELS),
-        lambda loss: (
-            torch.isnan(loss)
-            and torch.isnan(F.cross_entropy(_LOGITS, _LABELS, weight=torch.zeros(3)))
-        ),
+        lambda: _reweighted_loss("forward", None, weight=torch.zeros(3), reduction="mean")(_LOGITS, _LABELS),
+        lambda loss: torch.isnan(loss) and torch.isnan(F.cross_entropy(_LOGITS, _LABELS, weight=torch.zeros(3))),
         id="14.14-mean-with-all-class-weights-0-is-nan-as-in-torch",
     ),
     pytest.param(
-        lambda: _reweighted_loss("load_state_dict")(
-            {"steps": torch.tensor(-5)}, strict=False
-        ),
+        lambda: _reweighted_loss("load_state_dict")({"steps": torch.tensor(-5)}, strict=False),
         (ValueError, "must be >= 0"),
         id="14.14-load-state-dict-steps-minus-5",
     ),
@@ -342,9 +327,7 @@ FOLDERS = [
 
 
 @pytest.mark.parametrize("prepare, fragments, command", FOLDERS)
-def test_folder(
-    tmp_path, capsys, monkeypatch, stopped_run, prepare, fragments, command
-):
+def test_folder(tmp_path, capsys, monkeypatch, stopped_run, prepare, fragments, command):
     out = tmp_path / "run"
     shutil.copytree(stopped_run, out)
     with contextlib.ExitStack() as stack:
@@ -388,9 +371,7 @@ def _strict_json(path):
 def _json_is_standard(out):
     summary = _strict_json(out / "summary.json")
     _strict_json(out / "data.json")
-    return (
-        summary["best_val_acc"] is None and summary["final_auroc"] is None
-    )  # nan, as null
+    return summary["best_val_acc"] is None and summary["final_auroc"] is None  # nan, as null
 
 
 REPAIRS = [
@@ -402,8 +383,7 @@ REPAIRS = [
     pytest.param(
         _stale_weight_file,
         lambda out: (
-            sorted(p.name for p in (out / "weights").iterdir())
-            == ["epoch_001.npz", "epoch_002.npz"]
+            sorted(p.name for p in (out / "weights").iterdir()) == ["epoch_001.npz", "epoch_002.npz"]
             and [r.epoch for r in read_metrics(out / "metrics.jsonl")] == [1, 2]
         ),
         id="14.2-overwrite-starts-afresh",
@@ -495,10 +475,6 @@ def test_file(tmp_path, make, message):
 
 def test_every_item_of_the_table_has_a_row():
     """The items of issues 14 and 16 that this branch implements, each with at least one row."""
-    rows = [
-        p.id.split("-")[0]
-        for table in (CORE, OPTIONS, FOLDERS, REPAIRS, FILES)
-        for p in table
-    ]
+    rows = [p.id.split("-")[0] for table in (CORE, OPTIONS, FOLDERS, REPAIRS, FILES) for p in table]
     implemented = {f"14.{i}" for i in range(1, 19)} | {"16"}
     assert implemented <= set(rows), sorted(implemented - set(rows))

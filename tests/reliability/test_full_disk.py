@@ -145,11 +145,7 @@ def test_full_disk_is_one_line_and_keeps_the_last_checkpoint(
     err = capsys.readouterr().err.strip()
     assert disk.folder is not None, f"no write of {name} number {nth}"
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert (
-        f"cannot write {out}" in err
-        and name in err
-        and "No space left on device" in err
-    )
+    assert f"cannot write {out}" in err and name in err and "No space left on device" in err
     assert f"the run in {out} stopped" in err and "--resume" in err
     if survivor is None:
         assert "no epoch had been checkpointed yet" in err
@@ -161,9 +157,7 @@ def test_full_disk_is_one_line_and_keeps_the_last_checkpoint(
     assert differences(run_state(out), uninterrupted) == []
 
 
-def test_full_disk_before_the_checkpoint_is_read_says_it_is_intact(
-    tmp_path, capsys, monkeypatch
-):
+def test_full_disk_before_the_checkpoint_is_read_says_it_is_intact(tmp_path, capsys, monkeypatch):
     """Resuming, the scores of instance-dependent noise are computed and cached before the checkpoint is read."""
     out, cache = tmp_path / "run", tmp_path / "cache"
     args = [
@@ -182,16 +176,11 @@ def test_full_disk_before_the_checkpoint_is_read_says_it_is_intact(
     capsys.readouterr()
     assert cli.main([*args, "--resume"]) == 1
     err = capsys.readouterr().err.strip()
-    assert (
-        f"cannot write {cache}" in err
-        and "its checkpoint checkpoint.pt is intact" in err
-    )
+    assert f"cannot write {cache}" in err and "its checkpoint checkpoint.pt is intact" in err
     assert folder_bytes(out) == disk.folder
 
 
-def test_atomic_write_names_the_file_when_torch_save_hides_the_full_disk(
-    tmp_path, monkeypatch
-):
+def test_atomic_write_names_the_file_when_torch_save_hides_the_full_disk(tmp_path, monkeypatch):
     """torch.save reports a failed write as a RuntimeError (the OSError only as its context)."""
     torch = pytest.importorskip("torch")
     path = tmp_path / "checkpoint.pt"
@@ -202,6 +191,4 @@ def test_atomic_write_names_the_file_when_torch_save_hides_the_full_disk(
         checkpoint.save_torch(path, {"w": torch.zeros(10_000)})
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
     assert isinstance(info.value.__cause__, RuntimeError)
-    assert path.read_bytes() == b"previous" and sorted(os.listdir(tmp_path)) == [
-        path.name
-    ]
+    assert path.read_bytes() == b"previous" and sorted(os.listdir(tmp_path)) == [path.name]

@@ -86,9 +86,7 @@ def _finish(args: list[str], out: Path) -> None:
     assert proc.returncode == 0, err.decode()
 
 
-def kill_at_random_times(
-    args: list[str], out: Path, kills: int, span: float, seed: int
-) -> int:
+def kill_at_random_times(args: list[str], out: Path, kills: int, span: float, seed: int) -> int:
     """Start, kill after a random delay in ``[0, span)`` seconds of training, resume; ``kills`` times, then finish.
 
     Returns how many kills interrupted a running process (a start may end before its kill).
@@ -120,22 +118,16 @@ def kill_during_writes(args: list[str], out: Path, kills: int) -> int:
 
 def test_killed_twice_at_random_times_ends_bit_identical(tmp_path):
     expected, span = _reference(ARGS, tmp_path / "reference")
-    hits = kill_at_random_times(
-        ARGS, tmp_path / "killed", kills=2, span=0.8 * span, seed=0
-    )
+    hits = kill_at_random_times(ARGS, tmp_path / "killed", kills=2, span=0.8 * span, seed=0)
     assert hits >= 1  # the first start is killed before it can finish its three epochs
     assert differences(run_state(tmp_path / "killed"), expected) == []
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "args, seed", [(ARGS, 1), (MIXUP_ARGS, 2)], ids=["cicw", "cicw-m"]
-)
+@pytest.mark.parametrize("args, seed", [(ARGS, 1), (MIXUP_ARGS, 2)], ids=["cicw", "cicw-m"])
 def test_killed_many_times_ends_bit_identical(tmp_path, args, seed):
     expected, span = _reference(args, tmp_path / "reference")
-    hits = kill_at_random_times(
-        args, tmp_path / "killed", kills=6, span=span / 2, seed=seed
-    )
+    hits = kill_at_random_times(args, tmp_path / "killed", kills=6, span=span / 2, seed=seed)
     assert hits >= 3
     assert differences(run_state(tmp_path / "killed"), expected) == []
 
@@ -144,9 +136,7 @@ def test_killed_many_times_ends_bit_identical(tmp_path, args, seed):
 def test_jax_run_killed_at_random_times_ends_bit_identical(tmp_path):
     pytest.importorskip("jax")
     expected, span = _reference(JAX_ARGS, tmp_path / "reference")
-    hits = kill_at_random_times(
-        JAX_ARGS, tmp_path / "killed", kills=3, span=span / 2, seed=3
-    )
+    hits = kill_at_random_times(JAX_ARGS, tmp_path / "killed", kills=3, span=span / 2, seed=3)
     assert hits >= 1
     assert differences(run_state(tmp_path / "killed"), expected) == []
 

@@ -62,9 +62,7 @@ def unsafe_loads(root: Path = ROOT) -> list[str]:
                 if name in SAFE:
                     keyword, value = SAFE[name]
                     if _keyword(call, keyword) is not value:
-                        found.append(
-                            f"{rel}:{line} {'.'.join(name)} without {keyword}={value}"
-                        )
+                        found.append(f"{rel}:{line} {'.'.join(name)} without {keyword}={value}")
                 elif name in PICKLE_CALLS and rel not in PICKLE_READERS:
                     found.append(f"{rel}:{line} {'.'.join(name)}")
     return found
