@@ -34,7 +34,10 @@ COARSE = np.asarray(CIFAR100_FINE_TO_COARSE)
 
 
 def test_transition_matrix_empirical_frequencies_match():
-    T = np.array([[0.6, 0.3, 0.1, 0.0], [0.0, 0.9, 0.0, 0.1], [0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 0.0, 1.0]])
+    T = np.array([[0.6, 0.3, 0.1, 0.0],
+                  [0.0, 0.9, 0.0, 0.1],
+                  [0.25, 0.25, 0.25, 0.25],
+                  [0.0, 0.0, 0.0, 1.0]])  # fmt: skip
     n_per = 8000
     y = np.repeat(np.arange(4), n_per)
     noisy, _ = transition_matrix_noise(y, T, rng=0)
@@ -48,7 +51,9 @@ def test_transition_matrix_empirical_frequencies_match():
 
 
 def test_transition_matrix_rejects_column_stochastic_matrix():
-    col = np.array([[0.5, 0.2, 0.1], [0.3, 0.7, 0.1], [0.2, 0.1, 0.8]])
+    col = np.array([[0.5, 0.2, 0.1],
+                    [0.3, 0.7, 0.1],
+                    [0.2, 0.1, 0.8]])  # fmt: skip
     with pytest.raises(ValueError, match=r"rows must each sum to 1.*columns sum to 1"):
         transition_matrix_noise(np.array([0, 1, 2]), col, rng=0)
 
