@@ -292,7 +292,7 @@ def reweighted_loss(
         default.  The two differ by dataset (README, "No noise rate needed":
         ``momentum:0`` is the batch's own estimate, ``auto`` the average).
     noise_momentum : float, default ``divweights.adaptive.DEFAULT_NOISE_MOMENTUM``
-        Momentum of the tracked rate.
+        Momentum of the tracked rate (used when ``noise_rate`` is given).
     noise_sharpness : float, default ``divweights.adaptive.DEFAULT_NOISE_SHARPNESS``
         Exponent of the per-example noise score (:func:`divweights.noise_rate`).
     checked : bool, default False
