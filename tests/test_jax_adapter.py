@@ -515,6 +515,22 @@ def test_torch_and_jax_adapters_agree(rng):
     close(t_weights, aux["weights"], tol=1e-5)
 
 
+def test_jax_default_without_state_is_the_torch_loss_with_zero_noise_momentum(rng):
+    """The benchmark's ``momentum:0`` row stands for the JAX default: ``ReweightedLoss(noise_momentum=0)``
+    and ``reweighted_loss(logits, labels)`` give the same rate, weights and loss on one batch."""
+    torch_adapter = pytest.importorskip("divweights_torch")
+    torch = pytest.importorskip("torch")
+    logits = rng.normal(scale=3.0, size=(64, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, size=64)
+    criterion = torch_adapter.ReweightedLoss(noise_momentum=0.0, reduction="sum")
+    t_loss = criterion(torch.asarray(logits), torch.asarray(labels))
+    j_loss, aux = reweighted_loss(jnp.asarray(logits), jnp.asarray(labels.astype(np.int32)))
+    assert float(aux["noise_rate"]) > 0.2  # the radius is far from zero: the weights move
+    close(float(criterion.noise_rate), float(aux["noise_rate"]), tol=1e-5)
+    close(criterion.last_weights.detach().numpy(), aux["weights"], tol=1e-5)
+    close(float(t_loss), float(j_loss), tol=1e-5)
+
+
 def test_auto_radius_tracks_the_noise_rate_and_returns_the_new_state():
     import divweights as dw
 
