@@ -36,6 +36,9 @@ CONFIGS = {
         reduction="mean",
     ),
     "uniform": dict(instance=None),
+    # the adaptive radii: the noise rate of the global batch, one radius on every process
+    "default_adaptive_radius": dict(),
+    "adaptive_class_radius": dict(instance=KL(), delta=0.3, classes=TotalVariation(), gamma="auto"),
 }
 
 

@@ -279,7 +279,9 @@ def reweighted_loss(
         :math:`\sum_{i \in \text{local}} w_i \tilde l_i`.  ``jax.lax.psum`` the
         loss (or the gradients) over ``axis_name`` to obtain the
         single-device loss of the concatenated batch.  Every device must hold
-        the same number of rows.
+        the same number of rows.  The adaptive radii estimate the noise rate
+        of the global batch (the class losses and targets are all-gathered
+        too, ``n x k`` values per device), so every device uses one radius.
     noise_rate : float or 0-d array, optional
         State of ``delta="auto"`` and ``gamma="auto"`` (the adaptive radii).
         ``None`` (a pure call, no state): the radius comes from this batch's
@@ -444,16 +446,17 @@ def reweighted_loss(
         est_targets = targets if integer else jnp.asarray(targets, dtype)
         if integer and valid is not None:
             est_targets = jnp.where(valid, targets, 0)
-        est = {"valid": valid, "sharpness": noise_sharpness}
+        est_losses, est_valid = jax.lax.stop_gradient(-log_p), valid
+        if axis_name is not None:  # the global batch's rate: one radius on every device (n x k per device)
+            est_losses, est_targets = (jax.lax.all_gather(a, axis_name, tiled=True) for a in (est_losses, est_targets))
+            if valid is not None:
+                est_valid = jax.lax.all_gather(valid, axis_name, tiled=True)
+        est = {"valid": est_valid, "sharpness": noise_sharpness}
         if noise_rate is None:  # no state carried: this batch's estimate alone
-            rate = divweights.noise_rate(jax.lax.stop_gradient(-log_p), est_targets, **est)
+            rate = divweights.noise_rate(est_losses, est_targets, **est)
         else:
             rate = divweights.track_noise_rate(
-                jnp.asarray(noise_rate, dtype),
-                jax.lax.stop_gradient(-log_p),
-                est_targets,
-                momentum=noise_momentum,
-                **est,
+                jnp.asarray(noise_rate, dtype), est_losses, est_targets, momentum=noise_momentum, **est
             )
         if auto_gamma:
             gamma = divweights.noise_radius(classes, rate, problem="class")

@@ -152,8 +152,11 @@ class ReweightedLoss(nn.Module):
         by the world size, so that the gradient averaging of
         :class:`~torch.nn.parallel.DistributedDataParallel` yields exactly the
         single-device gradient of the global batch.  Every process must call
-        the loss with the same number of examples.  Without a process group
-        it behaves as on one device.
+        the loss with the same number of examples.  The adaptive radii
+        estimate the noise rate of the global batch too (the detached
+        log-probabilities and labels are gathered, ``n x (k + 1)`` values per
+        process), so every process tracks the same rate and uses one radius.
+        Without a process group it behaves as on one device.
     check_shard_sizes : bool, default True
         With ``distributed``: verify the equal shard sizes on every call (one
         scalar collective and one host synchronisation).  Pass ``False`` when
@@ -372,10 +375,24 @@ class ReweightedLoss(nn.Module):
         if not update:
             return previous
         m = self.noise_momentum
-        batch = _batch_noise_rate(logp.detach(), targets, invalid, integer, self.noise_sharpness, self.ignore_index)
+        logp = logp.detach()
+        if self.distributed and is_distributed():  # the global batch's rate: one radius on every process
+            logp, targets, invalid = self._gather_noise_inputs(logp, targets, integer)
+        batch = _batch_noise_rate(logp, targets, invalid, integer, self.noise_sharpness, self.ignore_index)
         rate = torch.lerp(previous, batch, 1.0 - m)  # m * previous + (1 - m) * batch in one op
         self.noise_rate.copy_(rate)
         return rate
+
+    def _gather_noise_inputs(self, logp, targets, integer: bool):
+        """Log-probabilities, targets and ignored rows of the global batch (one all-gather of ``n x (k + 1)``
+        values per process, integer labels carried as floats: exact below 2**24)."""
+        k = logp.shape[1]
+        labels = targets.to(logp.dtype)[:, None] if integer else targets.detach().to(logp.dtype)
+        gathered, _, _ = gather_batch(torch.cat([logp, labels], dim=1), check_sizes=self.check_shard_sizes)
+        if not integer:
+            return gathered[:, :k], gathered[:, k:], None
+        targets = gathered[:, k].to(targets.dtype)
+        return gathered[:, :k], targets, targets == self.ignore_index
 
     def _instance_weights(self, key, active, factor, work, rate=None):
         """Instance weights of the detached losses ``key`` (``+inf`` on ignored rows).
