@@ -253,15 +253,19 @@ def _adaptive_ok(divergence: Divergence, problem: str) -> bool:
     return isinstance(divergence, (KL, Alpha, ChiSquared, TotalVariation))
 
 
-def _default_is_auto(instance, lam, delta, temperature) -> bool:
-    """Whether an adapter's instance radius is adaptive: ``delta="auto"``, or no strength given for KL
-    (``KL()`` or ``Alpha(1)``), the default of both the torch and the JAX loss."""
+def _is_kl(divergence) -> bool:
+    """``KL()`` or ``Alpha(1)`` (not a subclass of KL with other weights)."""
     from .divergences import KL, Alpha
 
+    return type(divergence) is KL or (isinstance(divergence, Alpha) and divergence.is_kl)
+
+
+def _default_is_auto(instance, lam, delta, temperature) -> bool:
+    """Whether an adapter's instance radius is adaptive: ``delta="auto"``, or no strength given for KL,
+    the default of both the torch and the JAX loss."""
     if isinstance(delta, str) and delta == "auto":
         return True
-    is_kl = type(instance) is KL or (isinstance(instance, Alpha) and instance.is_kl)
-    return delta is None and lam is None and temperature is None and is_kl
+    return delta is None and lam is None and temperature is None and _is_kl(instance)
 
 
 def _closed_form(divergence: Divergence, problem: str) -> str | None:

@@ -14,8 +14,9 @@ import numbers
 
 import torch
 
-from divweights import KL, Alpha, Divergence, ReverseKL
-from divweights.adaptive import _adaptive_ok, _default_is_auto
+from divweights import Alpha, Divergence, ReverseKL
+from divweights.adaptive import _adaptive_ok
+from divweights.adaptive import _default_is_auto as _auto_delta  # the rule both adapters share
 from divweights.strength import Strength
 
 #: The value of ``delta`` / ``gamma`` that sets the radius from the tracked noise rate.
@@ -31,13 +32,6 @@ def _real(name: str, value) -> float:
     if math.isnan(value):
         raise ValueError(f"{name} must not be NaN")
     return value
-
-
-def _is_kl(divergence) -> bool:
-    return type(divergence) is KL or (isinstance(divergence, Alpha) and divergence.is_kl)
-
-
-_auto_delta = _default_is_auto  # delta="auto", or no strength given for KL: the shared rule of both adapters
 
 
 def _parse_strength(instance, lam, delta, temperature) -> Strength | None:

@@ -29,7 +29,13 @@ from torch import nn
 
 from divweights import KL, Divergence, noise_radius
 from divweights._array import Work
-from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, DEFAULT_NOISE_SHARPNESS, _check_momentum, _check_sharpness
+from divweights.adaptive import (
+    DEFAULT_NOISE_MOMENTUM,
+    DEFAULT_NOISE_SHARPNESS,
+    _check_momentum,
+    _check_sharpness,
+    _is_kl,
+)
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 
 from ._loss_args import (
@@ -38,7 +44,6 @@ from ._loss_args import (
     _check_balance,
     _check_classes,
     _check_inputs,
-    _is_kl,
     _parse_gamma,
     _parse_strength,
     _raise_for_labels,
