@@ -32,7 +32,7 @@ import math
 import numbers
 from typing import Any
 
-from ._array import clip, prepare, quiet
+from ._array import clip, prepare, quiet, where
 from ._inputs import integer_targets
 from .divergences import Divergence
 
@@ -81,8 +81,10 @@ def _row_losses(L, targets, work):
     k = L.shape[-1]
     if integer_targets(xp, targets, L):
         classes = xp.arange(k, device=work.device)  # the default integer type: wide enough, also under JAX
-        onehot = xp.astype(xp.astype(targets, classes.dtype)[..., None] == classes, work.dtype)
-        return xp.sum(onehot * L, axis=-1)
+        hit = xp.astype(targets, classes.dtype)[..., None] == classes
+        # a select, not a one-hot product: 0 * inf would be NaN for a class of infinite loss (logits
+        # masked with -inf) that is not the label
+        return xp.sum(where(xp, hit, L, xp.zeros_like(L)), axis=-1)
     y = xp.astype(targets, work.dtype)
     finite = xp.where(y > 0, L, xp.zeros_like(L))  # 0 * inf is 0 here: a class the label does not hold
     return xp.sum(y * finite, axis=-1)
@@ -165,22 +167,23 @@ def noise_rate(
         # the constant log |V| (only differences between the classes of one row count below)
         logp = -L if mask is None else xp.where(mask[..., None] > 0, -L, xp.full_like(L, -math.inf))
         top = xp.max(logp, axis=-2, keepdims=True)
-        top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
         log_q = xp.log(xp.sum(xp.exp(logp - top), axis=-2, keepdims=True)) + top
+        # a column without a finite top (no valid row, a class every row rules out, an infinite
+        # log-probability) gives -inf or NaN here (-inf - -inf): 0, as for a column nobody predicts
         log_q = xp.where(xp.isfinite(log_q), log_q, xp.zeros_like(log_q))
         # prior-corrected class losses: L_ij + log q_j (a constant predictor reads as clean)
         Lc = L + log_q
-        gap = _row_losses(Lc, targets, work) - xp.min(Lc, axis=-1)
-        # 1 - ratio ** a = -expm1(-a gap), accurate near 0; a NaN loss stays NaN (clip propagates it), an
-        # infinite gap counts as 1
-        neg_gap = -clip(xp, gap, min=0.0)
-        per_row = -xp.expm1(neg_gap if a == 1.0 else a * neg_gap)
+        # minus the gap between the label's corrected loss and the row's best, <= 0: each row's share
+        # lost 1 - ratio ** a is -expm1(a * neg_gap), accurate near 0 (the sign is taken once, on the
+        # rate); a NaN loss stays NaN, an infinite gap counts as 1
+        neg_gap = xp.min(Lc, axis=-1) - _row_losses(Lc, targets, work)
+        lost = xp.expm1(neg_gap if a == 1.0 else a * neg_gap)
         if mask is None:
-            rate = xp.mean(per_row, axis=-1)
+            rate = -xp.mean(lost, axis=-1)
         else:
             total = xp.sum(mask, axis=-1)
-            picked = xp.where(mask > 0, per_row, xp.zeros_like(per_row))
-            rate = xp.sum(picked, axis=-1) / xp.maximum(total, xp.ones_like(total))
+            picked = xp.where(mask > 0, lost, xp.zeros_like(lost))
+            rate = -(xp.sum(picked, axis=-1) / xp.maximum(total, xp.ones_like(total)))
     return work.finish(xp.asarray(rate))  # NumPy reductions return scalars, not 0-d arrays
 
 
@@ -335,7 +338,7 @@ def noise_radius(divergence: Divergence, rate: Any, /, *, problem: str = "instan
         r = prepare(rate, "rate", min_ndim=0)[0]  # not checked: it may be traced or on a device
     xp = prepare(r, "rate", min_ndim=0)[1].xp
     eps = xp.finfo(r.dtype).eps
-    r = xp.clip(r, 0.0, 1.0 - eps)
+    r = clip(xp, r, 0.0, 1.0 - eps)
     closed = _closed_form(divergence, problem)
     if closed is not None:  # the common cases in one or two element-wise ops
         radius = -xp.log1p(-r) if closed == "log" else r

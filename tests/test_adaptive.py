@@ -112,6 +112,16 @@ def test_noise_rate_of_a_batch_without_valid_rows_is_zero(rng):
     assert float(noise_rate(-np.log(p), np.zeros(5, int), valid=np.zeros(5, bool))) == 0.0
 
 
+def test_noise_rate_ignores_a_class_every_row_rules_out(backend, rng):
+    """A class of infinite loss in every row (logits masked with -inf) has no finite column sum: it
+    changes nothing, and no NaN (-inf - -inf) reaches the rate."""
+    p = _probs(rng, 12, 4)
+    y = rng.integers(0, 4, 12)
+    L = np.concatenate([-np.log(p), np.full((12, 1), np.inf)], axis=1)
+    got = backend.call(noise_rate, backend.asarray(L), backend.asarray(y))
+    np.testing.assert_allclose(backend.to_numpy(got), _expected_rate(p, y), rtol=1e-12)
+
+
 def test_noise_rate_batched_over_leading_axes(rng):
     p = _probs(rng, 24, 5)
     y = rng.integers(0, 5, 24)

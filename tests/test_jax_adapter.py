@@ -198,6 +198,35 @@ def test_traced_label_smoothing_under_jit(batch):
     close(f(logits, jnp.float32(0.0)), jnp.mean(ce(logits, labels)))
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"classes": TotalVariation(), "gamma": 0.2}, {"classes": ReverseKL(), "gamma": "auto"}],
+    ids=["default", "tv", "rkl-auto"],
+)
+def test_a_class_masked_with_minus_inf_changes_nothing(batch, kw):
+    """Logits of -inf for a class ruled out for the whole batch: loss, weights and gradients equal
+    those without that class, under jit (the default's noise-rate estimate gave NaN: 0 * inf)."""
+    logits, labels = batch
+    pad = jnp.full((logits.shape[0], 1), -jnp.inf, dtype=logits.dtype)
+    f = jax.jit(jax.value_and_grad(lambda z, extra: reweighted_loss(jnp.concatenate([z, extra], 1), labels, **kw)[0]))
+    g = jax.jit(jax.value_and_grad(lambda z: reweighted_loss(z, labels, **kw)[0]))
+    (got, g_got), (want, g_want) = f(logits, pad), g(logits)
+    close(got, want)
+    close(g_got, g_want)
+    close(
+        reweighted_loss(jnp.concatenate([logits, pad], 1), labels, **kw)[1]["weights"],
+        reweighted_loss(logits, labels, **kw)[1]["weights"],
+    )
+
+
+def test_nan_logit_makes_a_class_weighted_loss_nan(batch):
+    """A NaN class weight stays in the class-weighted sum (a test p > 0 dropped it: a finite loss)."""
+    logits, labels = batch
+    bad = logits.at[3, 2].set(jnp.nan)
+    loss, _ = reweighted_loss(bad, labels, delta=0.5, classes=TotalVariation(), gamma=0.2)
+    assert np.isnan(float(loss))
+
+
 # ---------------------------------------------------------------- masking
 
 

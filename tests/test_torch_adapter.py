@@ -426,6 +426,38 @@ def test_nan_logit_makes_the_batch_loss_nan(batch):
     assert torch.isnan(loss_fn.last_weights).all()
 
 
+_CLASS_CONFIGS = [
+    {},  # the default: adaptive radius
+    {"classes": TotalVariation(), "gamma": 0.2},
+    {"classes": ReverseKL(), "gamma": "auto"},
+    {"delta": 0.3, "label_smoothing": 0.0, "classes": ReverseKL(), "gamma": 0.05},
+]
+
+
+@pytest.mark.parametrize("kw", _CLASS_CONFIGS, ids=["default", "tv", "rkl-auto", "rkl-fixed"])
+def test_a_class_masked_with_minus_inf_changes_nothing(batch, kw):
+    """Logits of -inf for a class (a class ruled out for the whole batch): loss, weights and gradients
+    equal those of the batch without that class (class-weighted sums gave NaN: 0 * inf)."""
+    logits, labels = batch
+    a = logits.detach().clone().requires_grad_(True)
+    b = torch.cat([a, torch.full((a.shape[0], 1), -math.inf, dtype=a.dtype)], dim=1)
+    plain, masked = ReweightedLoss(noise_momentum=0.0, **kw), ReweightedLoss(noise_momentum=0.0, **kw)
+    want = plain(a, labels)
+    got = masked(b, labels)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(masked.last_weights, plain.last_weights)
+    (g_want,) = torch.autograd.grad(want, a)
+    (g_got,) = torch.autograd.grad(got, a)
+    torch.testing.assert_close(g_got, g_want)
+
+
+def test_nan_logit_makes_a_class_weighted_loss_nan(batch):
+    logits, labels = batch
+    bad = logits.clone()
+    bad[3, 2] = math.nan
+    assert torch.isnan(ReweightedLoss(KL(), delta=0.3, classes=TotalVariation(), gamma=0.2)(bad, labels))
+
+
 # -- precision and autocast --------------------------------------------------------------------
 
 

@@ -78,6 +78,37 @@ def test_batch_noise_rate_of_an_all_ignored_batch_is_zero():
     assert float(dw.noise_rate(-logp, y.clamp_min(0), valid=y != -100)) == 0.0
 
 
+def test_batch_noise_rate_ignores_a_class_every_row_rules_out(rng):
+    """Logits of -inf for one class in every row: the fused estimate stays finite and equals the
+    estimate without that class (with ignored rows too)."""
+    from divweights_torch.loss import _batch_noise_rate
+
+    z = torch.as_tensor(rng.normal(size=(40, 5)) * 2)
+    y = torch.as_tensor(rng.integers(0, 5, 40))
+    invalid = torch.arange(40) % 7 == 0
+    masked = torch.cat([z, torch.full((40, 1), -math.inf, dtype=z.dtype)], dim=1)
+    targets = y.masked_fill(invalid, -100)
+    got = _batch_noise_rate(torch.log_softmax(masked, dim=1), targets, invalid, True)
+    want = _batch_noise_rate(torch.log_softmax(z, dim=1), targets, invalid, True)
+    assert torch.isfinite(got)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+
+
+def test_tracked_rate_of_float64_logits_keeps_the_float32_buffer(batch):
+    """The moving average is updated in place when the dtypes agree; float64 logits take the
+    out-of-place branch, and both give track_noise_rate's value."""
+    logits, labels = batch
+    for dtype in (torch.float32, torch.float64):
+        loss_fn = ReweightedLoss(noise_momentum=0.5)
+        buffer = loss_fn.noise_rate
+        for _ in range(2):
+            loss_fn(logits.to(dtype), labels)
+        assert loss_fn.noise_rate is buffer and buffer.dtype == torch.float32
+        L = -torch.log_softmax(logits.detach().double(), dim=1)
+        want = dw.noise_rate(L, labels) * (1 - 0.5**2)
+        torch.testing.assert_close(buffer.double(), want, rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("sharpness", [1.0, 3.0])
 def test_batch_noise_rate_sharpness_equals_the_core(sharpness, rng):
     from divweights_torch.loss import _batch_noise_rate

@@ -141,8 +141,9 @@ def _check_targets(targets, n, k):
 
 
 def _dot_rows(p, L):
-    """``sum_j p_ij L_ij`` with ``0 * inf = 0`` (a class of zero weight contributes nothing)."""
-    return jnp.sum(jnp.where(p > 0, p * L, jnp.zeros_like(L)), axis=-1)
+    """``sum_j p_ij L_ij`` with ``0 * inf = 0`` (a class of zero weight contributes nothing, also where
+    its loss is infinite); a NaN weight or loss stays NaN (a test ``p > 0`` would drop a NaN weight)."""
+    return jnp.sum(jnp.where(p == 0, jnp.zeros_like(L), p * L), axis=-1)
 
 
 def _run_checks(*, targets, integer, k, valid, strength, gamma, classes, label_smoothing, losses):

@@ -41,7 +41,13 @@ def _batch_noise_rate(
     ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks the ignored rows of integer
     targets, ``targets == ignore_index`` (or is ``None``).  The batch's class marginal enters only
     through differences between classes of one row, so it is used unnormalised (no count); an
-    all-ignored batch gives ``0``."""
+    all-ignored batch gives ``0``.
+
+    Integer targets: each row's share lost, ``1 - exp(a (min_j c_ij - c_iy))`` with ``c`` the
+    prior-corrected class losses, is ``-X_iy`` of the ``(N, C)`` matrix ``X = expm1(a (min_j c_ij - c))``,
+    so one ``nll_loss`` with its mean over the non-ignored rows gathers, averages and counts (10
+    operations where a gather, a sum and a count took 16).  Ignored rows are never read (their
+    entries are NaN: ``inf - inf``)."""
     if invalid is None:
         masked = logp
         log_q = torch.logsumexp(logp, dim=0)
@@ -50,18 +56,13 @@ def _batch_noise_rate(
         log_q = torch.logsumexp(masked, dim=0).nan_to_num(0.0, 0.0, 0.0)
     corrected = log_q - masked  # prior-corrected class losses up to a constant; +inf on ignored rows
     if integer:
-        # minus the label's corrected loss in one kernel; 0 on ignored rows, whose gap is then
-        # +inf (clamped to 0 below): they add nothing to the sum
-        gap = corrected.amin(dim=1) + F.nll_loss(corrected, targets, ignore_index=ignore_index, reduction="none")
-    else:
-        y = targets.detach().to(logp.dtype)
-        gap = corrected.amin(dim=1) - (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)
-    gap = gap.clamp_max(0.0)
-    lost = torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # minus each row's share (a = 1: no op)
-    if invalid is None:
-        return -lost.mean()
-    # minus the number of valid rows, at most -1: the ratio is the mean share of the valid rows
-    return lost.sum() / (invalid.sum() - invalid.shape[0]).clamp_max(-1)
+        gap = corrected.amin(dim=1, keepdim=True) - corrected  # <= 0 on valid rows
+        lost = torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # minus each class's share (a = 1: no op)
+        # the mean over the non-ignored rows of -lost[i, y_i]; an all-ignored batch: 0 / 0 -> 0
+        return F.nll_loss(lost, targets, ignore_index=ignore_index).nan_to_num(0.0, 0.0, 0.0)
+    y = targets.detach().to(logp.dtype)
+    gap = (corrected.amin(dim=1) - (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)).clamp_max(0.0)
+    return -torch.expm1(gap if sharpness == 1.0 else gap * sharpness).mean()
 
 
 def _balance_class_shift(v, y, invalid):

@@ -376,15 +376,16 @@ class ReweightedLoss(nn.Module):
     def _track_noise(self, logp, targets, invalid, integer: bool, update: bool):
         """The tracked noise rate for this step (a 0-d tensor): :func:`divweights.track_noise_rate`
         of the buffer :attr:`noise_rate` and this batch, written back when ``update``."""
-        previous = self.noise_rate.to(logp.dtype)
         if not update:
-            return previous
+            return self.noise_rate.to(logp.dtype)
         m = self.noise_momentum
         logp = logp.detach()
         if self.distributed and is_distributed():  # the global batch's rate: one radius on every process
             logp, targets, invalid = self._gather_noise_inputs(logp, targets, integer)
         batch = _batch_noise_rate(logp, targets, invalid, integer, self.noise_sharpness, self.ignore_index)
-        rate = torch.lerp(previous, batch, 1.0 - m)  # m * previous + (1 - m) * batch in one op
+        if batch.dtype == self.noise_rate.dtype:  # m * previous + (1 - m) * batch, in place: one op
+            return self.noise_rate.lerp_(batch, 1.0 - m)
+        rate = torch.lerp(self.noise_rate.to(logp.dtype), batch, 1.0 - m)
         self.noise_rate.copy_(rate)
         return rate
 
@@ -479,7 +480,9 @@ class ReweightedLoss(nn.Module):
                 # rows of ignored targets hold the class weights of label 0: finite, and their instance
                 # weight is zero (last_losses / last_class_weights show them as zero)
                 cv = v if weight is None else v * weight
-                losses = (cv * L).sum(dim=-1)
+                # a class of zero weight adds 0, also where its loss is infinite (logits masked with -inf:
+                # 0 * inf is NaN); a NaN weight or loss stays NaN
+                losses = (cv * L).masked_fill(cv == 0, 0.0).sum(dim=-1)
 
             key = losses.detach()
             if invalid is not None:
