@@ -178,12 +178,13 @@ def noise_rate(
         # rate); a NaN loss stays NaN, an infinite gap counts as 1
         neg_gap = xp.min(Lc, axis=-1) - _row_losses(Lc, targets, work)
         lost = xp.expm1(neg_gap if a == 1.0 else a * neg_gap)
+        # 0 - x rather than -x: a batch with nothing lost gives 0.0, not -0.0
         if mask is None:
-            rate = -xp.mean(lost, axis=-1)
+            rate = 0.0 - xp.mean(lost, axis=-1)
         else:
             total = xp.sum(mask, axis=-1)
             picked = xp.where(mask > 0, lost, xp.zeros_like(lost))
-            rate = -(xp.sum(picked, axis=-1) / xp.maximum(total, xp.ones_like(total)))
+            rate = 0.0 - xp.sum(picked, axis=-1) / xp.maximum(total, xp.ones_like(total))
     return work.finish(xp.asarray(rate))  # NumPy reductions return scalars, not 0-d arrays
 
 
@@ -205,7 +206,11 @@ def track_noise_rate(
 
     Starting at zero is deliberate (no bias correction): the radius starts at
     zero, as plain cross-entropy, and follows the estimate after about
-    :math:`1/(1-m)` steps.
+    :math:`1/(1-m)` steps.  A batch that tells nothing about the rate leaves
+    the average unchanged: one without a valid row (``valid`` all false), or
+    one whose estimate is NaN (a NaN or infinite loss: that step's loss is NaN
+    anyway, and the steps after it, which AMP's gradient scaler or
+    ``optax.apply_if_finite`` skip it for, keep a finite rate).
 
     Parameters
     ----------
@@ -237,8 +242,13 @@ def track_noise_rate(
     rate = noise_rate(class_losses, targets, valid=valid, sharpness=sharpness)
     xp = prepare(rate, "rate", min_ndim=0)[1].xp
     if isinstance(previous, numbers.Real):
-        return xp.asarray(rate * (1.0 - m) + float(previous) * m)
-    return xp.asarray(xp.astype(previous, rate.dtype) * m + rate * (1.0 - m))
+        previous = xp.full_like(rate, float(previous))
+    else:
+        previous = xp.astype(previous, rate.dtype)
+    informative = rate == rate  # not NaN
+    if valid is not None:
+        informative = informative & xp.any(valid, axis=-1)
+    return xp.asarray(where(xp, informative, previous * m + rate * (1.0 - m), previous))
 
 
 def _adaptive_ok(divergence: Divergence, problem: str) -> bool:

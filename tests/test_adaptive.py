@@ -181,6 +181,27 @@ def test_track_noise_rate_is_an_ema_started_at_zero(backend, rng):
     np.testing.assert_allclose(backend.to_numpy(state), _expected_rate(p, y) * (1 - 0.75**4), rtol=1e-12)
 
 
+def test_track_noise_rate_keeps_the_average_for_a_batch_that_tells_nothing(backend, rng):
+    """A NaN loss (the step is NaN anyway) or no valid row leaves the average where it was; an informative
+    batch still moves it."""
+    p = _probs(rng, 10, 3)
+    y = rng.integers(0, 3, 10)
+    L = -np.log(p)
+    broken = L.copy()
+    broken[4, 1] = np.nan
+    previous = backend.asarray(np.asarray(0.25))
+    step = lambda L, valid=None: backend.call(
+        lambda L, Y, prev: track_noise_rate(prev, L, Y, momentum=0.5, valid=valid),
+        backend.asarray(L),
+        backend.asarray(y),
+        previous,
+    )
+    np.testing.assert_allclose(backend.to_numpy(step(broken)), 0.25, rtol=0)
+    none_valid = backend.asarray(np.zeros(10, bool))
+    np.testing.assert_allclose(backend.to_numpy(step(L, none_valid)), 0.25, rtol=0)
+    np.testing.assert_allclose(backend.to_numpy(step(L)), 0.125 + 0.5 * _expected_rate(p, y), rtol=1e-12)
+
+
 @pytest.mark.parametrize("momentum", [-0.1, 1.0, 2.0, float("nan")])
 def test_track_noise_rate_rejects_bad_momentum(momentum):
     with pytest.raises(ValueError, match="momentum must lie in"):

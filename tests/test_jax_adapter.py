@@ -219,6 +219,35 @@ def test_a_class_masked_with_minus_inf_changes_nothing(batch, kw):
     )
 
 
+@pytest.mark.parametrize("kw", [{}, {"classes": ReverseKL(), "gamma": "auto"}], ids=["delta-auto", "gamma-auto"])
+def test_non_finite_logit_gives_nan_not_an_error_with_the_batch_estimate(batch, kw):
+    """Eagerly, a NaN or infinite logit made the batch's own estimate NaN and the core refused the radius
+    ('delta must not be NaN', a radius the caller never gave); the loss is NaN, as under jit."""
+    logits, labels = batch
+    for bad in (jnp.nan, jnp.inf):
+        broken = logits.at[3, 1].set(bad)
+        assert np.isnan(float(reweighted_loss(broken, labels, **kw)[0]))
+        assert np.isnan(float(jax.jit(lambda z: reweighted_loss(z, labels, **kw)[0])(broken)))
+
+
+def test_a_non_finite_batch_does_not_poison_the_carried_rate(batch):
+    """With the rate carried from step to step, a batch with an infinite logit gives a NaN loss and hands
+    back the rate it was given; the next step equals the one after a skipped bad step."""
+    logits, labels = batch
+    step = jax.jit(lambda z, s: reweighted_loss(z, labels, noise_rate=s))
+    _, aux = step(logits, 0.0)
+    state = aux["noise_rate"]
+    loss, bad_aux = step(logits.at[3, 1].set(jnp.inf), state)
+    assert np.isnan(float(loss))
+    assert float(bad_aux["noise_rate"]) == float(state)
+    close(step(logits, bad_aux["noise_rate"])[0], step(logits, state)[0])
+
+
+def test_empty_batch_names_the_problem():
+    with pytest.raises(ValueError, match="empty batch"):
+        reweighted_loss(jnp.zeros((0, 3)), jnp.zeros((0,), jnp.int32))
+
+
 def test_nan_logit_makes_a_class_weighted_loss_nan(batch):
     """A NaN class weight stays in the class-weighted sum (a test p > 0 dropped it: a finite loss)."""
     logits, labels = batch

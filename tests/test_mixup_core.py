@@ -233,3 +233,15 @@ def test_weighted_beta_parameters_keep_dtype_and_refuse_bad_alpha():
 def test_adapters_offer_the_same_weight_ratios(adapter):
     module = pytest.importorskip(f"{adapter}.mixup")
     assert tuple(module.WEIGHT_RATIOS) == mixup.WEIGHT_RATIOS == ("beta", "deterministic")
+
+
+def test_nan_weights_give_nan_ratios_and_smoothing_under_jit():
+    """The eager checks refuse NaN weights; traced they are not checked, and a NaN weight (a batch with a
+    NaN loss) must stay NaN rather than mix as if the weights were equal (0.5) or smooth fully (1)."""
+    jax = pytest.importorskip("jax")
+    w = jax.numpy.asarray([0.3, np.nan, 0.0, 0.7])
+    partner = jax.numpy.asarray([0.1, 0.2, 0.0, np.nan])
+    got = np.asarray(jax.jit(mixup_ratio)(w, partner))
+    np.testing.assert_allclose(got[[0, 2]], [0.75, 0.5])
+    assert np.isnan(got[[1, 3]]).all()
+    assert np.isnan(np.asarray(jax.jit(smoothing_factors)(w))).all()  # the largest weight is NaN

@@ -451,6 +451,26 @@ def test_a_class_masked_with_minus_inf_changes_nothing(batch, kw):
     torch.testing.assert_close(g_got, g_want)
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"temperature": 1.0, "label_smoothing": 0.1},
+        {"classes": TotalVariation(), "gamma": 0.2},
+        {"label_smoothing": 0.1},
+    ],
+    ids=["smoothing", "tv", "default-smoothing"],
+)
+def test_nan_logits_of_an_ignored_row_stay_out_of_the_loss(batch, kw):
+    """An ignored row (ignore_index) whose logits are NaN (fully masked padding) adds nothing, as in
+    F.cross_entropy: the loss equals the loss without that row (0 * NaN made it NaN)."""
+    logits, labels = batch
+    broken, ignored = logits.clone(), labels.clone()
+    broken[2], ignored[2] = math.nan, -100
+    keep = torch.arange(len(labels)) != 2
+    got = ReweightedLoss(noise_momentum=0.0, **kw)(broken, ignored)
+    torch.testing.assert_close(got, ReweightedLoss(noise_momentum=0.0, **kw)(logits[keep], labels[keep]))
+
+
 def test_nan_logit_makes_a_class_weighted_loss_nan(batch):
     logits, labels = batch
     bad = logits.clone()

@@ -69,13 +69,41 @@ def test_batch_noise_rate_equals_the_core(rng):
     torch.testing.assert_close(_batch_noise_rate(logp, soft, None, False), dw.noise_rate(-logp, soft))
 
 
-def test_batch_noise_rate_of_an_all_ignored_batch_is_zero():
+def test_batch_noise_rate_of_an_all_ignored_batch_is_nan_and_keeps_the_tracked_rate(batch):
+    """No valid row: the fused estimate is NaN (no information; the core's noise_rate says 0) and the
+    tracked rate stays where it was (it used to be pulled toward 0)."""
     from divweights_torch.loss import _batch_noise_rate
 
     logp = torch.log_softmax(torch.randn(8, 3, dtype=torch.float64), dim=1)
     y = torch.full((8,), -100)
-    assert float(_batch_noise_rate(logp, y, y == -100, True)) == 0.0
+    assert torch.isnan(_batch_noise_rate(logp, y, y == -100, True))
     assert float(dw.noise_rate(-logp, y.clamp_min(0), valid=y != -100)) == 0.0
+    logits, labels = batch
+    loss_fn = ReweightedLoss()
+    loss_fn(logits, labels)
+    before = loss_fn.noise_rate.clone()
+    assert before > 0
+    assert float(loss_fn(logits, torch.full_like(labels, -100))) == 0.0
+    torch.testing.assert_close(loss_fn.noise_rate, before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["labels", "probabilities"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_batch_does_not_poison_the_tracked_rate(batch, soft, bad):
+    """One batch with a NaN or infinite logit: its loss is NaN, the tracked rate keeps its value, and the
+    steps after it equal those of a run that skipped it (AMP's gradient scaler skips such steps)."""
+    logits, labels = batch
+    targets = torch.softmax(torch.randn_like(logits), dim=1) if soft else labels
+    broken = logits.clone()
+    broken[3, 1] = bad
+    skipped, hit = ReweightedLoss(), ReweightedLoss()
+    for loss_fn in (skipped, hit):
+        loss_fn(logits, targets)
+    before = hit.noise_rate.clone()
+    assert torch.isnan(hit(broken, targets))
+    torch.testing.assert_close(hit.noise_rate, before, rtol=0, atol=0)
+    torch.testing.assert_close(hit(logits, targets), skipped(logits, targets))
+    torch.testing.assert_close(hit.noise_rate, skipped.noise_rate)
 
 
 def test_batch_noise_rate_ignores_a_class_every_row_rules_out(rng):

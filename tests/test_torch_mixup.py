@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -321,3 +323,18 @@ def test_weight_ratio_is_validated():
     x, y = _mix_batch()
     with pytest.raises(ValueError, match="weight_ratio must be one of"):
         weighted_mixup(x, y, torch.ones(8), mode="weight", num_classes=3, weight_ratio="mean")
+
+
+@pytest.mark.parametrize("ratio", ["beta", "deterministic"])
+def test_nan_weights_give_nan_ratios(ratio):
+    """The hot path does not check the weights on the host; a NaN weight (the weights of a batch with a NaN
+    loss) makes its ratios NaN, as the loss would be, instead of plain mixing."""
+    x, y = _mix_batch()
+    w = torch.rand(8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    w[2] = math.nan
+    _, _, info = weighted_mixup(
+        x, y, w, mode="weight", num_classes=3, weight_ratio=ratio, generator=torch.Generator().manual_seed(0)
+    )
+    p, r = info["partners"], info["ratios"]
+    touched = (torch.arange(8) == 2) | (p == 2)
+    assert torch.isnan(r[touched]).all() and torch.isfinite(r[~touched]).all()

@@ -140,6 +140,16 @@ def _check_targets(targets, n, k):
     raise TypeError(f"targets must be integer labels or floating probabilities; got dtype {targets.dtype}")
 
 
+def _eager_nan_to_zero(radius):
+    """An adaptive radius, ``0`` where it is NaN when it is known eagerly (not traced).  A NaN estimate
+    (NaN or infinite logits) would fail the core's check of the radius ('delta must not be NaN', a radius
+    the caller never gave); the loss is NaN from its losses anyway, as under ``jit`` (where the radius is
+    used as given) and in the torch adapter."""
+    if isinstance(radius, jax.core.Tracer) or not bool(jnp.isnan(radius)):
+        return radius
+    return jnp.zeros_like(radius)
+
+
 def _dot_rows(p, L):
     """``sum_j p_ij L_ij`` with ``0 * inf = 0`` (a class of zero weight contributes nothing, also where
     its loss is infinite); a NaN weight or loss stays NaN (a test ``p > 0`` would drop a NaN weight)."""
@@ -292,8 +302,10 @@ def reweighted_loss(
         next step, e.g. in the train state) and the radius comes from
         ``divweights.track_noise_rate(noise_rate, L, targets)``, the moving
         average that :class:`divweights_torch.ReweightedLoss` keeps by
-        default.  The two differ by dataset (README, "No noise rate needed":
-        ``momentum:0`` is the batch's own estimate, ``auto`` the average).
+        default (a batch with a NaN or infinite logit, or none unmasked, hands
+        the rate back unchanged; its loss is NaN).  The two differ by dataset
+        (README, "No noise rate needed": ``momentum:0`` is the batch's own
+        estimate, ``auto`` the average).
     noise_momentum : float, default ``divweights.adaptive.DEFAULT_NOISE_MOMENTUM``
         Momentum of the tracked rate (used when ``noise_rate`` is given).
     noise_sharpness : float, default ``divweights.adaptive.DEFAULT_NOISE_SHARPNESS``
@@ -423,6 +435,8 @@ def reweighted_loss(
     if not jnp.issubdtype(logits.dtype, jnp.floating):
         raise TypeError(f"logits must be floating; got dtype {logits.dtype}")
     n, k = logits.shape
+    if n == 0:
+        raise ValueError("empty batch: logits has no rows")
     if k == 0:
         raise ValueError("logits must have at least one class")
     dtype = jnp.promote_types(logits.dtype, jnp.float32)
@@ -460,7 +474,7 @@ def reweighted_loss(
                 jnp.asarray(noise_rate, dtype), est_losses, est_targets, momentum=noise_momentum, **est
             )
         if auto_gamma:
-            gamma = divweights.noise_radius(classes, rate, problem="class")
+            gamma = _eager_nan_to_zero(divweights.noise_radius(classes, rate, problem="class"))
     smoothed = not _is_zero(label_smoothing)
     v = None
     if integer and not smoothed and classes is None:
@@ -511,7 +525,8 @@ def reweighted_loss(
             keep = gathered != jnp.inf  # masked rows out; NaN rows stay in and propagate
             w_all = jnp.where(keep, 1.0 / jnp.maximum(jnp.sum(keep), 1), 0.0).astype(dtype)
     elif auto_delta:
-        w_all = divweights.instance_weights(gathered, instance, delta=divweights.noise_radius(instance, rate))
+        radius = _eager_nan_to_zero(divweights.noise_radius(instance, rate))
+        w_all = divweights.instance_weights(gathered, instance, delta=radius)
     else:
         w_all = divweights.instance_weights(gathered, instance, **strength.as_kwargs())
 

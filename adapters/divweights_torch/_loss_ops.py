@@ -40,12 +40,14 @@ def _batch_noise_rate(
 
     ``logp`` are log-probabilities ``(N, C)``; ``invalid`` marks the ignored rows of integer
     targets, ``targets == ignore_index`` (or is ``None``).  The batch's class marginal enters only
-    through differences between classes of one row, so it is used unnormalised (no count); an
-    all-ignored batch gives ``0``.
+    through differences between classes of one row, so it is used unnormalised (no count).  A batch
+    that tells nothing about the rate gives NaN: no valid row (``0 / 0``; the core's
+    :func:`~divweights.noise_rate` says ``0`` there) or a NaN or infinite logit;
+    :meth:`~divweights_torch.ReweightedLoss._track_noise` then keeps the tracked rate.
 
     Integer targets: each row's share lost, ``1 - exp(a (min_j c_ij - c_iy))`` with ``c`` the
     prior-corrected class losses, is ``-X_iy`` of the ``(N, C)`` matrix ``X = expm1(a (min_j c_ij - c))``,
-    so one ``nll_loss`` with its mean over the non-ignored rows gathers, averages and counts (10
+    so one ``nll_loss`` with its mean over the non-ignored rows gathers, averages and counts (9
     operations where a gather, a sum and a count took 16).  Ignored rows are never read (their
     entries are NaN: ``inf - inf``)."""
     if invalid is None:
@@ -58,11 +60,11 @@ def _batch_noise_rate(
     if integer:
         gap = corrected.amin(dim=1, keepdim=True) - corrected  # <= 0 on valid rows
         lost = torch.expm1(gap if sharpness == 1.0 else gap * sharpness)  # minus each class's share (a = 1: no op)
-        # the mean over the non-ignored rows of -lost[i, y_i]; an all-ignored batch: 0 / 0 -> 0
-        return F.nll_loss(lost, targets, ignore_index=ignore_index).nan_to_num(0.0, 0.0, 0.0)
+        # the mean over the non-ignored rows of -lost[i, y_i] (an all-ignored batch: 0 / 0, NaN)
+        return F.nll_loss(lost, targets, ignore_index=ignore_index)
     y = targets.detach().to(logp.dtype)
     gap = (corrected.amin(dim=1) - (y * corrected.masked_fill(y <= 0, 0.0)).sum(dim=1)).clamp_max(0.0)
-    return -torch.expm1(gap if sharpness == 1.0 else gap * sharpness).mean()
+    return 0.0 - torch.expm1(gap if sharpness == 1.0 else gap * sharpness).mean()  # 0.0, not -0.0, when nothing is lost
 
 
 def _balance_class_shift(v, y, invalid):

@@ -184,7 +184,9 @@ class ReweightedLoss(nn.Module):
     noise_rate : torch.Tensor
         ``float32`` 0-d buffer (saved in ``state_dict``): the tracked noise
         rate of the adaptive radii, ``0`` at the start, updated on the device
-        by every call in training mode.
+        by every call in training mode; a batch that tells nothing about it (no
+        valid row, or a NaN or infinite logit, whose loss is NaN) leaves it
+        unchanged, so the steps after a skipped bad step keep a finite radius.
     last_weights : torch.Tensor
         Instance weights of the last call, shape ``(N,)``, detached (this
         process's slice under ``distributed``; zero for ignored rows).
@@ -383,9 +385,13 @@ class ReweightedLoss(nn.Module):
         if self.distributed and is_distributed():  # the global batch's rate: one radius on every process
             logp, targets, invalid = self._gather_noise_inputs(logp, targets, integer)
         batch = _batch_noise_rate(logp, targets, invalid, integer, self.noise_sharpness, self.ignore_index)
+        previous = self.noise_rate.to(batch.dtype)
+        # a batch that tells nothing (no valid row, a NaN or infinite logit: NaN) keeps the rate, so that one
+        # bad step (its loss is NaN anyway; AMP's gradient scaler skips it) does not poison the steps after it
+        batch = torch.where(batch == batch, batch, previous)
         if batch.dtype == self.noise_rate.dtype:  # m * previous + (1 - m) * batch, in place: one op
             return self.noise_rate.lerp_(batch, 1.0 - m)
-        rate = torch.lerp(self.noise_rate.to(logp.dtype), batch, 1.0 - m)
+        rate = torch.lerp(previous, batch, 1.0 - m)
         self.noise_rate.copy_(rate)
         return rate
 
@@ -483,6 +489,8 @@ class ReweightedLoss(nn.Module):
                 # a class of zero weight adds 0, also where its loss is infinite (logits masked with -inf:
                 # 0 * inf is NaN); a NaN weight or loss stays NaN
                 losses = (cv * L).masked_fill(cv == 0, 0.0).sum(dim=-1)
+                if invalid is not None:  # ignored rows add 0, as in nll_loss, also where their logits are NaN
+                    losses = losses.masked_fill(invalid, 0.0)
 
             key = losses.detach()
             if invalid is not None:

@@ -155,8 +155,8 @@ def _weighted_beta(
     # Beta(a, 0) is the point mass at 1 and Beta(0, b) the one at 0: draw with a positive floor, then pin them
     tiny = torch.finfo(work).tiny
     r = _beta(a.clamp_min(tiny), b.clamp_min(tiny), generator)
-    r = torch.where(b > 0, r, 1.0)
-    r = torch.where(a > 0, r, 0.0)
+    r = torch.where(b == 0, 1.0, r)  # (a NaN shape, from a NaN weight, stays NaN)
+    r = torch.where(a == 0, 0.0, r)
     return r.to(dtype)
 
 
