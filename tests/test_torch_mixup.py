@@ -338,3 +338,13 @@ def test_nan_weights_give_nan_ratios(ratio):
     p, r = info["partners"], info["ratios"]
     touched = (torch.arange(8) == 2) | (p == 2)
     assert torch.isnan(r[touched]).all() and torch.isfinite(r[~touched]).all()
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_sampled_partners_with_non_finite_weights_name_the_weights(bad):
+    """torch.multinomial's own message for a NaN entry reads 'probability entry < 0'."""
+    x, y = _mix_batch()
+    w = torch.rand(8, dtype=torch.float64)
+    w[2] = bad
+    with pytest.raises(ValueError, match="weights must be finite and nonnegative"):
+        weighted_mixup(x, y, w, mode="sample_weight", num_classes=3)

@@ -350,7 +350,15 @@ def _mix(
     # -- partners -----------------------------------------------------------------
     if mode in ("sample", "sample_weight"):
         probs = core.partner_probabilities(weights if weights.dtype in _FULL else weights.float(), power)
-        partners = torch.multinomial(probs, n, replacement=True, generator=generator)
+        try:
+            partners = torch.multinomial(probs, n, replacement=True, generator=generator)
+        except RuntimeError as err:  # eager: torch checks the probabilities (NaN reads as 'entry < 0')
+            if "invalid multinomial distribution" not in str(err):
+                raise
+            raise ValueError(
+                "weights must be finite and nonnegative to sample partners: the partner probabilities are "
+                "not a distribution (a NaN or infinite weight, e.g. the weights of a batch with a NaN loss)"
+            ) from err
     else:
         partners = torch.randperm(n, generator=generator, device=device)
     gather = mode in _PERMUTED and _is_compiling()
