@@ -176,7 +176,9 @@ def noise_rate(
         # minus the gap between the label's corrected loss and the row's best, <= 0: each row's share
         # lost 1 - ratio ** a is -expm1(a * neg_gap), accurate near 0 (the sign is taken once, on the
         # rate); a NaN loss stays NaN, an infinite gap counts as 1
-        neg_gap = xp.min(Lc, axis=-1) - _row_losses(Lc, targets, work)
+        # (clipped at 0: rounding, targets that do not sum to one and out-of-range labels cannot make it
+        # positive, which would make the rate negative)
+        neg_gap = clip(xp, xp.min(Lc, axis=-1) - _row_losses(Lc, targets, work), max=0.0)
         lost = xp.expm1(neg_gap if a == 1.0 else a * neg_gap)
         # 0 - x rather than -x: a batch with nothing lost gives 0.0, not -0.0
         if mask is None:

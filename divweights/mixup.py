@@ -126,8 +126,8 @@ def mixup_ratio(w_i, w_j):
     check_values(xp, b, "w_j", hot=True)
     total = a + b
     # zero total: half and half; a NaN weight (unchecked under tracing) stays NaN, as the weights of a batch
-    # with a NaN loss do, rather than mixing as if the weights were equal
-    zero = total == 0
+    # with a NaN loss do, rather than mixing as if the weights were equal (NaN <= 0 is false)
+    zero = total <= 0
     ratio = xp.where(zero, xp.full_like(total, 0.5), a / xp.where(zero, xp.ones_like(total), total))
     return work.finish(ratio)
 
@@ -327,7 +327,7 @@ def smoothing_factors(weights, floor: float = 0.0):
     xp = work.xp
     check_values(xp, w, "weights", hot=True)
     top = xp.max(w, axis=-1, keepdims=True)
-    zero = top == 0  # all weights zero: full smoothing; a NaN weight stays NaN (not full smoothing)
+    zero = top <= 0  # all weights zero: full smoothing; a NaN weight stays NaN (NaN <= 0 is false)
     s = xp.where(zero, xp.ones_like(w), w / xp.where(zero, xp.ones_like(top), top))
     if floor > 0.0:
         s = xp.maximum(s, xp.full_like(s, floor))

@@ -112,6 +112,19 @@ def test_noise_rate_of_a_batch_without_valid_rows_is_zero(rng):
     assert float(noise_rate(-np.log(p), np.zeros(5, int), valid=np.zeros(5, bool))) == 0.0
 
 
+def test_noise_rate_is_never_negative(backend):
+    """Rounding (uniform soft targets), targets that do not sum to one and out-of-range labels cannot make
+    the rate negative (-2e-16, -0.24 and -1.2 without the clip)."""
+    cases = [
+        (np.full((3, 3), np.log(3.0)), np.full((3, 3), 1.0 / 3.0)),
+        (-np.log(np.array([[0.7, 0.3], [0.4, 0.6]])), np.array([[0.5, 0.0], [0.0, 0.5]])),
+        (-np.log(np.array([[0.7, 0.3], [0.4, 0.6], [0.1, 0.9]])), np.array([5, 5, 5])),
+    ]
+    for L, y in cases:
+        got = float(backend.to_numpy(backend.call(noise_rate, backend.asarray(L), backend.asarray(y))))
+        assert 0.0 <= got <= 1.0 and str(got) != "-0.0"
+
+
 def test_noise_rate_ignores_a_class_every_row_rules_out(backend, rng):
     """A class of infinite loss in every row (logits masked with -inf) has no finite column sum: it
     changes nothing, and no NaN (-inf - -inf) reaches the rate."""

@@ -245,3 +245,6 @@ def test_nan_weights_give_nan_ratios_and_smoothing_under_jit():
     np.testing.assert_allclose(got[[0, 2]], [0.75, 0.5])
     assert np.isnan(got[[1, 3]]).all()
     assert np.isnan(np.asarray(jax.jit(smoothing_factors)(w))).all()  # the largest weight is NaN
+    # negative weights (also unchecked under jit) keep their previous values: 1/2 and full smoothing
+    np.testing.assert_array_equal(np.asarray(jax.jit(mixup_ratio)(-w[:1], -w[:1])), [0.5])
+    np.testing.assert_array_equal(np.asarray(jax.jit(smoothing_factors)(-jax.numpy.abs(w[:1]))), [1.0])

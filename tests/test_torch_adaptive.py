@@ -122,6 +122,22 @@ def test_batch_noise_rate_ignores_a_class_every_row_rules_out(rng):
     torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
 
 
+def test_probability_targets_with_a_class_masked_with_minus_inf_track_the_rate(batch):
+    """Probability targets and a class of -inf logits: the tracked rate, the loss and the weights equal
+    those without that class (the fused estimate was NaN there, and the rate stopped moving)."""
+    logits, labels = batch
+    targets = torch.softmax(torch.randn_like(logits), dim=1)
+    pad = torch.full((logits.shape[0], 1), -math.inf, dtype=logits.dtype)
+    plain, masked = ReweightedLoss(), ReweightedLoss()
+    for _ in range(3):
+        want = plain(logits, targets)
+        got = masked(torch.cat([logits, pad], dim=1), torch.cat([targets, torch.zeros_like(pad)], dim=1))
+    assert plain.noise_rate > 0
+    torch.testing.assert_close(masked.noise_rate, plain.noise_rate)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(masked.last_weights, plain.last_weights)
+
+
 def test_tracked_rate_of_float64_logits_keeps_the_float32_buffer(batch):
     """The moving average is updated in place when the dtypes agree; float64 logits take the
     out-of-place branch, and both give track_noise_rate's value."""

@@ -23,6 +23,7 @@ import divweights
 import divweights.adaptive
 import divweights.mixup
 from divweights import KL, Divergence
+from divweights._array import is_concrete
 from divweights.adaptive import DEFAULT_NOISE_MOMENTUM, DEFAULT_NOISE_SHARPNESS
 from divweights.defaults import DEFAULT_DELTA  # the shared default; its module holds the evidence
 from divweights.strength import KINDS, Strength, _check_real_or_0d
@@ -141,11 +142,12 @@ def _check_targets(targets, n, k):
 
 
 def _eager_nan_to_zero(radius):
-    """An adaptive radius, ``0`` where it is NaN when it is known eagerly (not traced).  A NaN estimate
-    (NaN or infinite logits) would fail the core's check of the radius ('delta must not be NaN', a radius
-    the caller never gave); the loss is NaN from its losses anyway, as under ``jit`` (where the radius is
-    used as given) and in the torch adapter."""
-    if isinstance(radius, jax.core.Tracer) or not bool(jnp.isnan(radius)):
+    """An adaptive radius, ``0`` where it is NaN when the core would check it: eagerly, in host memory
+    (:func:`divweights._array.is_concrete`; one host read, as the core's own check makes; under ``jit`` and
+    on an accelerator the radius is used as given).  A NaN estimate (NaN or infinite logits) would fail
+    that check ('delta must not be NaN', a radius the caller never gave); the loss is NaN from its losses
+    anyway, as under ``jit`` and in the torch adapter."""
+    if not is_concrete(radius) or not bool(jnp.isnan(radius)):
         return radius
     return jnp.zeros_like(radius)
 

@@ -246,7 +246,7 @@ def weighted_mixup(
         # Beta(a, 0) is the point mass at 1 and Beta(0, b) the one at 0: draw with a positive floor, pin them
         tiny = jnp.finfo(dtype).tiny
         draw = jax.random.beta(key_ratio, jnp.maximum(a, tiny), jnp.maximum(b, tiny), dtype=dtype)
-        ratio = jnp.where(a == 0, 0.0, jnp.where(b == 0, 1.0, draw)).astype(dtype)  # NaN shapes stay NaN
+        ratio = jnp.where(a <= 0, 0.0, jnp.where(b <= 0, 1.0, draw)).astype(dtype)  # NaN shapes stay NaN
     else:
         ratio = jax.random.beta(key_ratio, alpha, alpha, shape=(n,), dtype=dtype)
 

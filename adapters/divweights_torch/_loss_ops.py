@@ -48,14 +48,11 @@ def _batch_noise_rate(
     Integer targets: each row's share lost, ``1 - exp(a (min_j c_ij - c_iy))`` with ``c`` the
     prior-corrected class losses, is ``-X_iy`` of the ``(N, C)`` matrix ``X = expm1(a (min_j c_ij - c))``,
     so one ``nll_loss`` with its mean over the non-ignored rows gathers, averages and counts (9
-    operations where a gather, a sum and a count took 16).  Ignored rows are never read (their
+    operations where a gather, a sum and a count took 15).  Ignored rows are never read (their
     entries are NaN: ``inf - inf``)."""
-    if invalid is None:
-        masked = logp
-        log_q = torch.logsumexp(logp, dim=0)
-    else:  # a class no valid row predicts, or an all-ignored batch: -inf -> 0
-        masked = logp.masked_fill(invalid[:, None], -math.inf)
-        log_q = torch.logsumexp(masked, dim=0).nan_to_num(0.0, 0.0, 0.0)
+    # a class no valid row predicts (logits masked with -inf), or an all-ignored batch: -inf -> 0
+    masked = logp if invalid is None else logp.masked_fill(invalid[:, None], -math.inf)
+    log_q = torch.logsumexp(masked, dim=0).nan_to_num(0.0, 0.0, 0.0)
     corrected = log_q - masked  # prior-corrected class losses up to a constant; +inf on ignored rows
     if integer:
         gap = corrected.amin(dim=1, keepdim=True) - corrected  # <= 0 on valid rows

@@ -155,8 +155,8 @@ def _weighted_beta(
     # Beta(a, 0) is the point mass at 1 and Beta(0, b) the one at 0: draw with a positive floor, then pin them
     tiny = torch.finfo(work).tiny
     r = _beta(a.clamp_min(tiny), b.clamp_min(tiny), generator)
-    r = torch.where(b == 0, 1.0, r)  # (a NaN shape, from a NaN weight, stays NaN)
-    r = torch.where(a == 0, 0.0, r)
+    r = torch.where(b <= 0, 1.0, r)  # (a NaN shape, from a NaN weight, stays NaN: NaN <= 0 is false)
+    r = torch.where(a <= 0, 0.0, r)
     return r.to(dtype)
 
 
@@ -352,7 +352,7 @@ def _mix(
         probs = core.partner_probabilities(weights if weights.dtype in _FULL else weights.float(), power)
         try:
             partners = torch.multinomial(probs, n, replacement=True, generator=generator)
-        except RuntimeError as err:  # eager: torch checks the probabilities (NaN reads as 'entry < 0')
+        except RuntimeError as err:  # eager on the CPU: torch checks them (NaN reads as 'entry < 0'); CUDA asserts
             if "invalid multinomial distribution" not in str(err):
                 raise
             raise ValueError(
