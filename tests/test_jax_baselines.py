@@ -312,3 +312,18 @@ def test_coefficient_errors():
         generalized_cross_entropy(z, y, q=0.0)
     with pytest.raises(ValueError, match="two classes"):
         nce_rce_loss(jnp.zeros((2, 1)), jnp.array([0, 0]))
+
+
+def test_generalized_cross_entropy_tends_to_cross_entropy_in_float32():
+    """1 - exp(q log p) cancels for small q in float32; -expm1 does not."""
+    z = jnp.asarray([[2.0, 0.0, -1.0]], jnp.float32)
+    ce = -jax.nn.log_softmax(z)[0, 1]
+    np.testing.assert_allclose(float(generalized_cross_entropy(z, jnp.asarray([1]), q=1e-8)[0]), float(ce), rtol=1e-5)
+
+
+@pytest.mark.parametrize(("t1", "t2"), [(1.0, 1.5), (1.0, 0.5)])
+def test_bi_tempered_at_t1_one_is_finite_where_a_probability_vanishes(t1, t2):
+    """0 * log_t1(0) = 0 * -inf was NaN for a class the label does not hold (a -inf logit, or t2 < 1)."""
+    z = jnp.asarray([[0.0, -jnp.inf, 1.0], [0.0, -200.0, 1.0]])
+    value = bi_tempered_logistic_loss(z, jnp.asarray([0, 0]), t1=t1, t2=t2, num_iters=30)
+    assert np.isfinite(np.asarray(value)).all()

@@ -388,3 +388,50 @@ def test_losses_compile_to_one_graph_equal_to_eager(loss_fn):
     assert counters["stats"]["unique_graphs"] == 1
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(a.grad, b.grad)
+
+
+# -- masked classes, vanishing probabilities, small q ----------------------------------------------
+
+
+def test_generalized_cross_entropy_tends_to_cross_entropy_in_float32():
+    """1 - exp(q log p) cancels for small q in float32 (q = 1e-8 gave 0); -expm1 does not."""
+    z = torch.tensor([[2.0, 0.0, -1.0]])
+    ce = F.cross_entropy(z, torch.tensor([1]))
+    torch.testing.assert_close(generalized_cross_entropy(z, torch.tensor([1]), q=1e-8), ce, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda z, y: nce_rce_loss(z, y),
+        lambda z, y: symmetric_cross_entropy(z, y),
+        lambda z, y: generalized_cross_entropy(z, y),
+        lambda z, y: bi_tempered_logistic_loss(z, y, t1=1.0, t2=1.0),
+        lambda z, y: bi_tempered_logistic_loss(z, y, t1=1.0, t2=1.5),
+        lambda z, y: bi_tempered_logistic_loss(z, y, t1=0.8, t2=1.2),
+    ],
+    ids=["nce-rce", "sce", "gce", "bt-1-1", "bt-1-1.5", "bt-0.8-1.2"],
+)
+def test_a_class_masked_with_minus_inf_gives_a_finite_loss_and_gradient(loss):
+    """Logits of -inf for a class the label does not hold (0 * -inf was NaN in NCE+RCE, SCE and the
+    bi-tempered loss at t1 = 1); the bi-tempered loss at t1 = t2 = 1 is cross-entropy there too."""
+    z, labels, _ = _batch()
+    labels = labels.clamp_max(2)
+    masked = z.clone()
+    masked[:, 3] = -math.inf
+    masked.requires_grad_(True)
+    value = loss(masked, labels)
+    (grad,) = torch.autograd.grad(value, masked)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+
+
+def test_bi_tempered_at_one_one_is_cross_entropy_with_vanishing_probabilities():
+    z = torch.tensor([[0.0, -200.0, 1.0]])
+    y = torch.tensor([0])
+    torch.testing.assert_close(bi_tempered_logistic_loss(z, y, t1=1.0, t2=1.0), F.cross_entropy(z, y))
+    assert torch.isfinite(bi_tempered_logistic_loss(z, y, t1=1.0, t2=0.5, num_iters=30))
+
+
+def test_nce_rce_refuses_one_class():
+    with pytest.raises(ValueError, match="at least two classes"):
+        nce_rce_loss(torch.randn(2, 1), torch.tensor([0, 0]))

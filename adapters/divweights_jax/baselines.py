@@ -198,7 +198,8 @@ def _bi_tempered_value(a, y, t1: float, t2: float, num_iters: int):
         return loss, p
     p = _tempered_softmax(a, t2, num_iters)
     # Bregman divergence of log_t1 between the labels and the tempered probabilities
-    cross = y * (_log_t(y + _LABEL_EPS, t1) - _log_t(p, t1))
+    # a class the target does not hold adds 0, also where p_j = 0 and log_t1(0) = -inf (t1 = 1; NaN stays NaN)
+    cross = jnp.where(y == 0, 0.0, y * (_log_t(y + _LABEL_EPS, t1) - _log_t(p, t1)))
     power = (y ** (2.0 - t1) - p ** (2.0 - t1)) / (2.0 - t1)
     return jnp.sum(cross - power, axis=-1), p
 
@@ -406,7 +407,8 @@ def generalized_cross_entropy(logits, targets, *, q=0.7):
     q = _real("q", q, lo=0.0, hi=1.0, lo_open=True)
     logits, y = _prepare(logits, targets)
     log_p = jax.nn.log_softmax(logits, axis=-1)
-    return jnp.sum(y * (1.0 - jnp.exp(q * log_p)), axis=-1) / q
+    # 1 - p^q = -expm1(q log p): no cancellation for small q (1 - exp(q log p) lost the loss below q ~ 1e-6)
+    return jnp.sum(y * -jnp.expm1(q * log_p), axis=-1) / q
 
 
 def symmetric_cross_entropy(logits, targets, *, alpha=0.1, beta=1.0):
