@@ -56,7 +56,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/adaptive_radius.py --cli --tiny
 
 bench-full: $(STAMP)
-	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_core.py --all
 	$(PY) benchmarks/bench_torch_step.py --profile
 	$(PY) benchmarks/bench_jax_step.py
 	$(PY) benchmarks/gpu_step.py

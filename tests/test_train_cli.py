@@ -345,3 +345,20 @@ def test_framework_jax_dispatches_to_trainer_jax():
     import divweights_train.trainer_jax as tj
 
     assert cli.get_trainer("jax") is tj.train
+
+
+def test_the_help_of_delta_and_gamma_states_each_methods_resolved_default():
+    """The help named 'auto' the default of every instance-weighting method while only ciw has it."""
+    helps = {
+        a.dest: " ".join(a.help.split()) for a in cli.build_parser()._actions if a.dest in ("delta", "class_gamma")
+    }
+    res = {
+        m: TrainConfig(dataset="two-moons", method=m).resolved()
+        for m in ("ciw", "cicw", "ciw-m", "cicw-m", "bootstrap")
+    }
+    assert res["ciw"].delta == "auto" and "'auto' (the default of ciw:" in helps["delta"]
+    assert res["cicw"].delta == res["ciw-m"].delta == 0.1  # 'noise' without --noise
+    assert "'noise' (the default of cicw and ciw-m:" in helps["delta"] and "so 0.1 without --noise" in helps["delta"]
+    assert res["cicw-m"].delta == 0.1 and "cicw-m: 0.1" in helps["delta"]
+    assert res["cicw"].class_gamma == res["cicw-m"].class_gamma == 0.3 and res["bootstrap"].class_gamma == 0.2
+    assert "default 0.3 for cicw and cicw-m, 0.2 for bootstrap" in helps["class_gamma"]

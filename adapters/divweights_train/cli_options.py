@@ -166,18 +166,18 @@ OPTION_GROUPS: tuple[tuple[str, tuple[_Option, ...]], ...] = (
            f"with -{ALPHA_LIMIT:g} <= A <= {ALPHA_LIMIT:g} (default kl; alpha:0.1 with --protocol "
            "paper; instance-weighting methods only)"),
         _o("--delta", exclusive=True,
-           help="radius of D(w||u) <= delta: a number, 'auto' (the default of every instance-weighting method: "
-           "adapts to each batch, no noise rate needed, no burn-in) or 'noise' (the previous default: "
-           "-log(1 - r) for the expected flip rate r of --noise, clipped to [0.1, 1.6]{valid})"),
+           help="radius of D(w||u) <= delta: a number, 'auto' (the default of ciw: adapts to each batch, no "
+           "noise rate needed, no burn-in) or 'noise' (the default of cicw and ciw-m: -log(1 - r) for the "
+           "expected flip rate r of --noise, clipped to [0.1, 1.6], so 0.1 without --noise; cicw-m: 0.1{valid})"),
         _o("--temperature", exclusive=True,
            help="the published code's temperature T (KL: w ~ exp(-l/T); KL, chi2 and alpha only{valid})"),
         _o("--lam", exclusive=True, help="penalty multiplier lambda of the penalised problem{valid}"),
         _o("--class-divergence", metavar="NAME", help=f"divergence of the class weights from the label: "
            f"{', '.join(CLASS_DIVERGENCES)} (default per method; bootstrap, cicw and cicw-m only)"),
         _o("--gamma", "--class-gamma", dest="class_gamma", metavar="GAMMA",
-           help="radius of the class constraint: a number or 'auto' (default for cicw and cicw-m: the radius "
-           "that lets each label give up the batch's estimated noisy fraction; bootstrap 0.2; at most 1 for tv, "
-           "2 for l2{valid})"),
+           help="radius of the class constraint: a number (default 0.3 for cicw and cicw-m, 0.2 for bootstrap; "
+           "at most 1 for tv, 2 for l2) or 'auto' (the radius that lets each label give up the batch's estimated "
+           "noisy fraction{valid})"),
         _o("--mixup-mode", choices=MIXUP_MODES, help="override the method's weighted-mixup mode (mixup methods only)"),
         _o("--mixup-alpha",
            help="Beta(alpha, alpha) of mixup ratios (default {default}, dynamic-mixup 32; modes plain, sample, "
